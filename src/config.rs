@@ -1,0 +1,502 @@
+//! Layered configuration: built-in defaults, then `config.yaml`, then the environment.
+//!
+//! Every key has a default so a file may hold any subset of keys. Unknown keys and invalid values
+//! stop start-up with one line naming the key, because a typo that silently falls back to a
+//! default is how services end up running with settings nobody chose.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub gun: GunConfig,
+    pub negative_cache: NegativeCacheConfig,
+    pub record_cache: RecordCacheConfig,
+    pub resolver: ResolverConfig,
+    pub media: MediaConfig,
+    pub auth: AuthConfig,
+    pub memory_monitor: MemoryMonitorConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// 0 means one worker per core.
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+    /// Largest request body accepted (a put through the relay proxy).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:3005".into(),
+            workers: 0,
+            shutdown_timeout_secs: 30,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GunSource {
+    File,
+    Relay,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GunConfig {
+    pub source: GunSource,
+    pub file: PathBuf,
+    pub relay_url: String,
+    pub request_timeout_ms: u64,
+    /// Attempts for non-404 failures; a 404 is never retried.
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Retries may add at most this share (in percent) of first attempts to the relay's load.
+    pub retry_budget_percent: u32,
+    /// Consecutive failed attempts that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before one probe request may try the relay again.
+    pub breaker_open_ms: u64,
+    /// Upper bound on open connections to the relay.
+    pub max_connections: usize,
+    /// A relay answer larger than this is refused rather than buffered.
+    pub max_response_bytes: usize,
+}
+
+impl Default for GunConfig {
+    fn default() -> Self {
+        Self {
+            source: GunSource::File,
+            file: PathBuf::from("data/demo/records.json"),
+            relay_url: "http://127.0.0.1:8765".into(),
+            request_timeout_ms: 20_000,
+            max_attempts: 3,
+            backoff_base_ms: 100,
+            backoff_max_ms: 2_000,
+            retry_budget_percent: 20,
+            breaker_failures: 5,
+            breaker_open_ms: 5_000,
+            max_connections: 64,
+            max_response_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NegativeCacheConfig {
+    pub ttl_secs: u64,
+    pub sweep_interval_secs: u64,
+    pub capacity: usize,
+    pub log_every: u64,
+}
+
+impl Default for NegativeCacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 3600,
+            sweep_interval_secs: 3600,
+            capacity: 10_000,
+            log_every: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordCacheConfig {
+    /// 0 turns the record cache off.
+    pub ttl_secs: u64,
+    pub capacity_bytes: u64,
+}
+
+impl Default for RecordCacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 30,
+            capacity_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResolverConfig {
+    pub default_depth: u32,
+    pub max_depth: u32,
+    pub max_records: usize,
+    pub concurrency: usize,
+    pub deadline_ms: u64,
+    pub oip_api: Option<String>,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            default_depth: 2,
+            max_depth: 5,
+            max_records: 1000,
+            concurrency: 32,
+            deadline_ms: 15_000,
+            oip_api: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    pub root: PathBuf,
+    pub legacy_root: PathBuf,
+    pub cache_control: String,
+    pub stall_timeout_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("data/media"),
+            legacy_root: PathBuf::from("data/media/web"),
+            cache_control: "public, max-age=3600".into(),
+            stall_timeout_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub jwt_secret: Option<String>,
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryMonitorConfig {
+    pub interval_secs: u64,
+    pub rss_warn_mb: u64,
+    pub rss_critical_mb: u64,
+}
+
+impl Default for MemoryMonitorConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 300,
+            rss_warn_mb: 1024,
+            rss_critical_mb: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub access: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { access: true }
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies the environment (through `env`, so tests need not touch the
+    /// process environment) and validates the result.
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Self::from_yaml(&text, base, env)
+    }
+
+    pub fn from_yaml(
+        text: &str,
+        base: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = parse(text)?;
+        config.apply_env(env);
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        // The old service read its relay from GUN_PEERS; operators keep that variable.
+        if let Some(peers) = env("GUN_PEERS") {
+            if let Some(first) = peers.split(',').map(str::trim).find(|p| !p.is_empty()) {
+                self.gun.relay_url = first.to_string();
+                self.gun.source = GunSource::Relay;
+            }
+        }
+        if let Some(secret) = env("JWT_SECRET").filter(|s| !s.is_empty()) {
+            self.auth.jwt_secret = Some(secret);
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for path in [
+            &mut self.gun.file,
+            &mut self.media.root,
+            &mut self.media.legacy_root,
+        ] {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if self.gun.source == GunSource::Relay {
+            validate_http_url("gun.relay_url", &self.gun.relay_url)?;
+        }
+        if let Some(api) = &self.resolver.oip_api {
+            validate_http_url("resolver.oip_api", api)?;
+        }
+        let positive: [(&str, u64); 13] = [
+            (
+                "server.shutdown_timeout_secs",
+                self.server.shutdown_timeout_secs,
+            ),
+            ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            ("gun.request_timeout_ms", self.gun.request_timeout_ms),
+            ("gun.max_attempts", self.gun.max_attempts.into()),
+            ("gun.breaker_failures", self.gun.breaker_failures.into()),
+            ("gun.max_connections", self.gun.max_connections as u64),
+            ("gun.max_response_bytes", self.gun.max_response_bytes as u64),
+            (
+                "negative_cache.capacity",
+                self.negative_cache.capacity as u64,
+            ),
+            ("negative_cache.log_every", self.negative_cache.log_every),
+            (
+                "negative_cache.sweep_interval_secs",
+                self.negative_cache.sweep_interval_secs,
+            ),
+            ("resolver.max_records", self.resolver.max_records as u64),
+            ("resolver.concurrency", self.resolver.concurrency as u64),
+            (
+                "memory_monitor.interval_secs",
+                self.memory_monitor.interval_secs,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.negative_cache.ttl_secs == 0 {
+            return Err(invalid(
+                "negative_cache.ttl_secs",
+                "must be greater than 0 (a 404 cache that forgets at once sends every miss to the relay)",
+            ));
+        }
+        if self.gun.backoff_max_ms < self.gun.backoff_base_ms {
+            return Err(invalid(
+                "gun.backoff_max_ms",
+                "must not be smaller than gun.backoff_base_ms",
+            ));
+        }
+        if self.resolver.default_depth > self.resolver.max_depth {
+            return Err(invalid(
+                "resolver.default_depth",
+                "must not be greater than resolver.max_depth",
+            ));
+        }
+        if self.resolver.deadline_ms == 0 {
+            return Err(invalid("resolver.deadline_ms", "must be greater than 0"));
+        }
+        if self.memory_monitor.rss_critical_mb < self.memory_monitor.rss_warn_mb {
+            return Err(invalid(
+                "memory_monitor.rss_critical_mb",
+                "must not be smaller than memory_monitor.rss_warn_mb",
+            ));
+        }
+        for (key, value) in [
+            ("auth.jwt_secret", &self.auth.jwt_secret),
+            ("auth.admin_token", &self.auth.admin_token),
+        ] {
+            if value.as_deref() == Some("") {
+                return Err(invalid(
+                    key,
+                    "must not be empty (leave it out or null to disable)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.bind.parse().map_err(|e| {
+            invalid(
+                "server.bind",
+                format!("{e} (expected host:port, e.g. 127.0.0.1:3005)"),
+            )
+        })
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    // A file of comments only is a valid "use every default" file.
+    let has_content = text
+        .lines()
+        .map(str::trim)
+        .any(|l| !l.is_empty() && !l.starts_with('#') && l != "---");
+    if !has_content {
+        return Ok(Config::default());
+    }
+    let de = yaml_serde::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let key = if key == "." || key.is_empty() {
+            "(top level)".to_string()
+        } else {
+            key
+        };
+        invalid(&key, message)
+    })
+}
+
+fn validate_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| invalid(key, format!("{url:?} must start with http:// or https://")))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(invalid(key, format!("{url:?} has no host")));
+    }
+    url.parse::<awc::http::Uri>()
+        .map_err(|e| invalid(key, format!("{url:?} is not a valid URL: {e}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, Path::new("/srv/oip"), no_env)
+    }
+
+    #[test]
+    fn empty_file_gives_every_default() {
+        let c = load("# nothing here\n").unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:3005");
+        assert_eq!(c.gun.source, GunSource::File);
+        assert_eq!(c.negative_cache.ttl_secs, 3600);
+        assert_eq!(c.resolver.default_depth, 2);
+        assert_eq!(c.gun.file, Path::new("/srv/oip/data/demo/records.json"));
+    }
+
+    #[test]
+    fn subset_of_keys_keeps_other_defaults() {
+        let c = load("gun:\n  max_attempts: 5\n").unwrap();
+        assert_eq!(c.gun.max_attempts, 5);
+        assert_eq!(c.gun.backoff_base_ms, 100);
+        assert_eq!(c.record_cache.ttl_secs, 30);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("gun:\n  max_attempt: 5\n").unwrap_err().to_string();
+        assert!(err.contains("gun"), "{err}");
+        assert!(err.contains("max_attempt"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let err = load("relay:\n  url: x\n").unwrap_err().to_string();
+        assert!(err.contains("relay"), "{err}");
+    }
+
+    #[test]
+    fn invalid_value_is_named() {
+        let err = load("negative_cache:\n  ttl_secs: soon\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("negative_cache.ttl_secs"), "{err}");
+        let err = load("gun:\n  source: ipfs\n").unwrap_err().to_string();
+        assert!(err.contains("gun.source"), "{err}");
+        let err = load("server:\n  bind: nowhere\n").unwrap_err().to_string();
+        assert!(err.contains("server.bind"), "{err}");
+        let err = load("gun:\n  max_attempts: 0\n").unwrap_err().to_string();
+        assert!(err.contains("gun.max_attempts"), "{err}");
+        let err = load("resolver:\n  default_depth: 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("resolver.default_depth"), "{err}");
+    }
+
+    #[test]
+    fn relay_url_must_be_http() {
+        let err = load("gun:\n  source: relay\n  relay_url: ftp://x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gun.relay_url"), "{err}");
+    }
+
+    #[test]
+    fn gun_peers_switches_to_relay_with_first_peer() {
+        let env = |k: &str| match k {
+            "GUN_PEERS" => Some("http://10.0.0.5:8765/gun, http://other:1".to_string()),
+            "JWT_SECRET" => Some("s3cret".to_string()),
+            _ => None,
+        };
+        let c = Config::from_yaml("", Path::new("."), env).unwrap();
+        assert_eq!(c.gun.source, GunSource::Relay);
+        assert_eq!(c.gun.relay_url, "http://10.0.0.5:8765/gun");
+        assert_eq!(c.auth.jwt_secret.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn absolute_paths_stay() {
+        let c = load("media:\n  root: /var/media\n").unwrap();
+        assert_eq!(c.media.root, Path::new("/var/media"));
+        assert_eq!(c.media.legacy_root, Path::new("/srv/oip/data/media/web"));
+    }
+}

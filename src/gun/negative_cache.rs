@@ -1,0 +1,196 @@
+//! The souls the relay definitely answered 404 for. Each miss costs the relay ~3 s, so a soul
+//! known missing is answered here, with no upstream request, until its entry expires.
+//!
+//! Only definite 404s enter: a timeout or a 5xx says nothing about whether the record exists.
+
+use std::{
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use quick_cache::unsync::Cache;
+
+use crate::{config::NegativeCacheConfig, metrics::Metrics};
+
+pub struct NegativeCache {
+    souls: Cache<String, Instant>,
+    ttl: Duration,
+    sweep_every: Duration,
+    log_every: u64,
+    lookups: u64,
+    hits: u64,
+    metrics: Arc<Metrics>,
+}
+
+/// "Is this soul known missing?" Counted as one lookup.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsMissing(pub String);
+
+/// The relay answered a definite 404 for this soul.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordMissing(pub String);
+
+/// The soul was written, found, or forgotten by an operator. Answers whether it was cached.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Forget(pub String);
+
+/// Entries now held, for the memory monitor and health.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Size;
+
+impl NegativeCache {
+    pub fn new(config: &NegativeCacheConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            souls: Cache::new(config.capacity),
+            ttl: Duration::from_secs(config.ttl_secs),
+            sweep_every: Duration::from_secs(config.sweep_interval_secs),
+            log_every: config.log_every,
+            lookups: 0,
+            hits: 0,
+            metrics,
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        let before = self.souls.len();
+        self.souls.retain(|_, expires| *expires > now);
+        let removed = before - self.souls.len();
+        self.update_gauge();
+        if removed > 0 {
+            log::info!(
+                "[GUN Cache] Cleaned {removed} expired entries (404: {})",
+                self.souls.len()
+            );
+        }
+    }
+
+    fn update_gauge(&self) {
+        self.metrics
+            .negative_entries
+            .store(self.souls.len() as u64, Relaxed);
+    }
+}
+
+impl Actor for NegativeCache {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.sweep_every, |this, _| this.sweep());
+    }
+}
+
+impl Handler<IsMissing> for NegativeCache {
+    type Result = bool;
+
+    fn handle(&mut self, IsMissing(soul): IsMissing, _: &mut Self::Context) -> bool {
+        let missing = match self.souls.get(&soul) {
+            Some(expires) if *expires > Instant::now() => true,
+            Some(_) => {
+                self.souls.remove(&soul);
+                self.update_gauge();
+                false
+            }
+            None => false,
+        };
+        self.lookups += 1;
+        self.metrics.negative_lookups.fetch_add(1, Relaxed);
+        if missing {
+            self.hits += 1;
+            self.metrics.negative_hits.fetch_add(1, Relaxed);
+        }
+        if self.lookups % self.log_every == 0 {
+            log::info!(
+                "[GUN 404 Cache] {}/{} hits ({:.1}% cache hit rate, {} cached souls)",
+                self.hits,
+                self.lookups,
+                self.hits as f64 * 100.0 / self.lookups as f64,
+                self.souls.len()
+            );
+        }
+        missing
+    }
+}
+
+impl Handler<RecordMissing> for NegativeCache {
+    type Result = ();
+
+    fn handle(&mut self, RecordMissing(soul): RecordMissing, _: &mut Self::Context) {
+        self.souls.insert(soul, Instant::now() + self.ttl);
+        self.update_gauge();
+    }
+}
+
+impl Handler<Forget> for NegativeCache {
+    type Result = bool;
+
+    fn handle(&mut self, Forget(soul): Forget, _: &mut Self::Context) -> bool {
+        let was_cached = self.souls.remove(&soul).is_some();
+        self.update_gauge();
+        was_cached
+    }
+}
+
+impl Handler<Size> for NegativeCache {
+    type Result = usize;
+
+    fn handle(&mut self, _: Size, _: &mut Self::Context) -> usize {
+        self.souls.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(ttl_secs: u64) -> NegativeCacheConfig {
+        NegativeCacheConfig {
+            ttl_secs,
+            sweep_interval_secs: 3600,
+            capacity: 100,
+            log_every: 100,
+        }
+    }
+
+    #[actix_web::test]
+    async fn remembers_forgets_and_counts() {
+        let metrics = Arc::new(Metrics::default());
+        let cache = NegativeCache::new(&config(60), metrics.clone()).start();
+        assert!(!cache.send(IsMissing("a:1".into())).await.unwrap());
+        cache.send(RecordMissing("a:1".into())).await.unwrap();
+        assert!(cache.send(IsMissing("a:1".into())).await.unwrap());
+        assert!(cache.send(Forget("a:1".into())).await.unwrap());
+        assert!(!cache.send(IsMissing("a:1".into())).await.unwrap());
+        assert_eq!(metrics.negative_lookups.load(Relaxed), 3);
+        assert_eq!(metrics.negative_hits.load(Relaxed), 1);
+        assert_eq!(metrics.negative_entries.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn sweep_removes_only_expired() {
+        let mut cache = NegativeCache::new(&config(60), Arc::default());
+        cache.souls.insert("old".into(), Instant::now());
+        cache
+            .souls
+            .insert("new".into(), Instant::now() + Duration::from_secs(60));
+        cache.sweep();
+        assert_eq!(cache.souls.len(), 1);
+        assert!(cache.souls.get("new").is_some());
+    }
+
+    #[test]
+    fn capacity_bounds_the_entries() {
+        let mut cache = NegativeCache::new(&config(60), Arc::default());
+        for i in 0..10_000 {
+            cache
+                .souls
+                .insert(format!("s:{i}"), Instant::now() + Duration::from_secs(60));
+        }
+        assert!(cache.souls.len() <= 100, "{}", cache.souls.len());
+    }
+}

@@ -1,0 +1,212 @@
+//! The relay's node shape, decoded into a typed record.
+//!
+//! A record node is stored as `{"data": "<JSON string>", "oip": "<JSON string>", "meta": ...}`.
+//! The relay parses `data` and `oip` back into objects, but the publisher stored arrays inside
+//! `data` as JSON strings (`"exercise": "[\"did:gun:...\"]"`), and GUN cannot hold arrays, so those
+//! stay strings. Decoding undoes both.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// `{<category>: {<key>: value}}`, arrays decoded.
+    pub data: Map<String, Value>,
+    pub oip: Value,
+    pub meta: Value,
+}
+
+/// A record as the relay answered it: the raw answer (passed through byte for byte by the relay
+/// proxy) and its decoded form (used by the resolver).
+#[derive(Debug)]
+pub struct FoundRecord {
+    pub raw: Bytes,
+    pub record: Record,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RecordError {
+    #[error("the relay's answer is not JSON: {0}")]
+    NotJson(String),
+    #[error("the relay's answer has no record node under `data`")]
+    NoNode,
+    #[error("the record's `{field}` is not a JSON object: {reason}")]
+    BadField { field: &'static str, reason: String },
+}
+
+impl FoundRecord {
+    /// Decodes a relay `/get` answer `{"success":true,"data":{node}}`.
+    pub fn from_relay_answer(raw: Bytes) -> Result<Self, RecordError> {
+        let answer: Value =
+            serde_json::from_slice(&raw).map_err(|e| RecordError::NotJson(e.to_string()))?;
+        let node = match answer {
+            Value::Object(mut m) => m.remove("data").ok_or(RecordError::NoNode)?,
+            _ => return Err(RecordError::NoNode),
+        };
+        let record = Record::from_node(node)?;
+        Ok(Self { raw, record })
+    }
+
+    /// Builds the answer the relay would give for a stored node, so that a file source and a
+    /// relay look the same to everything above them.
+    pub fn from_stored_node(node: Value) -> Result<Self, RecordError> {
+        let answer = serde_json::json!({"success": true, "data": relay_view(node)});
+        let raw = Bytes::from(serde_json::to_vec(&answer).expect("a Value always serialises"));
+        Self::from_relay_answer(raw)
+    }
+
+    /// What this entry costs in memory: the raw answer plus its decoded tree, which takes a few
+    /// times the bytes of its text.
+    pub fn weight(&self) -> u64 {
+        (self.raw.len() as u64) * 4 + 256
+    }
+}
+
+/// What the relay does to a stored node before answering: `data` and `oip` strings become objects.
+pub fn relay_view(node: Value) -> Value {
+    match node {
+        Value::Object(mut m) => {
+            for field in ["data", "oip"] {
+                if let Some(Value::String(s)) = m.get(field) {
+                    if let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(s) {
+                        m.insert(field.to_string(), parsed);
+                    }
+                }
+            }
+            Value::Object(m)
+        }
+        other => other,
+    }
+}
+
+impl Record {
+    pub fn from_node(node: Value) -> Result<Self, RecordError> {
+        let mut node = match node {
+            Value::Object(m) => m,
+            _ => return Err(RecordError::NoNode),
+        };
+        let mut data = match object_field(node.remove("data"), "data")? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        for category in data.values_mut() {
+            decode_category_arrays(category);
+        }
+        let oip = object_field(node.remove("oip"), "oip")?;
+        let meta = node
+            .remove("meta")
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        Ok(Self { data, oip, meta })
+    }
+
+    /// The record as the service returns it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"data": self.data, "oip": self.oip, "meta": self.meta})
+    }
+}
+
+/// Takes an object, or a string holding one; absent becomes an empty object.
+fn object_field(value: Option<Value>, field: &'static str) -> Result<Value, RecordError> {
+    match value {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(RecordError::BadField {
+                field,
+                reason: "the string does not hold an object".into(),
+            }),
+            Err(e) => Err(RecordError::BadField {
+                field,
+                reason: e.to_string(),
+            }),
+        },
+        Some(_) => Err(RecordError::BadField {
+            field,
+            reason: "neither an object nor a string".into(),
+        }),
+    }
+}
+
+/// Replaces every string value of a category that holds a JSON array by that array.
+pub fn decode_category_arrays(category: &mut Value) {
+    if let Value::Object(fields) = category {
+        for value in fields.values_mut() {
+            if let Some(array) = decode_array_string(value) {
+                *value = array;
+            }
+        }
+    }
+}
+
+fn decode_array_string(value: &Value) -> Option<Value> {
+    let s = value.as_str()?.trim();
+    if !(s.starts_with('[') && s.ends_with(']')) {
+        return None;
+    }
+    match serde_json::from_str::<Value>(s) {
+        Ok(array @ Value::Array(_)) => Some(array),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_stored_strings_and_array_strings() {
+        let node = json!({
+            "data": "{\"workout\":{\"exercise\":\"[\\\"did:gun:abc:1\\\",\\\"did:arweave:x\\\"]\",\"total\":3}}",
+            "oip": "{\"recordType\":\"workout\"}",
+            "meta": {"#": "abc:1/meta"}
+        });
+        let found = FoundRecord::from_stored_node(node).unwrap();
+        let r = &found.record;
+        assert_eq!(
+            r.data["workout"]["exercise"],
+            json!(["did:gun:abc:1", "did:arweave:x"])
+        );
+        assert_eq!(r.data["workout"]["total"], json!(3));
+        assert_eq!(r.oip, json!({"recordType": "workout"}));
+        assert_eq!(r.meta, json!({"#": "abc:1/meta"}));
+    }
+
+    #[test]
+    fn relay_answer_keeps_raw_bytes() {
+        let raw = Bytes::from_static(
+            br#"{"success":true,"data":{"data":{"basic":{"name":"Squat","tags":"[\"legs\"]"}},"oip":{}}}"#,
+        );
+        let found = FoundRecord::from_relay_answer(raw.clone()).unwrap();
+        assert_eq!(found.raw, raw);
+        assert_eq!(found.record.data["basic"]["tags"], json!(["legs"]));
+        assert_eq!(found.record.meta, json!({}));
+    }
+
+    #[test]
+    fn strings_that_only_look_like_arrays_stay_strings() {
+        let mut cat = json!({"a": "[not json", "b": "[1] and more", "c": "{\"x\":1}", "d": "[]"});
+        decode_category_arrays(&mut cat);
+        assert_eq!(cat["a"], json!("[not json"));
+        assert_eq!(cat["b"], json!("[1] and more"));
+        assert_eq!(cat["c"], json!("{\"x\":1}"));
+        assert_eq!(cat["d"], json!([]));
+    }
+
+    #[test]
+    fn malformed_answers_are_errors() {
+        assert!(matches!(
+            FoundRecord::from_relay_answer(Bytes::from_static(b"{\"succ")),
+            Err(RecordError::NotJson(_))
+        ));
+        assert_eq!(
+            FoundRecord::from_relay_answer(Bytes::from_static(b"{\"success\":true}")).unwrap_err(),
+            RecordError::NoNode
+        );
+        assert!(matches!(
+            FoundRecord::from_relay_answer(Bytes::from_static(b"{\"data\":{\"data\":\"{oops\"}}")),
+            Err(RecordError::BadField { field: "data", .. })
+        ));
+    }
+}

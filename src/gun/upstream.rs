@@ -1,0 +1,316 @@
+//! Where records come from: the GUN relay over HTTP, or a JSON file of nodes loaded at start-up
+//! (the embedded demo source). Both answer with the same types, so the caches and the resolver
+//! cannot tell them apart.
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    path::Path,
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::{Duration, Instant},
+};
+
+use awc::{
+    error::{PayloadError, SendRequestError},
+    Client, Connector,
+};
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{
+    record::FoundRecord,
+    resilience::{backoff, Breaker, BreakerState, RetryBudget},
+    FetchError,
+};
+use crate::{config::GunConfig, metrics::Metrics};
+
+pub enum Upstream {
+    Relay(Box<Relay>),
+    File(RefCell<FileStore>),
+}
+
+/// `None` is a definite "not found".
+pub type GetResult = Result<Option<Arc<FoundRecord>>, FetchError>;
+
+impl Upstream {
+    pub async fn get(&self, soul: &str) -> GetResult {
+        match self {
+            Upstream::Relay(relay) => relay.get(soul).await,
+            Upstream::File(store) => Ok(store.borrow().records.get(soul).cloned()),
+        }
+    }
+
+    /// Stores a node; answers with the body the relay (or the file source, in its shape) gave.
+    pub async fn put(&self, soul: &str, node: Value, body: Bytes) -> Result<Bytes, FetchError> {
+        match self {
+            Upstream::Relay(relay) => relay.put(body).await,
+            Upstream::File(store) => {
+                let found = FoundRecord::from_stored_node(node)
+                    .map_err(|e| FetchError::Malformed(e.to_string()))?;
+                store
+                    .borrow_mut()
+                    .records
+                    .insert(soul.to_string(), Arc::new(found));
+                let answer = serde_json::json!({"success": true, "soul": soul});
+                Ok(Bytes::from(answer.to_string()))
+            }
+        }
+    }
+
+    pub fn breaker_state(&self) -> Option<BreakerState> {
+        match self {
+            Upstream::Relay(relay) => Some(relay.breaker.borrow().state(Instant::now())),
+            Upstream::File(_) => None,
+        }
+    }
+}
+
+pub struct FileStore {
+    records: HashMap<String, Arc<FoundRecord>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileSourceError {
+    #[error("cannot read gun.file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("gun.file {path} is not a JSON object of {{soul: node}}: {reason}")]
+    Shape { path: String, reason: String },
+}
+
+impl FileStore {
+    pub fn load(path: &Path) -> Result<Self, FileSourceError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read(path).map_err(|source| FileSourceError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let shape = |reason: String| FileSourceError::Shape {
+            path: shown.clone(),
+            reason,
+        };
+        let nodes: serde_json::Map<String, Value> =
+            serde_json::from_slice(&text).map_err(|e| shape(e.to_string()))?;
+        let mut records = HashMap::with_capacity(nodes.len());
+        for (soul, node) in nodes {
+            super::validate_soul(&soul).map_err(|e| shape(format!("soul {soul:?}: {e}")))?;
+            let found = FoundRecord::from_stored_node(node)
+                .map_err(|e| shape(format!("soul {soul}: {e}")))?;
+            records.insert(soul, Arc::new(found));
+        }
+        Ok(Self { records })
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+pub struct Relay {
+    client: Client,
+    base: String,
+    config: GunConfig,
+    metrics: Arc<Metrics>,
+    breaker: RefCell<Breaker>,
+    budget: RefCell<RetryBudget>,
+}
+
+impl Relay {
+    /// Must run on the thread that will use it: awc clients are not `Send`.
+    pub fn new(config: &GunConfig, metrics: Arc<Metrics>) -> Self {
+        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let connector = Connector::new()
+            .limit(config.max_connections)
+            .timeout(timeout.min(Duration::from_secs(5)));
+        let client = Client::builder()
+            .connector(connector)
+            .timeout(timeout)
+            .disable_redirects()
+            .finish();
+        Self {
+            client,
+            base: config.relay_url.trim_end_matches('/').to_string(),
+            config: config.clone(),
+            metrics,
+            breaker: RefCell::new(Breaker::new(
+                config.breaker_failures,
+                Duration::from_millis(config.breaker_open_ms),
+            )),
+            budget: RefCell::new(RetryBudget::new(config.retry_budget_percent)),
+        }
+    }
+
+    async fn get(&self, soul: &str) -> GetResult {
+        let url = format!("{}/get?soul={}", self.base, encode_query_value(soul));
+        self.budget.borrow_mut().on_first_attempt();
+        let mut attempt = 1;
+        loop {
+            let result = self.guarded(self.attempt_get(&url)).await;
+            match result {
+                Err(e)
+                    if e.is_transient()
+                        && attempt < self.config.max_attempts
+                        && self.budget.borrow_mut().try_retry() =>
+                {
+                    log::debug!("relay get {soul}: attempt {attempt} failed ({e}); retrying");
+                    self.metrics.gun_retries.fetch_add(1, Relaxed);
+                    let pause = backoff(
+                        attempt,
+                        Duration::from_millis(self.config.backoff_base_ms),
+                        Duration::from_millis(self.config.backoff_max_ms),
+                        fastrand::f64(),
+                    );
+                    actix_web::rt::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn put(&self, body: Bytes) -> Result<Bytes, FetchError> {
+        let url = format!("{}/put", self.base);
+        self.guarded(async {
+            let mut sent = self.count_once();
+            let mut res = self
+                .client
+                .post(url)
+                .insert_header(("content-type", "application/json"))
+                .send_body(body)
+                .await
+                .map_err(send_error)?;
+            let status = res.status().as_u16();
+            sent.response(status);
+            let answer = res
+                .body()
+                .limit(self.config.max_response_bytes)
+                .await
+                .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
+            if (200..300).contains(&status) {
+                Ok(answer)
+            } else {
+                Err(FetchError::Status(status))
+            }
+        })
+        .await
+    }
+
+    /// Runs one attempt under the breaker and the request timeout, and tells the breaker how the
+    /// relay behaved: only trouble on the relay's side (no answer, 5xx, garbage) counts against it.
+    async fn guarded<T>(
+        &self,
+        attempt: impl std::future::Future<Output = Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
+        if !self.breaker.borrow_mut().try_acquire(Instant::now()) {
+            return Err(FetchError::CircuitOpen);
+        }
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let result = match actix_web::rt::time::timeout(timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout),
+        };
+        let mut breaker = self.breaker.borrow_mut();
+        match &result {
+            Err(e) if e.is_transient() => breaker.on_failure(Instant::now()),
+            _ => breaker.on_success(),
+        }
+        let open = breaker.state(Instant::now()) != BreakerState::Closed;
+        self.metrics.gun_circuit_open.store(open.into(), Relaxed);
+        result
+    }
+
+    async fn attempt_get(&self, url: &str) -> GetResult {
+        let mut sent = self.count_once();
+        let mut res = self.client.get(url).send().await.map_err(send_error)?;
+        let status = res.status().as_u16();
+        sent.response(status);
+        match status {
+            200 => {
+                let body = res
+                    .body()
+                    .limit(self.config.max_response_bytes)
+                    .await
+                    .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
+                let found = FoundRecord::from_relay_answer(body)
+                    .map_err(|e| FetchError::Malformed(e.to_string()))?;
+                Ok(Some(Arc::new(found)))
+            }
+            404 => Ok(None),
+            other => Err(FetchError::Status(other)),
+        }
+    }
+
+    fn count_once(&self) -> SentRequest<'_> {
+        SentRequest {
+            metrics: &self.metrics,
+            counted: false,
+        }
+    }
+}
+
+/// Counts one relay request exactly once: with its status when a response head arrives, or as
+/// `error` when it is dropped without one (refused, reset, timed out).
+struct SentRequest<'a> {
+    metrics: &'a Metrics,
+    counted: bool,
+}
+
+impl SentRequest<'_> {
+    fn response(&mut self, status: u16) {
+        self.metrics.upstream_request(Some(status));
+        self.counted = true;
+    }
+}
+
+impl Drop for SentRequest<'_> {
+    fn drop(&mut self) {
+        if !self.counted {
+            self.metrics.upstream_request(None);
+        }
+    }
+}
+
+fn send_error(e: SendRequestError) -> FetchError {
+    match e {
+        SendRequestError::Timeout => FetchError::Timeout,
+        other => FetchError::Unreachable(other.to_string()),
+    }
+}
+
+fn payload_error(e: PayloadError, limit: usize) -> FetchError {
+    match e {
+        PayloadError::Overflow => FetchError::TooLarge(limit),
+        other => FetchError::Malformed(format!("body cut short: {other}")),
+    }
+}
+
+/// Percent-encodes a query value; `:` stays readable since souls are full of them.
+pub fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode_query_value("abc:h:01"), "abc:h:01");
+        assert_eq!(encode_query_value("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+}

@@ -1,0 +1,53 @@
+//! Operator endpoints, behind `auth.admin_token`.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+
+use super::{method_not_allowed, AppState};
+use crate::{
+    error::ApiError,
+    gun::{negative_cache::Forget, validate_soul},
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/cache/negative/{soul}")
+            .route(web::delete().to(forget_missing))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn forget_missing(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    soul: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(token) = state.config.auth.admin_token.as_deref() else {
+        return Err(ApiError::NotConfigured("the admin API (auth.admin_token)"));
+    };
+    if !bearer_matches(&req, token) {
+        return Err(ApiError::Unauthorized);
+    }
+    let soul = soul.into_inner();
+    validate_soul(&soul)?;
+    let forgotten = state.negative.send(Forget(soul.clone())).await?;
+    log::info!("[GUN 404 Cache] operator forgot {soul} (was cached: {forgotten})");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"soul": soul, "forgotten": forgotten})))
+}
+
+fn bearer_matches(req: &HttpRequest, expected: &str) -> bool {
+    let Some(given) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Compare every byte so the time taken does not reveal how much of the token was right.
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}

@@ -1,0 +1,106 @@
+//! The HTTP face of the service: one `configure_app` entry registers every route group, so the
+//! binary and the tests build exactly the same application.
+
+mod admin;
+mod ops;
+mod relay;
+
+use std::{sync::Arc, time::Instant};
+
+use actix::Addr;
+use actix_web::{
+    dev::{Service, ServiceResponse},
+    web::{self, ServiceConfig},
+    HttpRequest, HttpResponse,
+};
+use futures::{FutureExt, StreamExt};
+
+use crate::{
+    config::Config,
+    error::ApiError,
+    gun::{GunFetcher, NegativeCache},
+    metrics::Metrics,
+};
+
+/// What every handler may reach: the actors' addresses and the shared, read-only settings.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub fetcher: Addr<GunFetcher>,
+    pub negative: Addr<NegativeCache>,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+}
+
+pub fn configure_app(cfg: &mut ServiceConfig, state: web::Data<AppState>) {
+    cfg.app_data(state)
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()),
+        )
+        .configure(relay::configure)
+        .configure(admin::configure)
+        .configure(ops::configure)
+        .default_service(web::to(route_not_found));
+}
+
+/// Records each request's duration under its route template (never the raw path, so ids cannot
+/// explode the label set) and status class.
+pub fn observe<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let started = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    srv.call(req).map(move |res| {
+        if let (Ok(res), Some(metrics)) = (&res, metrics) {
+            metrics.observe_request(&route, res.status().as_u16(), started.elapsed());
+        }
+        res
+    })
+}
+
+async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().chars().take(200).collect(),
+    })
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+}
+
+/// Reads a request body up to `limit` bytes, refusing more before buffering it.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

@@ -1,0 +1,42 @@
+//! `/health` and `/metrics`: what operators and their scrapers read.
+
+use actix_web::{web, HttpResponse};
+
+use super::{method_not_allowed, AppState};
+use crate::{error::ApiError, gun::RelayState, gun::RelayStatus, monitor};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let relay = state.fetcher.send(RelayStatus).await?;
+    let serving = relay != RelayState::Unreachable;
+    let body = serde_json::json!({
+        "status": if serving { "ok" } else { "degraded" },
+        "relay": relay.as_str(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSecs": state.started.elapsed().as_secs(),
+    });
+    Ok(if serving {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    })
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let text = state.metrics.render(&monitor::sample());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}

@@ -1,0 +1,120 @@
+//! `/gun-relay/*`: the relay's own API, passed through the fetcher so that reads are coalesced
+//! and cached and writes invalidate the caches.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{method_not_allowed, read_body, AppState};
+use crate::{
+    error::ApiError,
+    gun::{validate_soul, Fetch, Lookup, Put},
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/gun-relay/get")
+            .route(web::get().to(get))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/gun-relay/put")
+            .route(web::post().to(put))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+#[derive(Deserialize)]
+struct SoulQuery {
+    soul: Option<String>,
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    query: web::Query<SoulQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let soul = query
+        .into_inner()
+        .soul
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::MissingParameter("soul"))?;
+    validate_soul(&soul)?;
+    let fetched = state.fetcher.send(Fetch(soul)).await??;
+    let x_cache = ("x-cache", fetched.source.header_value());
+    Ok(match fetched.lookup {
+        Lookup::Found(found) => HttpResponse::Ok()
+            .insert_header(x_cache)
+            .content_type("application/json")
+            .body(found.raw.clone()),
+        Lookup::NotFound => {
+            let mut res = actix_web::ResponseError::error_response(&ApiError::SoulNotFound);
+            res.headers_mut().insert(
+                header::HeaderName::from_static("x-cache"),
+                header::HeaderValue::from_static(x_cache.1),
+            );
+            res
+        }
+    })
+}
+
+async fn put(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = read_body(&req, payload, state.config.server.max_body_bytes).await?;
+    let (soul, node) = parse_put(&body)?;
+    let answer = state.fetcher.send(Put { soul, node, body }).await??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(answer))
+}
+
+/// A put is `{"soul": S, "data": {node}}`; anything else never reaches the relay.
+fn parse_put(body: &[u8]) -> Result<(String, Value), ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidBody(format!("not JSON: {e}")))?;
+    let Value::Object(mut put) = value else {
+        return Err(ApiError::InvalidBody(
+            "expected an object {\"soul\", \"data\"}".into(),
+        ));
+    };
+    let soul = match put.remove("soul") {
+        Some(Value::String(s)) => s,
+        _ => return Err(ApiError::InvalidBody("`soul` must be a string".into())),
+    };
+    validate_soul(&soul)?;
+    match put.remove("data") {
+        Some(node @ Value::Object(_)) => Ok((soul, node)),
+        _ => Err(ApiError::InvalidBody("`data` must be an object".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_bodies_are_checked() {
+        assert!(parse_put(br#"{"soul":"a:1","data":{"data":"{}"}}"#).is_ok());
+        for bad in [
+            &b"not json"[..],
+            br#"[1,2]"#,
+            br#"{"data":{}}"#,
+            br#"{"soul":5,"data":{}}"#,
+            br#"{"soul":"","data":{}}"#,
+            br#"{"soul":"a:1","data":"x"}"#,
+        ] {
+            assert!(parse_put(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

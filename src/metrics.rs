@@ -1,0 +1,251 @@
+//! Every metric the service exports, declared in one place so the names in `/metrics`, in
+//! DESIGN.md and in the code cannot drift apart.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Mutex,
+    },
+    time::Duration,
+};
+
+pub const GUN_UPSTREAM_REQUESTS: &str = "oip_gun_upstream_requests_total";
+pub const GUN_RETRIES: &str = "oip_gun_retries_total";
+pub const GUN_COALESCED: &str = "oip_gun_coalesced_requests_total";
+pub const GUN_CIRCUIT_OPEN: &str = "oip_gun_circuit_open";
+pub const NEGATIVE_CACHE_LOOKUPS: &str = "oip_negative_cache_lookups_total";
+pub const NEGATIVE_CACHE_HITS: &str = "oip_negative_cache_hits_total";
+pub const NEGATIVE_CACHE_ENTRIES: &str = "oip_negative_cache_entries";
+pub const RECORD_CACHE_HITS: &str = "oip_record_cache_hits_total";
+pub const RECORD_CACHE_BYTES: &str = "oip_record_cache_bytes";
+pub const RESOLVE_REQUESTS: &str = "oip_resolve_requests_total";
+pub const MEDIA_ACTIVE_STREAMS: &str = "oip_media_active_streams";
+pub const MEDIA_STREAMS: &str = "oip_media_streams_total";
+pub const MEDIA_BYTES_SENT: &str = "oip_media_bytes_sent_total";
+pub const PROCESS_RSS: &str = "oip_process_resident_memory_bytes";
+pub const HEAP_ALLOCATED: &str = "oip_heap_allocated_bytes";
+pub const HTTP_REQUEST_DURATION: &str = "oip_http_request_duration_seconds";
+
+/// Upper bounds of the request-duration buckets, in seconds: from a cached answer (well under a
+/// millisecond) to the relay's ~3 s miss and the resolver's deadline.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
+];
+
+/// How a media stream ended; the label of `oip_media_streams_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamOutcome {
+    Complete,
+    Aborted,
+    Error,
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; DURATION_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    upstream: Mutex<BTreeMap<String, u64>>,
+    pub gun_retries: AtomicU64,
+    pub gun_coalesced: AtomicU64,
+    pub gun_circuit_open: AtomicU64,
+    pub negative_lookups: AtomicU64,
+    pub negative_hits: AtomicU64,
+    pub negative_entries: AtomicU64,
+    pub record_cache_hits: AtomicU64,
+    pub record_cache_bytes: AtomicU64,
+    pub resolve_requests: AtomicU64,
+    pub media_active_streams: AtomicU64,
+    media_streams: [AtomicU64; 3],
+    pub media_bytes_sent: AtomicU64,
+    http: Mutex<BTreeMap<(String, &'static str), Histogram>>,
+}
+
+/// Process figures read at scrape time (they belong to the memory monitor, not to this module).
+pub struct ProcessFigures {
+    pub rss_bytes: u64,
+    pub heap_bytes: u64,
+}
+
+impl Metrics {
+    /// One request actually sent to the relay: `status` is its HTTP code, or `None` when no
+    /// response came (refused, reset, timed out).
+    pub fn upstream_request(&self, status: Option<u16>) {
+        let label = status.map_or_else(|| "error".to_string(), |s| s.to_string());
+        *self
+            .upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(label)
+            .or_default() += 1;
+    }
+
+    pub fn stream_ended(&self, outcome: StreamOutcome) {
+        self.media_streams[outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    /// `route` is the matched route template, never the raw path, so ids cannot explode the
+    /// label set.
+    pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let secs = elapsed.as_secs_f64();
+        let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        let h = http.entry((route.to_string(), class)).or_default();
+        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    pub fn render(&self, process: &ProcessFigures) -> String {
+        let mut out = String::with_capacity(4096);
+        let upstream = self
+            .upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        header(
+            &mut out,
+            GUN_UPSTREAM_REQUESTS,
+            "counter",
+            "Requests actually sent to the GUN relay, by HTTP status (error: no response).",
+        );
+        for (status, n) in &upstream {
+            let _ = writeln!(out, "{GUN_UPSTREAM_REQUESTS}{{status=\"{status}\"}} {n}");
+        }
+        let plain: [(&str, &str, &str, u64); 14] = [
+            (GUN_RETRIES, "counter", "Relay requests that were retries of a failed attempt.", self.gun_retries.load(Relaxed)),
+            (GUN_COALESCED, "counter", "Fetches that joined an in-flight request for the same soul instead of sending their own.", self.gun_coalesced.load(Relaxed)),
+            (GUN_CIRCUIT_OPEN, "gauge", "1 while the relay circuit breaker is open.", self.gun_circuit_open.load(Relaxed)),
+            (NEGATIVE_CACHE_LOOKUPS, "counter", "Checks of the 404 cache.", self.negative_lookups.load(Relaxed)),
+            (NEGATIVE_CACHE_HITS, "counter", "Checks of the 404 cache that found the soul known missing.", self.negative_hits.load(Relaxed)),
+            (NEGATIVE_CACHE_ENTRIES, "gauge", "Souls currently known missing.", self.negative_entries.load(Relaxed)),
+            (RECORD_CACHE_HITS, "counter", "Fetches answered from the record cache.", self.record_cache_hits.load(Relaxed)),
+            (RECORD_CACHE_BYTES, "gauge", "Weighted size of the record cache.", self.record_cache_bytes.load(Relaxed)),
+            (RESOLVE_REQUESTS, "counter", "Record resolutions requested.", self.resolve_requests.load(Relaxed)),
+            (MEDIA_ACTIVE_STREAMS, "gauge", "Media streams currently open.", self.media_active_streams.load(Relaxed)),
+            (MEDIA_BYTES_SENT, "counter", "Media body bytes handed to clients.", self.media_bytes_sent.load(Relaxed)),
+            (PROCESS_RSS, "gauge", "Resident memory of the process.", process.rss_bytes),
+            (HEAP_ALLOCATED, "gauge", "Bytes currently allocated on the heap.", process.heap_bytes),
+            ("oip_build_info", "gauge", "Version of the running service.", 1),
+        ];
+        for (name, kind, help, value) in plain {
+            header(&mut out, name, kind, help);
+            if name == "oip_build_info" {
+                let _ = writeln!(
+                    out,
+                    "{name}{{version=\"{}\"}} {value}",
+                    env!("CARGO_PKG_VERSION")
+                );
+            } else {
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
+        header(
+            &mut out,
+            MEDIA_STREAMS,
+            "counter",
+            "Media streams ended, by how they ended.",
+        );
+        for (outcome, i) in [("complete", 0), ("aborted", 1), ("error", 2)] {
+            let n = self.media_streams[i].load(Relaxed);
+            let _ = writeln!(out, "{MEDIA_STREAMS}{{outcome=\"{outcome}\"}} {n}");
+        }
+        header(
+            &mut out,
+            HTTP_REQUEST_DURATION,
+            "histogram",
+            "HTTP request duration by route template and status class.",
+        );
+        let http = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        for ((route, class), h) in http.iter() {
+            let labels = format!("route=\"{}\",status=\"{class}\"", escape(route));
+            for (bound, n) in DURATION_BUCKETS.iter().zip(h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "{HTTP_REQUEST_DURATION}_bucket{{{labels},le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{HTTP_REQUEST_DURATION}_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "{HTTP_REQUEST_DURATION}_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(out, "{HTTP_REQUEST_DURATION}_count{{{labels}}} {}", h.count);
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures() -> ProcessFigures {
+        ProcessFigures {
+            rss_bytes: 10,
+            heap_bytes: 5,
+        }
+    }
+
+    #[test]
+    fn upstream_counts_by_status() {
+        let m = Metrics::default();
+        m.upstream_request(Some(404));
+        m.upstream_request(Some(404));
+        m.upstream_request(None);
+        let text = m.render(&figures());
+        assert!(text.contains("oip_gun_upstream_requests_total{status=\"404\"} 2"));
+        assert!(text.contains("oip_gun_upstream_requests_total{status=\"error\"} 1"));
+    }
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let m = Metrics::default();
+        m.observe_request("/api/media/{mediaId}", 200, Duration::from_millis(3));
+        m.observe_request("/api/media/{mediaId}", 206, Duration::from_secs(20));
+        let text = m.render(&figures());
+        let l = "route=\"/api/media/{mediaId}\",status=\"2xx\"";
+        assert!(
+            text.contains(&format!("_bucket{{{l},le=\"0.0025\"}} 0")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("_bucket{{{l},le=\"0.005\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("_bucket{{{l},le=\"15\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("_bucket{{{l},le=\"+Inf\"}} 2")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("_count{{{l}}} 2")), "{text}");
+    }
+}
