@@ -15,7 +15,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 check-config:
 	$(CARGO) run --release -- --config config.yaml --check-config

@@ -1,0 +1,433 @@
+//! Test harness: a mock GUN relay that counts requests per soul and can be slow, fail, hang or go
+//! away, and the real `oip-resolver` binary started on a free port against it.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst},
+        mpsc, Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+
+/// How the mock answers a `/get`.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// 200 with the stored node, or 404 after `miss_delay`.
+    Normal,
+    /// This status with a JSON error body.
+    Status(u16),
+    /// Accepts the request and never answers.
+    Hang,
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 200 with a valid answer of about this many bytes.
+    Huge(usize),
+}
+
+#[derive(Default)]
+pub struct RelayState {
+    pub gets: Mutex<HashMap<String, u64>>,
+    pub puts: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    pub latency_ms: AtomicU64,
+    pub miss_delay_ms: AtomicU64,
+    pub nodes: Mutex<HashMap<String, Value>>,
+    pub mode: Mutex<Option<Mode>>,
+    pub soul_modes: Mutex<HashMap<String, Mode>>,
+}
+
+impl RelayState {
+    fn mode_for(&self, soul: &str) -> Mode {
+        if let Some(m) = self.soul_modes.lock().unwrap().get(soul) {
+            return m.clone();
+        }
+        self.mode.lock().unwrap().clone().unwrap_or(Mode::Normal)
+    }
+}
+
+pub struct MockRelay {
+    pub addr: SocketAddr,
+    pub state: Arc<RelayState>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct InFlightGuard<'a>(&'a RelayState);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, SeqCst);
+    }
+}
+
+async fn mock_get(
+    state: web::Data<Arc<RelayState>>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(soul) = query.get("soul").cloned() else {
+        state.bad_requests.fetch_add(1, SeqCst);
+        return HttpResponse::BadRequest().json(json!({"error": "soul required"}));
+    };
+    *state.gets.lock().unwrap().entry(soul.clone()).or_default() += 1;
+    let now = state.in_flight.fetch_add(1, SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, SeqCst);
+    let _guard = InFlightGuard(&state);
+    let latency = state.latency_ms.load(SeqCst);
+    if latency > 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(latency)).await;
+    }
+    match state.mode_for(&soul) {
+        Mode::Normal => {
+            let node = state.nodes.lock().unwrap().get(&soul).cloned();
+            match node {
+                Some(node) => {
+                    HttpResponse::Ok().json(json!({"success": true, "data": relay_view(node)}))
+                }
+                None => {
+                    let delay = state.miss_delay_ms.load(SeqCst);
+                    actix_web::rt::time::sleep(Duration::from_millis(delay)).await;
+                    HttpResponse::NotFound().json(json!({"error": "Not found"}))
+                }
+            }
+        }
+        Mode::Status(code) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
+                .json(json!({"error": "injected failure"}))
+        }
+        Mode::Hang => {
+            actix_web::rt::time::sleep(Duration::from_secs(3600)).await;
+            HttpResponse::Ok().finish()
+        }
+        Mode::Garbage => HttpResponse::Ok()
+            .content_type("application/json")
+            .body("{\"success\":tru<html>"),
+        Mode::Huge(n) => {
+            let filler = "x".repeat(n);
+            HttpResponse::Ok().json(
+                json!({"success": true, "data": {"data": {"basic": {"name": filler}}, "oip": {}}}),
+            )
+        }
+    }
+}
+
+/// What the real relay does before answering: `data`/`oip` strings become objects.
+fn relay_view(mut node: Value) -> Value {
+    for field in ["data", "oip"] {
+        if let Some(Value::String(s)) = node.get(field) {
+            if let Ok(v) = serde_json::from_str::<Value>(s) {
+                node[field] = v;
+            }
+        }
+    }
+    node
+}
+
+async fn mock_put(state: web::Data<Arc<RelayState>>, body: web::Json<Value>) -> HttpResponse {
+    state.puts.fetch_add(1, SeqCst);
+    let (Some(soul), Some(data)) = (body["soul"].as_str(), body.get("data")) else {
+        state.bad_requests.fetch_add(1, SeqCst);
+        return HttpResponse::BadRequest().json(json!({"error": "soul and data required"}));
+    };
+    state
+        .nodes
+        .lock()
+        .unwrap()
+        .insert(soul.to_string(), data.clone());
+    HttpResponse::Ok().json(json!({"success": true, "soul": soul}))
+}
+
+impl MockRelay {
+    pub fn start() -> Self {
+        Self::start_at("127.0.0.1:0".parse().unwrap(), Arc::default())
+    }
+
+    /// Starts on `addr` (to come back where a stopped relay was) with `state` (to keep its
+    /// counters and records).
+    pub fn start_at(addr: SocketAddr, state: Arc<RelayState>) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let shared = state.clone();
+        let thread = std::thread::spawn(move || {
+            let sys = actix_web::rt::System::new();
+            sys.block_on(async move {
+                let data = web::Data::new(shared);
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .route("/get", web::get().to(mock_get))
+                        .route("/put", web::post().to(mock_put))
+                })
+                .workers(2)
+                .shutdown_timeout(0)
+                .disable_signals()
+                .bind(addr)
+                .expect("mock relay binds");
+                let bound = server.addrs()[0];
+                let server = server.run();
+                tx.send((bound, server.handle())).unwrap();
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx.recv().expect("mock relay started");
+        Self {
+            addr,
+            state,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn insert(&self, soul: &str, node: Value) {
+        self.state
+            .nodes
+            .lock()
+            .unwrap()
+            .insert(soul.to_string(), node);
+    }
+
+    pub fn gets(&self, soul: &str) -> u64 {
+        self.state
+            .gets
+            .lock()
+            .unwrap()
+            .get(soul)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total_gets(&self) -> u64 {
+        self.state.gets.lock().unwrap().values().sum()
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = Some(mode);
+    }
+
+    pub fn set_soul_mode(&self, soul: &str, mode: Mode) {
+        self.state
+            .soul_modes
+            .lock()
+            .unwrap()
+            .insert(soul.to_string(), mode);
+    }
+
+    pub fn set_miss_delay(&self, ms: u64) {
+        self.state.miss_delay_ms.store(ms, SeqCst);
+    }
+
+    pub fn set_latency(&self, ms: u64) {
+        self.state.latency_ms.store(ms, SeqCst);
+    }
+
+    /// The relay goes away: its port refuses connections from now on.
+    pub fn stop(mut self) -> (SocketAddr, Arc<RelayState>) {
+        self.shutdown();
+        (self.addr, self.state.clone())
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            futures::executor::block_on(self.handle.stop(false));
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for MockRelay {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A stored node in the relay's shape, as the publisher wrote it: `data` and `oip` as JSON
+/// strings, arrays inside `data` as JSON strings too.
+pub fn node(data: Value, oip: Value) -> Value {
+    let mut data = data;
+    if let Value::Object(cats) = &mut data {
+        for cat in cats.values_mut() {
+            if let Value::Object(fields) = cat {
+                for v in fields.values_mut() {
+                    if v.is_array() {
+                        *v = Value::String(v.to_string());
+                    }
+                }
+            }
+        }
+    }
+    json!({"data": data.to_string(), "oip": oip.to_string(), "meta": {"v": 1}})
+}
+
+pub struct Service {
+    pub addr: SocketAddr,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Starts the binary with `yaml` as its whole config; `bind` is forced to a free port.
+    pub fn start(yaml: &str) -> Self {
+        Self::try_start(yaml).unwrap_or_else(|lines| panic!("service did not start:\n{lines}"))
+    }
+
+    pub fn try_start(yaml: &str) -> Result<Self, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oip-resolver"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .env_remove("GUN_PEERS")
+            .env_remove("JWT_SECRET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => Ok(Self {
+                addr: addr.parse().unwrap(),
+                child,
+                lines,
+                _dir: dir,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(lines.lock().unwrap().join("\n"))
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits up to `within` for a log line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str, within: Duration) -> Option<String> {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
+                return Some(l);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config against `relay` with quiet logs; `extra` is appended (sections not named here).
+pub fn relay_config(relay: &str, gun_extra: &str, extra: &str) -> String {
+    format!(
+        "server: {{ bind: \"127.0.0.1:0\", workers: 2, shutdown_timeout_secs: 2 }}\n\
+         gun:\n  source: relay\n  relay_url: {relay}\n  backoff_base_ms: 5\n  backoff_max_ms: 20\n{gun_extra}\n\
+         log: {{ access: false }}\n{extra}"
+    )
+}
+
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connector(awc::Connector::new().limit(200))
+        .finish()
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+}
+
+pub async fn get(url: impl AsRef<str>) -> Reply {
+    send(client().get(url.as_ref())).await
+}
+
+pub async fn send(req: awc::ClientRequest) -> Reply {
+    let mut res = req.send().await.expect("request sent");
+    let body = res.body().limit(64 << 20).await.expect("body read");
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body,
+    }
+}
+
+pub async fn send_body(req: awc::ClientRequest, body: impl Into<bytes::Bytes>) -> Reply {
+    let mut res = req.send_body(body.into()).await.expect("request sent");
+    let body = res.body().limit(64 << 20).await.expect("body read");
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body,
+    }
+}
+
+/// The value of one sample line of `/metrics`, e.g. `oip_negative_cache_hits_total`.
+pub async fn metric(service: &Service, sample: &str) -> Option<f64> {
+    let text = get(&service.url("/metrics")).await;
+    let text = String::from_utf8(text.body.to_vec()).unwrap();
+    text.lines()
+        .find(|l| l.rsplit_once(' ').is_some_and(|(name, _)| name == sample))
+        .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}

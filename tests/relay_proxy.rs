@@ -1,0 +1,493 @@
+//! The relay proxy against a mock relay: one upstream request per missing soul per TTL, shared
+//! fetches, retries only where they help, a breaker that fails fast, and bad input that never
+//! reaches the relay.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::future::join_all;
+use serde_json::json;
+
+const MISSING: &str = "a1b2c3d4e5f6:missing-workout";
+const FOUND: &str = "a1b2c3d4e5f6:workout-1";
+
+fn found_node() -> serde_json::Value {
+    node(
+        json!({"basic": {"name": "Leg Day"}, "workout": {"exercise": ["did:gun:a1b2c3d4e5f6:squat"]}}),
+        json!({"recordType": "workout"}),
+    )
+}
+
+fn get_soul(service: &Service, soul: &str) -> String {
+    service.url(&format!("/gun-relay/get?soul={soul}"))
+}
+
+#[actix_web::test]
+async fn a_missing_soul_costs_one_upstream_request_per_ttl() {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(300);
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "",
+        "negative_cache: { ttl_secs: 2 }\n",
+    ));
+
+    let started = Instant::now();
+    let first = get(get_soul(&service, MISSING)).await;
+    let miss_latency = started.elapsed();
+    assert_eq!(first.status, 404);
+    assert_eq!(first.header("x-cache").as_deref(), Some("MISS"));
+    assert_eq!(first.json()["code"], "not_found");
+
+    let started = Instant::now();
+    for _ in 0..49 {
+        let r = get(get_soul(&service, MISSING)).await;
+        assert_eq!(r.status, 404);
+        assert_eq!(r.header("x-cache").as_deref(), Some("NEGATIVE"));
+    }
+    let cached_latency = started.elapsed() / 49;
+    let at_once = join_all((0..50).map(|_| get(get_soul(&service, MISSING)))).await;
+    assert!(at_once.iter().all(|r| r.status == 404));
+    assert_eq!(relay.gets(MISSING), 1, "100 asks, one upstream request");
+    eprintln!("relay miss {miss_latency:?}, cached 404 {cached_latency:?} per request");
+
+    std::thread::sleep(Duration::from_millis(2100));
+    let after_ttl = get(get_soul(&service, MISSING)).await;
+    assert_eq!(after_ttl.status, 404);
+    assert_eq!(after_ttl.header("x-cache").as_deref(), Some("MISS"));
+    for _ in 0..10 {
+        get(get_soul(&service, MISSING)).await;
+    }
+    assert_eq!(relay.gets(MISSING), 2, "exactly one more after the TTL");
+}
+
+#[actix_web::test]
+async fn fifty_concurrent_asks_for_a_new_missing_soul_share_one_request() {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(500);
+    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    let replies = join_all((0..50).map(|_| get(get_soul(&service, MISSING)))).await;
+    assert!(replies.iter().all(|r| r.status == 404));
+    assert_eq!(relay.gets(MISSING), 1);
+    assert_eq!(
+        metric(&service, "oip_gun_upstream_requests_total{status=\"404\"}").await,
+        Some(1.0)
+    );
+}
+
+#[actix_web::test]
+async fn a_hundred_concurrent_reads_of_one_record_send_one_request() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    relay.set_latency(300);
+    // Record cache off: what is measured here is coalescing, not caching.
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "",
+        "record_cache: { ttl_secs: 0 }\n",
+    ));
+    let replies = join_all((0..100).map(|_| get(get_soul(&service, FOUND)))).await;
+    for r in &replies {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["data"]["data"]["basic"]["name"], "Leg Day");
+    }
+    assert_eq!(relay.gets(FOUND), 1);
+}
+
+#[actix_web::test]
+async fn found_records_pass_through_and_are_cached() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    let first = get(get_soul(&service, FOUND)).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-cache").as_deref(), Some("MISS"));
+    let body = first.json();
+    assert_eq!(body["success"], true);
+    // Passed through as the relay answered: the array is still a JSON string here.
+    assert_eq!(
+        body["data"]["data"]["workout"]["exercise"],
+        "[\"did:gun:a1b2c3d4e5f6:squat\"]"
+    );
+    let second = get(get_soul(&service, FOUND)).await;
+    assert_eq!(second.header("x-cache").as_deref(), Some("HIT"));
+    assert_eq!(second.body, first.body);
+    assert_eq!(relay.gets(FOUND), 1);
+    assert_eq!(
+        metric(&service, "oip_record_cache_hits_total").await,
+        Some(1.0)
+    );
+}
+
+#[actix_web::test]
+async fn a_500_is_retried_up_to_max_attempts_and_never_cached_as_missing() {
+    let relay = MockRelay::start();
+    relay.set_soul_mode(MISSING, Mode::Status(500));
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "  max_attempts: 3\n  breaker_failures: 100\n",
+        "",
+    ));
+    let r = get(get_soul(&service, MISSING)).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["code"], "relay_error");
+    assert_eq!(relay.gets(MISSING), 3);
+
+    let again = get(get_soul(&service, MISSING)).await;
+    assert_eq!(again.status, 502, "a 5xx is not a 404: nothing was cached");
+    assert_eq!(relay.gets(MISSING), 6);
+    assert_eq!(
+        metric(&service, "oip_gun_upstream_requests_total{status=\"500\"}").await,
+        Some(6.0)
+    );
+    assert_eq!(metric(&service, "oip_gun_retries_total").await, Some(4.0));
+    assert_eq!(
+        metric(&service, "oip_negative_cache_entries").await,
+        Some(0.0)
+    );
+
+    // The relay recovers: the record is served, proving no 404 was remembered.
+    relay.insert(MISSING, found_node());
+    relay.set_soul_mode(MISSING, Mode::Normal);
+    assert_eq!(get(get_soul(&service, MISSING)).await.status, 200);
+}
+
+#[actix_web::test]
+async fn a_timeout_is_retried_and_never_cached_as_missing() {
+    let relay = MockRelay::start();
+    relay.set_soul_mode(MISSING, Mode::Hang);
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "  max_attempts: 2\n  request_timeout_ms: 200\n",
+        "",
+    ));
+    let r = get(get_soul(&service, MISSING)).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["code"], "relay_timeout");
+    assert_eq!(relay.gets(MISSING), 2);
+    assert_eq!(
+        metric(
+            &service,
+            "oip_gun_upstream_requests_total{status=\"error\"}"
+        )
+        .await,
+        Some(2.0)
+    );
+
+    relay.set_soul_mode(MISSING, Mode::Normal);
+    let now_missing = get(get_soul(&service, MISSING)).await;
+    assert_eq!(now_missing.status, 404);
+    assert_eq!(now_missing.header("x-cache").as_deref(), Some("MISS"));
+    assert_eq!(relay.gets(MISSING), 3);
+}
+
+#[actix_web::test]
+async fn an_oversized_or_garbage_answer_is_a_bad_gateway() {
+    let relay = MockRelay::start();
+    relay.set_soul_mode("big:1", Mode::Huge(200_000));
+    relay.set_soul_mode("junk:1", Mode::Garbage);
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "  max_response_bytes: 100000\n  max_attempts: 2\n",
+        "",
+    ));
+    let big = get(get_soul(&service, "big:1")).await;
+    assert_eq!(big.status, 502);
+    assert_eq!(big.json()["code"], "relay_response_too_large");
+    assert_eq!(
+        relay.gets("big:1"),
+        1,
+        "too large again next time: not retried"
+    );
+
+    let junk = get(get_soul(&service, "junk:1")).await;
+    assert_eq!(junk.status, 502);
+    assert_eq!(junk.json()["code"], "relay_bad_response");
+    assert_eq!(
+        relay.gets("junk:1"),
+        2,
+        "garbage may be a cut-short answer: retried"
+    );
+}
+
+#[actix_web::test]
+async fn a_relay_that_goes_away_trips_the_breaker_and_service_resumes_when_it_returns() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "  max_attempts: 1\n  breaker_failures: 3\n  breaker_open_ms: 1000\n",
+        "record_cache: { ttl_secs: 0 }\n",
+    ));
+    assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
+    let (addr, state) = relay.stop();
+
+    for _ in 0..3 {
+        let r = get(get_soul(&service, FOUND)).await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.json()["code"], "relay_unreachable");
+    }
+    let started = Instant::now();
+    let fast = get(get_soul(&service, FOUND)).await;
+    let open_latency = started.elapsed();
+    assert_eq!(fast.status, 503);
+    assert_eq!(fast.json()["code"], "relay_circuit_open");
+    eprintln!("answer with the breaker open: {open_latency:?}");
+    let health = get(&service.url("/health")).await;
+    assert_eq!(health.status, 503);
+    assert_eq!(health.json()["relay"], "unreachable");
+    assert_eq!(metric(&service, "oip_gun_circuit_open").await, Some(1.0));
+
+    let relay = MockRelay::start_at(addr, state);
+    std::thread::sleep(Duration::from_millis(1100));
+    let back = get(get_soul(&service, FOUND)).await;
+    assert_eq!(back.status, 200, "{}", String::from_utf8_lossy(&back.body));
+    let health = get(&service.url("/health")).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["relay"], "reachable");
+    assert_eq!(
+        relay.gets(FOUND),
+        2,
+        "one before the outage, one probe after"
+    );
+}
+
+#[actix_web::test]
+async fn the_hit_rate_line_appears_every_log_every_lookups() {
+    let relay = MockRelay::start();
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "",
+        "negative_cache: { log_every: 5 }\n",
+    ));
+    for _ in 0..10 {
+        assert_eq!(get(get_soul(&service, MISSING)).await.status, 404);
+    }
+    let five = service
+        .wait_for_line("[GUN 404 Cache] 4/5 hits", Duration::from_secs(2))
+        .expect("line after 5 lookups");
+    assert!(
+        five.ends_with("[GUN 404 Cache] 4/5 hits (80.0% cache hit rate, 1 cached souls)"),
+        "{five}"
+    );
+    let ten = service
+        .wait_for_line("[GUN 404 Cache] 9/10 hits", Duration::from_secs(2))
+        .expect("line after 10 lookups");
+    assert!(
+        ten.ends_with("(90.0% cache hit rate, 1 cached souls)"),
+        "{ten}"
+    );
+    let lines = service.log();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("[GUN 404 Cache]"))
+            .count(),
+        2
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("Error in getRecord")),
+        "a 404 is not an error"
+    );
+}
+
+#[actix_web::test]
+async fn expired_entries_are_swept_and_logged() {
+    let relay = MockRelay::start();
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "",
+        "negative_cache: { ttl_secs: 1, sweep_interval_secs: 1 }\n",
+    ));
+    get(get_soul(&service, MISSING)).await;
+    get(get_soul(&service, "a1b2c3d4e5f6:other")).await;
+    let line = service
+        .wait_for_line("[GUN Cache] Cleaned", Duration::from_secs(4))
+        .expect("sweep line");
+    assert!(
+        line.ends_with("[GUN Cache] Cleaned 2 expired entries (404: 0)"),
+        "{line}"
+    );
+    assert_eq!(
+        metric(&service, "oip_negative_cache_entries").await,
+        Some(0.0)
+    );
+}
+
+#[actix_web::test]
+async fn a_put_through_the_service_makes_a_cached_missing_soul_readable_at_once() {
+    let relay = MockRelay::start();
+    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    assert_eq!(get(get_soul(&service, MISSING)).await.status, 404);
+    assert_eq!(
+        get(get_soul(&service, MISSING))
+            .await
+            .header("x-cache")
+            .as_deref(),
+        Some("NEGATIVE")
+    );
+
+    let put = send_body(
+        client()
+            .post(service.url("/gun-relay/put"))
+            .insert_header(("content-type", "application/json")),
+        json!({"soul": MISSING, "data": found_node()}).to_string(),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.json(), json!({"success": true, "soul": MISSING}));
+
+    let now = get(get_soul(&service, MISSING)).await;
+    assert_eq!(now.status, 200);
+    assert_eq!(now.json()["data"]["data"]["basic"]["name"], "Leg Day");
+    assert_eq!(relay.gets(MISSING), 2);
+}
+
+#[actix_web::test]
+async fn a_put_invalidates_the_record_cache() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
+    let renamed = node(json!({"basic": {"name": "Leg Day v2"}}), json!({}));
+    let put = send_body(
+        client()
+            .post(service.url("/gun-relay/put"))
+            .insert_header(("content-type", "application/json")),
+        json!({"soul": FOUND, "data": renamed}).to_string(),
+    )
+    .await;
+    assert_eq!(put.status, 200);
+    let after = get(get_soul(&service, FOUND)).await;
+    assert_eq!(after.header("x-cache").as_deref(), Some("MISS"));
+    assert_eq!(after.json()["data"]["data"]["basic"]["name"], "Leg Day v2");
+}
+
+#[actix_web::test]
+async fn bad_input_is_refused_and_never_reaches_the_relay() {
+    let relay = MockRelay::start();
+    let service = Service::start(&format!(
+        "server: {{ bind: \"127.0.0.1:0\", max_body_bytes: 1000 }}\n\
+         gun: {{ source: relay, relay_url: \"{}\" }}\n",
+        relay.url()
+    ));
+    let long = "a".repeat(513);
+    let gets = [
+        ("/gun-relay/get", 400, "missing_parameter"),
+        ("/gun-relay/get?soul=", 400, "missing_parameter"),
+        ("/gun-relay/get?other=1", 400, "missing_parameter"),
+        (&*format!("/gun-relay/get?soul={long}"), 400, "invalid_soul"),
+        ("/gun-relay/get?soul=a%0Ab", 400, "invalid_soul"),
+        ("/gun-relay/get?soul=a%00b", 400, "invalid_soul"),
+        ("/gun-relay/get?soul=a&soul=b", 400, "invalid_query"),
+        ("/gun-relay/nothing", 404, "route_not_found"),
+    ];
+    for (path, status, code) in gets {
+        let r = get(&service.url(path)).await;
+        assert_eq!(r.status, status, "{path}");
+        assert_eq!(r.json()["code"], code, "{path}");
+    }
+
+    let put_url = service.url("/gun-relay/put");
+    let json_put = || {
+        client()
+            .post(&put_url)
+            .insert_header(("content-type", "application/json"))
+    };
+    let puts: [(awc::ClientRequest, String, u16, &str); 6] = [
+        (json_put(), "not json".into(), 400, "invalid_body"),
+        (json_put(), "[1,2]".into(), 400, "invalid_body"),
+        (
+            json_put(),
+            r#"{"soul":"","data":{}}"#.into(),
+            400,
+            "invalid_soul",
+        ),
+        (json_put(), r#"{"soul":"a:1"}"#.into(), 400, "invalid_body"),
+        (
+            json_put(),
+            json!({"soul": "a:1", "data": {"x": "y".repeat(2000)}}).to_string(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            client()
+                .post(&put_url)
+                .insert_header(("content-type", "text/plain")),
+            r#"{"soul":"a:1","data":{}}"#.into(),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (req, body, status, code) in puts {
+        let r = send_body(req, body.clone()).await;
+        assert_eq!(r.status, status, "{body:.60}");
+        assert_eq!(r.json()["code"], code, "{body:.60}");
+    }
+    let wrong_method = send(client().delete(service.url("/gun-relay/get?soul=a:1"))).await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.json()["code"], "method_not_allowed");
+
+    assert_eq!(relay.total_gets(), 0);
+    assert_eq!(
+        relay.state.puts.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
+#[actix_web::test]
+async fn operators_can_forget_a_missing_soul_with_the_admin_token() {
+    let relay = MockRelay::start();
+    let without = Service::start(&relay_config(&relay.url(), "", ""));
+    let r = send(client().delete(without.url(&format!("/api/cache/negative/{MISSING}")))).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["code"], "not_configured");
+
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "",
+        "auth: { admin_token: \"let-me-in\" }\n",
+    ));
+    assert_eq!(get(get_soul(&service, MISSING)).await.status, 404);
+    let url = service.url(&format!("/api/cache/negative/{MISSING}"));
+    let anonymous = send(client().delete(&url)).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.json()["code"], "unauthorized");
+    let wrong = send(client().delete(&url).bearer_auth("let-me-ou")).await;
+    assert_eq!(wrong.status, 401);
+
+    let ok = send(client().delete(&url).bearer_auth("let-me-in")).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json(), json!({"soul": MISSING, "forgotten": true}));
+    let again = get(get_soul(&service, MISSING)).await;
+    assert_eq!(again.header("x-cache").as_deref(), Some("MISS"));
+    assert_eq!(relay.gets(MISSING), 2);
+}
+
+#[actix_web::test]
+async fn metrics_count_exactly() {
+    let relay = MockRelay::start();
+    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    for _ in 0..3 {
+        get(get_soul(&service, MISSING)).await;
+    }
+    let m = |s: &'static str| metric(&service, s);
+    assert_eq!(
+        m("oip_gun_upstream_requests_total{status=\"404\"}").await,
+        Some(1.0)
+    );
+    assert_eq!(m("oip_negative_cache_lookups_total").await, Some(3.0));
+    assert_eq!(m("oip_negative_cache_hits_total").await, Some(2.0));
+    assert_eq!(m("oip_negative_cache_entries").await, Some(1.0));
+    let text = get(&service.url("/metrics")).await;
+    assert_eq!(
+        text.header("content-type").as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(text.body.to_vec()).unwrap();
+    assert!(text.contains(
+        "oip_http_request_duration_seconds_count{route=\"/gun-relay/get\",status=\"4xx\"} 3"
+    ));
+}
