@@ -1,1 +1,350 @@
-fn main() {}
+//! `make bench`: starts a mock relay and the release binary on loopback, drives concurrent clients
+//! through each workload, and prints one table (also written to `target/bench/load.json`).
+//!
+//! Settings come from the environment: BENCH_SECS (per workload, default 10), BENCH_CONCURRENCY
+//! (64), BENCH_MISS_DELAY_MS (the relay's wait before a 404, 3000 like the real relay),
+//! BENCH_RELAY_LATENCY_MS (0), BENCH_FAULT_PERCENT (0), BENCH_ONLY (run workloads whose name
+//! contains this).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::{
+    rc::Rc,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use common::{MockRelay, Service};
+use serde_json::{json, Value};
+
+struct Settings {
+    secs: u64,
+    concurrency: usize,
+    miss_delay_ms: u64,
+    latency_ms: u64,
+    fault_percent: u64,
+    only: Option<String>,
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        Self {
+            secs: env_u64("BENCH_SECS", 10),
+            concurrency: env_u64("BENCH_CONCURRENCY", 64) as usize,
+            miss_delay_ms: env_u64("BENCH_MISS_DELAY_MS", 3000),
+            latency_ms: env_u64("BENCH_RELAY_LATENCY_MS", 0),
+            fault_percent: env_u64("BENCH_FAULT_PERCENT", 0),
+            only: std::env::var("BENCH_ONLY").ok().filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+struct Row {
+    workload: String,
+    requests: u64,
+    failures: u64,
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    upstream: u64,
+    rss_before_mb: f64,
+    rss_peak_mb: f64,
+    rss_after_mb: f64,
+    notes: String,
+}
+
+/// Samples the service's resident memory in the background and keeps the peak.
+struct RssWatch {
+    pid: u32,
+    peak_kb: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+impl RssWatch {
+    fn start(pid: u32) -> Self {
+        let peak_kb = Arc::new(AtomicU64::new(rss_kb(pid)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak_kb.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Relaxed) {
+                p.fetch_max(rss_kb(pid), Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Self { pid, peak_kb, stop }
+    }
+
+    fn peak_mb(&self) -> f64 {
+        self.peak_kb.load(Relaxed).max(rss_kb(self.pid)) as f64 / 1024.0
+    }
+}
+
+impl Drop for RssWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
+}
+
+struct Load {
+    requests: u64,
+    failures: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+/// Runs `concurrency` clients for `secs`, each sending `url(n)` for its n-th request; `ok`
+/// decides which statuses count as the expected answer. Prints progress every second.
+fn drive(
+    label: &str,
+    concurrency: usize,
+    secs: u64,
+    url: impl Fn(u64) -> String + 'static,
+    ok: fn(u16) -> bool,
+) -> Load {
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let url = Rc::new(url);
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .connector(awc::Connector::new().limit(concurrency * 2))
+            .finish();
+        let counter = Rc::new(AtomicU64::new(0));
+        let failures = Rc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(secs);
+        let progress = {
+            let (counter, label) = (counter.clone(), label.to_string());
+            actix_web::rt::spawn(async move {
+                let mut last = 0;
+                loop {
+                    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                    let now = counter.load(Relaxed);
+                    eprintln!(
+                        "  {label}: {:>4.0}s {now:>9} requests ({:>7} /s)",
+                        started.elapsed().as_secs_f64(),
+                        now - last
+                    );
+                    last = now;
+                }
+            })
+        };
+        let tasks = (0..concurrency).map(|_| {
+            let (client, url, counter, failures) = (
+                client.clone(),
+                url.clone(),
+                counter.clone(),
+                failures.clone(),
+            );
+            async move {
+                let mut latencies = Vec::with_capacity(4096);
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Relaxed);
+                    let t = Instant::now();
+                    let good = match client.get(url(n)).send().await {
+                        Ok(mut res) => {
+                            let status = res.status().as_u16();
+                            res.body().limit(256 << 20).await.is_ok() && ok(status)
+                        }
+                        Err(_) => false,
+                    };
+                    latencies.push(t.elapsed());
+                    if !good {
+                        failures.fetch_add(1, Relaxed);
+                    }
+                }
+                latencies
+            }
+        });
+        let per_client = futures::future::join_all(tasks).await;
+        progress.abort();
+        let mut latencies: Vec<Duration> = per_client.into_iter().flatten().collect();
+        latencies.sort_unstable();
+        Load {
+            requests: latencies.len() as u64,
+            failures: failures.load(Relaxed),
+            elapsed: started.elapsed(),
+            latencies,
+        }
+    })
+}
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn row(workload: &str, load: &Load, upstream: u64, rss: (f64, f64, f64), notes: String) -> Row {
+    Row {
+        workload: workload.to_string(),
+        requests: load.requests,
+        failures: load.failures,
+        per_sec: load.requests as f64 / load.elapsed.as_secs_f64(),
+        p50_ms: percentile_ms(&load.latencies, 0.50),
+        p99_ms: percentile_ms(&load.latencies, 0.99),
+        max_ms: load
+            .latencies
+            .last()
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        upstream,
+        rss_before_mb: rss.0,
+        rss_peak_mb: rss.1,
+        rss_after_mb: rss.2,
+        notes,
+    }
+}
+
+fn relay_service(relay: &MockRelay, extra: &str) -> Service {
+    Service::start(&format!(
+        "server: {{ bind: \"127.0.0.1:0\" }}\n\
+         gun: {{ source: relay, relay_url: \"{}\" }}\n\
+         negative_cache: {{ log_every: 100000 }}\n\
+         log: {{ access: false }}\n{extra}",
+        relay.url()
+    ))
+}
+
+/// The old service's failure case: one workout whose 56 references are all missing, read again
+/// and again through `/gun-relay/get`. Each miss costs the relay `miss_delay`; the old service
+/// paid it three times per reference per read.
+fn missing_references(s: &Settings) -> Row {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(s.miss_delay_ms);
+    relay.set_latency(s.latency_ms);
+    relay.set_fault_percent(s.fault_percent);
+    let refs: Vec<String> = (0..56)
+        .map(|i| format!("0badc0ffee00:gone-{i:02}"))
+        .collect();
+    let workout = "0badc0ffee00:workout-56";
+    let exercise: Vec<String> = refs.iter().map(|r| format!("did:gun:{r}")).collect();
+    relay.insert(
+        workout,
+        common::node(
+            json!({"basic": {"name": "56 missing"}, "workout": {"exercise": exercise}}),
+            json!({"recordType": "workout"}),
+        ),
+    );
+    let service = relay_service(&relay, "");
+    let mut souls = vec![workout.to_string()];
+    souls.extend(refs);
+    let base = service.url("/gun-relay/get?soul=");
+    let watch = RssWatch::start(service.pid());
+    let before = rss_kb(service.pid()) as f64 / 1024.0;
+    let load = drive(
+        "missing-refs",
+        s.concurrency,
+        s.secs,
+        move |n| format!("{base}{}", souls[(n % 57) as usize]),
+        |status| status == 200 || status == 404,
+    );
+    let after = rss_kb(service.pid()) as f64 / 1024.0;
+    let upstream = relay.total_gets();
+    let notes = format!(
+        "57 souls, 56 missing, relay miss delay {} ms; upstream/soul {:.2}",
+        s.miss_delay_ms,
+        upstream as f64 / 57.0
+    );
+    row(
+        "missing-refs (/gun-relay/get)",
+        &load,
+        upstream,
+        (before, watch.peak_mb(), after),
+        notes,
+    )
+}
+
+/// A workload starts what it needs, drives it and reports one row.
+type Workload = fn(&Settings) -> Row;
+
+fn main() {
+    let settings = Settings::from_env();
+    let workloads: &[(&str, Workload)] = &[("missing-refs", missing_references)];
+    let mut rows = Vec::new();
+    for &(name, run) in workloads {
+        if settings.only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        eprintln!(
+            "== {name}: {} clients for {} s",
+            settings.concurrency, settings.secs
+        );
+        rows.push(run(&settings));
+    }
+    print_table(&rows);
+    write_json(&settings, &rows);
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n| workload | requests | failed | req/s | p50 ms | p99 ms | max ms | upstream | RSS before/peak/after MB | notes |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {:.1} / {:.1} / {:.1} | {} |",
+            r.workload,
+            r.requests,
+            r.failures,
+            r.per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.upstream,
+            r.rss_before_mb,
+            r.rss_peak_mb,
+            r.rss_after_mb,
+            r.notes
+        );
+    }
+}
+
+fn write_json(s: &Settings, rows: &[Row]) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "workload": r.workload, "requests": r.requests, "failures": r.failures,
+                "perSec": r.per_sec, "p50Ms": r.p50_ms, "p99Ms": r.p99_ms, "maxMs": r.max_ms,
+                "upstreamRequests": r.upstream, "rssBeforeMb": r.rss_before_mb,
+                "rssPeakMb": r.rss_peak_mb, "rssAfterMb": r.rss_after_mb, "notes": r.notes,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "settings": {"secs": s.secs, "concurrency": s.concurrency, "missDelayMs": s.miss_delay_ms,
+                     "relayLatencyMs": s.latency_ms, "faultPercent": s.fault_percent},
+        "rows": rows,
+    });
+    let path = dir.join("load.json");
+    match std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()) {
+        Ok(()) => println!("\nwritten to {}", path.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+}

@@ -43,6 +43,8 @@ pub struct RelayState {
     pub max_in_flight: AtomicUsize,
     pub latency_ms: AtomicU64,
     pub miss_delay_ms: AtomicU64,
+    /// Share of `/get`s (in percent) answered 500, whatever the mode.
+    pub fault_percent: AtomicU64,
     pub nodes: Mutex<HashMap<String, Value>>,
     pub mode: Mutex<Option<Mode>>,
     pub soul_modes: Mutex<HashMap<String, Mode>>,
@@ -87,6 +89,10 @@ async fn mock_get(
     let latency = state.latency_ms.load(SeqCst);
     if latency > 0 {
         actix_web::rt::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let fault = state.fault_percent.load(SeqCst);
+    if fault > 0 && fastrand::u64(0..100) < fault {
+        return HttpResponse::InternalServerError().json(json!({"error": "injected fault"}));
     }
     match state.mode_for(&soul) {
         Mode::Normal => {
@@ -228,6 +234,10 @@ impl MockRelay {
 
     pub fn set_miss_delay(&self, ms: u64) {
         self.state.miss_delay_ms.store(ms, SeqCst);
+    }
+
+    pub fn set_fault_percent(&self, percent: u64) {
+        self.state.fault_percent.store(percent, SeqCst);
     }
 
     pub fn set_latency(&self, ms: u64) {
