@@ -491,3 +491,22 @@ async fn metrics_count_exactly() {
         "oip_http_request_duration_seconds_count{route=\"/gun-relay/get\",status=\"4xx\"} 3"
     ));
 }
+
+#[actix_web::test]
+async fn concurrent_askers_share_a_failure_too() {
+    let relay = MockRelay::start();
+    relay.set_soul_mode(MISSING, Mode::Status(503));
+    relay.set_latency(200);
+    let service = Service::start(&relay_config(
+        &relay.url(),
+        "  max_attempts: 2\n  breaker_failures: 100\n",
+        "",
+    ));
+    let replies = join_all((0..30).map(|_| get(get_soul(&service, MISSING)))).await;
+    assert!(replies.iter().all(|r| r.status == 502));
+    assert_eq!(
+        relay.gets(MISSING),
+        2,
+        "one fetch and its one retry, for 30 askers"
+    );
+}
