@@ -3,7 +3,11 @@
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 
-use crate::gun::{FetchError, SoulError};
+use crate::{
+    did::DidError,
+    gun::{FetchError, SoulError},
+    resolver::ResolveError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -15,6 +19,8 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("invalid soul: {0}")]
     InvalidSoul(#[from] SoulError),
+    #[error("invalid DID: {0}")]
+    InvalidDid(DidError),
     #[error("the request body is invalid: {0}")]
     InvalidBody(String),
     #[error("the request body must be application/json")]
@@ -33,6 +39,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Upstream(#[from] FetchError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     #[error("the service is shutting down or overloaded")]
     Unavailable,
 }
@@ -44,6 +52,7 @@ impl ApiError {
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::InvalidQuery(_) => "invalid_query",
             ApiError::InvalidSoul(_) => "invalid_soul",
+            ApiError::InvalidDid(_) => "invalid_did",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -60,6 +69,13 @@ impl ApiError {
                 FetchError::TooLarge(_) => "relay_response_too_large",
                 FetchError::Malformed(_) => "relay_bad_response",
                 FetchError::Cancelled => "relay_unavailable",
+                FetchError::Unsupported => "unsupported_did",
+            },
+            ApiError::Resolve(e) => match e {
+                ResolveError::NotFound(_) => "record_not_found",
+                ResolveError::Unsupported(_) => "unsupported_did",
+                ResolveError::Budget(_) => "budget_exceeded",
+                ResolveError::Upstream(_, e) => ApiError::Upstream(e.clone()).code(),
             },
             ApiError::Unavailable => "unavailable",
         }
@@ -79,6 +95,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidParameter { .. }
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidSoul(_)
+            | ApiError::InvalidDid(_)
             | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -92,9 +109,15 @@ impl ResponseError for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 FetchError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                FetchError::Unsupported => StatusCode::BAD_REQUEST,
                 FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::Malformed(_) => {
                     StatusCode::BAD_GATEWAY
                 }
+            },
+            ApiError::Resolve(e) => match e {
+                ResolveError::NotFound(_) => StatusCode::NOT_FOUND,
+                ResolveError::Unsupported(_) | ResolveError::Budget(_) => StatusCode::BAD_REQUEST,
+                ResolveError::Upstream(_, e) => ApiError::Upstream(e.clone()).status_code(),
             },
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

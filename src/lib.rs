@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod did;
 pub mod error;
 pub mod gun;
 pub mod http;
 pub mod metrics;
 pub mod monitor;
+pub mod resolver;
 
 use std::{sync::Arc, time::Instant};
 
@@ -24,6 +26,7 @@ use crate::{
     http::AppState,
     metrics::Metrics,
     monitor::MemoryMonitor,
+    resolver::Resolver,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +63,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         let (c, m) = (config.negative_cache.clone(), metrics.clone());
         NegativeCache::start_in_arbiter(&gun_thread.handle(), move |_| NegativeCache::new(&c, m))
     };
+    let records = GunFetcher::record_cache(&config, metrics.clone());
     let fetcher = {
-        let (c, m, n) = (config.clone(), metrics.clone(), negative.clone());
+        let (c, m, n, r) = (
+            config.clone(),
+            metrics.clone(),
+            negative.clone(),
+            records.clone(),
+        );
         GunFetcher::start_in_arbiter(&gun_thread.handle(), move |_| {
-            GunFetcher::new(source, &c, n, m)
+            GunFetcher::new(source, &c, n, r, m)
         })
     };
     MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
@@ -72,19 +81,30 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         config: config.clone(),
         fetcher,
         negative,
+        records,
         metrics,
         started: Instant::now(),
     });
     let access_log = config.log.access;
     let mut server = HttpServer::new(move || {
         let state = state.clone();
+        // One resolver per worker: assembling answers is CPU work, spread over the cores.
+        let resolver = web::Data::new(
+            Resolver::new(
+                state.fetcher.clone(),
+                state.records.clone(),
+                state.config.resolver.clone(),
+                state.metrics.clone(),
+            )
+            .start(),
+        );
         App::new()
             .wrap(middleware::Condition::new(
                 access_log,
                 middleware::Logger::default(),
             ))
             .wrap_fn(http::observe)
-            .configure(move |cfg| http::configure_app(cfg, state))
+            .configure(move |cfg| http::configure_app(cfg, state, resolver))
     })
     .shutdown_timeout(config.server.shutdown_timeout_secs);
     if config.server.workers > 0 {

@@ -12,6 +12,7 @@ use std::{
 };
 
 pub const GUN_UPSTREAM_REQUESTS: &str = "oip_gun_upstream_requests_total";
+pub const INDEXER_REQUESTS: &str = "oip_indexer_requests_total";
 pub const GUN_RETRIES: &str = "oip_gun_retries_total";
 pub const GUN_COALESCED: &str = "oip_gun_coalesced_requests_total";
 pub const GUN_CIRCUIT_OPEN: &str = "oip_gun_circuit_open";
@@ -52,6 +53,7 @@ struct Histogram {
 #[derive(Default)]
 pub struct Metrics {
     upstream: Mutex<BTreeMap<String, u64>>,
+    indexer: Mutex<BTreeMap<String, u64>>,
     pub gun_retries: AtomicU64,
     pub gun_coalesced: AtomicU64,
     pub gun_circuit_open: AtomicU64,
@@ -77,13 +79,12 @@ impl Metrics {
     /// One request actually sent to the relay: `status` is its HTTP code, or `None` when no
     /// response came (refused, reset, timed out).
     pub fn upstream_request(&self, status: Option<u16>) {
-        let label = status.map_or_else(|| "error".to_string(), |s| s.to_string());
-        *self
-            .upstream
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(label)
-            .or_default() += 1;
+        count_status(&self.upstream, status);
+    }
+
+    /// One request sent to the OIP indexer (`resolver.oip_api`), labelled like the relay's.
+    pub fn indexer_request(&self, status: Option<u16>) {
+        count_status(&self.indexer, status);
     }
 
     pub fn stream_ended(&self, outcome: StreamOutcome) {
@@ -114,19 +115,24 @@ impl Metrics {
 
     pub fn render(&self, process: &ProcessFigures) -> String {
         let mut out = String::with_capacity(4096);
-        let upstream = self
-            .upstream
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        header(
-            &mut out,
-            GUN_UPSTREAM_REQUESTS,
-            "counter",
-            "Requests actually sent to the GUN relay, by HTTP status (error: no response).",
-        );
-        for (status, n) in &upstream {
-            let _ = writeln!(out, "{GUN_UPSTREAM_REQUESTS}{{status=\"{status}\"}} {n}");
+        let by_status = [
+            (
+                GUN_UPSTREAM_REQUESTS,
+                &self.upstream,
+                "Requests actually sent to the GUN relay, by HTTP status (error: no response).",
+            ),
+            (
+                INDEXER_REQUESTS,
+                &self.indexer,
+                "Requests actually sent to the OIP indexer, by HTTP status (error: no response).",
+            ),
+        ];
+        for (name, counts, help) in by_status {
+            header(&mut out, name, "counter", help);
+            let counts = counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for (status, n) in &counts {
+                let _ = writeln!(out, "{name}{{status=\"{status}\"}} {n}");
+            }
         }
         let plain: [(&str, &str, &str, u64); 14] = [
             (GUN_RETRIES, "counter", "Relay requests that were retries of a failed attempt.", self.gun_retries.load(Relaxed)),
@@ -191,6 +197,15 @@ impl Metrics {
         }
         out
     }
+}
+
+fn count_status(counts: &Mutex<BTreeMap<String, u64>>, status: Option<u16>) {
+    let label = status.map_or_else(|| "error".to_string(), |s| s.to_string());
+    *counts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(label)
+        .or_default() += 1;
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

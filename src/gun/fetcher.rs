@@ -19,11 +19,12 @@ use super::{
     negative_cache::{Forget, IsMissing, NegativeCache, RecordMissing},
     record_cache::RecordCache,
     resilience::BreakerState,
-    upstream::{FileStore, GetResult, Relay, Upstream},
+    upstream::{FileStore, GetResult, HttpKind, HttpSource, Upstream},
     CacheSource, FetchError, FetchResult, Fetched, Lookup,
 };
 use crate::{
     config::{Config, GunConfig},
+    did::Did,
     metrics::Metrics,
 };
 
@@ -43,16 +44,19 @@ struct InFlight {
 
 pub struct GunFetcher {
     upstream: Rc<Upstream>,
+    /// `resolver.oip_api`, for DIDs of other methods; they share the coalescing and caches.
+    indexer: Option<Rc<HttpSource>>,
     negative: Addr<NegativeCache>,
-    records: RecordCache,
-    in_flight: HashMap<String, InFlight>,
+    records: Arc<RecordCache>,
+    in_flight: HashMap<Did, InFlight>,
     metrics: Arc<Metrics>,
 }
 
-/// Read one soul.
+/// Read one record: a soul from the relay (`Did::Gun`), or another method's DID from the
+/// indexer.
 #[derive(Message)]
 #[rtype(result = "FetchResult")]
-pub struct Fetch(pub String);
+pub struct Fetch(pub Did);
 
 /// Write one node; on success the soul leaves both caches.
 #[derive(Message)]
@@ -92,19 +96,29 @@ impl GunFetcher {
         source: Source,
         config: &Config,
         negative: Addr<NegativeCache>,
+        records: Arc<RecordCache>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let upstream = match source {
             Source::File(store) => Upstream::File(store.into()),
-            Source::Relay(gun) => Upstream::Relay(Box::new(Relay::new(&gun, metrics.clone()))),
+            Source::Relay(gun) => Upstream::Relay(Box::new(HttpSource::new(
+                HttpKind::Relay,
+                &gun.relay_url,
+                &gun,
+                metrics.clone(),
+            ))),
         };
-        let records = RecordCache::new(
-            Duration::from_secs(config.record_cache.ttl_secs),
-            config.record_cache.capacity_bytes,
-            metrics.clone(),
-        );
+        let indexer = config.resolver.oip_api.as_ref().map(|base| {
+            Rc::new(HttpSource::new(
+                HttpKind::Indexer,
+                base,
+                &config.gun,
+                metrics.clone(),
+            ))
+        });
         Self {
             upstream: Rc::new(upstream),
+            indexer,
             negative,
             records,
             in_flight: HashMap::new(),
@@ -112,33 +126,52 @@ impl GunFetcher {
         }
     }
 
-    /// Starts the one fetch for `soul` that every waiter shares.
-    fn lead(&mut self, soul: String, ctx: &mut Context<Self>) {
+    /// Builds the record cache that the fetcher fills and resolvers read.
+    pub fn record_cache(config: &Config, metrics: Arc<Metrics>) -> Arc<RecordCache> {
+        Arc::new(RecordCache::new(
+            Duration::from_secs(config.record_cache.ttl_secs),
+            config.record_cache.capacity_bytes,
+            metrics,
+        ))
+    }
+
+    /// Starts the one fetch for `key` that every waiter shares.
+    fn lead(&mut self, key: Did, ctx: &mut Context<Self>) {
         let negative = self.negative.clone();
         let upstream = self.upstream.clone();
-        let key = soul.clone();
+        let indexer = self.indexer.clone();
+        let asked = key.clone();
         let work = async move {
-            // Mailbox order makes this safe: a 404 recorded by an earlier fetch of this soul was
+            // Mailbox order makes this safe: a 404 recorded by an earlier fetch of this key was
             // sent to the negative cache before this lookup could be.
-            if negative.send(IsMissing(key.clone())).await.unwrap_or(false) {
+            if negative
+                .send(IsMissing(asked.clone()))
+                .await
+                .unwrap_or(false)
+            {
                 return (Ok(None), CacheSource::Negative);
             }
-            (upstream.get(&key).await, CacheSource::Miss)
+            let result = match (&asked, indexer) {
+                (Did::Gun(soul), _) => upstream.get(soul).await,
+                (Did::Other(did), Some(indexer)) => indexer.get(did).await,
+                (Did::Other(_), None) => Err(FetchError::Unsupported),
+            };
+            (result, CacheSource::Miss)
         };
         ctx.spawn(
             work.into_actor(self)
-                .map(move |(result, source), this, _| this.complete(soul, result, source)),
+                .map(move |(result, source), this, _| this.complete(key, result, source)),
         );
     }
 
-    fn complete(&mut self, soul: String, result: GetResult, source: CacheSource) {
-        let Some(flight) = self.in_flight.remove(&soul) else {
+    fn complete(&mut self, key: Did, result: GetResult, source: CacheSource) {
+        let Some(flight) = self.in_flight.remove(&key) else {
             return;
         };
         let outcome = match result {
             Ok(Some(found)) => {
                 if flight.cacheable {
-                    self.records.insert(&soul, found.clone());
+                    self.records.insert(key, found.clone());
                 }
                 // No need to tell the negative cache: it was asked just now and did not hold
                 // the soul, and only this fetch could have added it since.
@@ -149,7 +182,7 @@ impl GunFetcher {
             }
             Ok(None) => {
                 if source == CacheSource::Miss && flight.cacheable {
-                    self.negative.do_send(RecordMissing(soul));
+                    self.negative.do_send(RecordMissing(key));
                 }
                 Ok(Fetched {
                     lookup: Lookup::NotFound,
@@ -176,9 +209,8 @@ impl Actor for GunFetcher {
 impl Handler<Fetch> for GunFetcher {
     type Result = ResponseFuture<FetchResult>;
 
-    fn handle(&mut self, Fetch(soul): Fetch, ctx: &mut Self::Context) -> Self::Result {
-        if let Some(found) = self.records.get(&soul) {
-            self.metrics.record_cache_hits.fetch_add(1, Relaxed);
+    fn handle(&mut self, Fetch(key): Fetch, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(found) = self.records.get(&key) {
             let hit = Ok(Fetched {
                 lookup: Lookup::Found(found),
                 source: CacheSource::Hit,
@@ -186,18 +218,18 @@ impl Handler<Fetch> for GunFetcher {
             return Box::pin(futures::future::ready(hit));
         }
         let (tx, rx) = oneshot::channel();
-        match self.in_flight.entry(soul) {
+        match self.in_flight.entry(key) {
             Entry::Occupied(mut flight) => {
                 flight.get_mut().waiters.push(tx);
                 self.metrics.gun_coalesced.fetch_add(1, Relaxed);
             }
             Entry::Vacant(slot) => {
-                let soul = slot.key().clone();
+                let key = slot.key().clone();
                 slot.insert(InFlight {
                     waiters: vec![tx],
                     cacheable: true,
                 });
-                self.lead(soul, ctx);
+                self.lead(key, ctx);
             }
         }
         Box::pin(async move { rx.await.unwrap_or(Err(FetchError::Cancelled)) })
@@ -213,11 +245,12 @@ impl Handler<Put> for GunFetcher {
         let write = async move { upstream.put(&put.soul, put.node, put.body).await };
         Box::pin(write.into_actor(self).map(move |result, this, _| {
             let answer = result?;
-            this.records.remove(&soul);
-            if let Some(flight) = this.in_flight.get_mut(&soul) {
+            let key = Did::Gun(soul);
+            this.records.remove(&key);
+            if let Some(flight) = this.in_flight.get_mut(&key) {
                 flight.cacheable = false;
             }
-            this.negative.do_send(Forget(soul));
+            this.negative.do_send(Forget(key));
             Ok(answer)
         }))
     }

@@ -90,6 +90,8 @@ pub enum FetchError {
     Malformed(String),
     #[error("the fetch was dropped before it finished")]
     Cancelled,
+    #[error("no source is configured for this DID method")]
+    Unsupported,
 }
 
 impl FetchError {
@@ -98,7 +100,10 @@ impl FetchError {
         match self {
             FetchError::Unreachable(_) | FetchError::Timeout | FetchError::Malformed(_) => true,
             FetchError::Status(s) => *s >= 500,
-            FetchError::CircuitOpen | FetchError::TooLarge(_) | FetchError::Cancelled => false,
+            FetchError::CircuitOpen
+            | FetchError::TooLarge(_)
+            | FetchError::Cancelled
+            | FetchError::Unsupported => false,
         }
     }
 }

@@ -11,10 +11,10 @@ use std::{
 use actix::prelude::*;
 use quick_cache::unsync::Cache;
 
-use crate::{config::NegativeCacheConfig, metrics::Metrics};
+use crate::{config::NegativeCacheConfig, did::Did, metrics::Metrics};
 
 pub struct NegativeCache {
-    souls: Cache<String, Instant>,
+    souls: Cache<Did, Instant>,
     ttl: Duration,
     sweep_every: Duration,
     log_every: u64,
@@ -26,17 +26,17 @@ pub struct NegativeCache {
 /// "Is this soul known missing?" Counted as one lookup.
 #[derive(Message)]
 #[rtype(result = "bool")]
-pub struct IsMissing(pub String);
+pub struct IsMissing(pub Did);
 
 /// The relay answered a definite 404 for this soul.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RecordMissing(pub String);
+pub struct RecordMissing(pub Did);
 
 /// The soul was written, found, or forgotten by an operator. Answers whether it was cached.
 #[derive(Message)]
 #[rtype(result = "bool")]
-pub struct Forget(pub String);
+pub struct Forget(pub Did);
 
 /// Entries now held, for the memory monitor and health.
 #[derive(Message)]
@@ -161,11 +161,12 @@ mod tests {
     async fn remembers_forgets_and_counts() {
         let metrics = Arc::new(Metrics::default());
         let cache = NegativeCache::new(&config(60), metrics.clone()).start();
-        assert!(!cache.send(IsMissing("a:1".into())).await.unwrap());
-        cache.send(RecordMissing("a:1".into())).await.unwrap();
-        assert!(cache.send(IsMissing("a:1".into())).await.unwrap());
-        assert!(cache.send(Forget("a:1".into())).await.unwrap());
-        assert!(!cache.send(IsMissing("a:1".into())).await.unwrap());
+        let soul = || Did::Gun("a:1".into());
+        assert!(!cache.send(IsMissing(soul())).await.unwrap());
+        cache.send(RecordMissing(soul())).await.unwrap();
+        assert!(cache.send(IsMissing(soul())).await.unwrap());
+        assert!(cache.send(Forget(soul())).await.unwrap());
+        assert!(!cache.send(IsMissing(soul())).await.unwrap());
         assert_eq!(metrics.negative_lookups.load(Relaxed), 3);
         assert_eq!(metrics.negative_hits.load(Relaxed), 1);
         assert_eq!(metrics.negative_entries.load(Relaxed), 0);
@@ -174,22 +175,24 @@ mod tests {
     #[test]
     fn sweep_removes_only_expired() {
         let mut cache = NegativeCache::new(&config(60), Arc::default());
-        cache.souls.insert("old".into(), Instant::now());
+        let new = Did::Gun("new".into());
+        cache.souls.insert(Did::Gun("old".into()), Instant::now());
         cache
             .souls
-            .insert("new".into(), Instant::now() + Duration::from_secs(60));
+            .insert(new.clone(), Instant::now() + Duration::from_secs(60));
         cache.sweep();
         assert_eq!(cache.souls.len(), 1);
-        assert!(cache.souls.get("new").is_some());
+        assert!(cache.souls.get(&new).is_some());
     }
 
     #[test]
     fn capacity_bounds_the_entries() {
         let mut cache = NegativeCache::new(&config(60), Arc::default());
         for i in 0..10_000 {
-            cache
-                .souls
-                .insert(format!("s:{i}"), Instant::now() + Duration::from_secs(60));
+            cache.souls.insert(
+                Did::Gun(format!("s:{i}")),
+                Instant::now() + Duration::from_secs(60),
+            );
         }
         assert!(cache.souls.len() <= 100, "{}", cache.souls.len());
     }

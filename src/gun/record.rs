@@ -35,6 +35,23 @@ pub enum RecordError {
 }
 
 impl FoundRecord {
+    /// Decodes an OIP indexer answer `{"records":[record, ...]}`: the first record, or `None`
+    /// when the list is empty (the indexer's way of saying "not found").
+    pub fn from_indexer_answer(raw: Bytes) -> Result<Option<Self>, RecordError> {
+        let answer: Value =
+            serde_json::from_slice(&raw).map_err(|e| RecordError::NotJson(e.to_string()))?;
+        let first = match answer {
+            Value::Object(mut m) => match m.remove("records") {
+                Some(Value::Array(records)) => records.into_iter().next(),
+                _ => return Err(RecordError::NoNode),
+            },
+            _ => return Err(RecordError::NoNode),
+        };
+        first
+            .map(|node| Record::from_node(node).map(|record| Self { raw, record }))
+            .transpose()
+    }
+
     /// Decodes a relay `/get` answer `{"success":true,"data":{node}}`.
     pub fn from_relay_answer(raw: Bytes) -> Result<Self, RecordError> {
         let answer: Value =
@@ -192,6 +209,19 @@ mod tests {
         assert_eq!(cat["b"], json!("[1] and more"));
         assert_eq!(cat["c"], json!("{\"x\":1}"));
         assert_eq!(cat["d"], json!([]));
+    }
+
+    #[test]
+    fn indexer_answers_give_their_first_record() {
+        let raw = Bytes::from_static(
+            br#"{"records":[{"data":{"basic":{"name":"Squat"}},"oip":{"did":"did:arweave:x"}},{"data":{}}]}"#,
+        );
+        let found = FoundRecord::from_indexer_answer(raw).unwrap().unwrap();
+        assert_eq!(found.record.data["basic"]["name"], "Squat");
+        let empty = Bytes::from_static(br#"{"records":[]}"#);
+        assert!(FoundRecord::from_indexer_answer(empty).unwrap().is_none());
+        let wrong = Bytes::from_static(br#"{"record":{}}"#);
+        assert!(FoundRecord::from_indexer_answer(wrong).is_err());
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! Found records, kept for a short TTL and weighted by size, so repeat fetches of a popular
-//! record (every workout that uses the same exercise) cost no relay round trip. Owned by the
-//! fetcher: its actor thread is the only one that touches it, so it needs no locking.
+//! record (every workout that uses the same exercise) cost no relay round trip. The fetcher
+//! fills and invalidates it; resolvers on every worker read it directly, so a warm resolution
+//! sends no message at all.
 
 use std::{
     sync::{atomic::Ordering::Relaxed, Arc},
     time::{Duration, Instant},
 };
 
-use quick_cache::{unsync::Cache, Weighter};
+use quick_cache::{sync::Cache, Weighter};
 
 use super::record::FoundRecord;
-use crate::metrics::Metrics;
+use crate::{did::Did, metrics::Metrics};
 
 #[derive(Clone)]
 struct Entry {
@@ -21,14 +22,17 @@ struct Entry {
 #[derive(Clone)]
 struct BySize;
 
-impl Weighter<String, Entry> for BySize {
-    fn weight(&self, soul: &String, entry: &Entry) -> u64 {
-        soul.len() as u64 + entry.found.weight()
+impl Weighter<Did, Entry> for BySize {
+    fn weight(&self, key: &Did, entry: &Entry) -> u64 {
+        let key_len = match key {
+            Did::Gun(s) | Did::Other(s) => s.len() as u64,
+        };
+        key_len + entry.found.weight()
     }
 }
 
 pub struct RecordCache {
-    cache: Option<Cache<String, Entry, BySize>>,
+    cache: Option<Cache<Did, Entry, BySize>>,
     ttl: Duration,
     metrics: Arc<Metrics>,
 }
@@ -48,28 +52,30 @@ impl RecordCache {
         }
     }
 
-    pub fn get(&mut self, soul: &str) -> Option<Arc<FoundRecord>> {
-        let cache = self.cache.as_mut()?;
-        let entry = cache.get(soul)?;
+    /// A hit is counted in `oip_record_cache_hits_total`.
+    pub fn get(&self, key: &Did) -> Option<Arc<FoundRecord>> {
+        let cache = self.cache.as_ref()?;
+        let entry = cache.get(key)?;
         if entry.expires > Instant::now() {
-            return Some(entry.found.clone());
+            self.metrics.record_cache_hits.fetch_add(1, Relaxed);
+            return Some(entry.found);
         }
-        cache.remove(soul);
+        cache.remove(key);
         self.update_gauge();
         None
     }
 
-    pub fn insert(&mut self, soul: &str, found: Arc<FoundRecord>) {
-        if let Some(cache) = self.cache.as_mut() {
+    pub fn insert(&self, key: Did, found: Arc<FoundRecord>) {
+        if let Some(cache) = self.cache.as_ref() {
             let expires = Instant::now() + self.ttl;
-            cache.insert(soul.to_string(), Entry { found, expires });
+            cache.insert(key, Entry { found, expires });
             self.update_gauge();
         }
     }
 
-    pub fn remove(&mut self, soul: &str) {
-        if let Some(cache) = self.cache.as_mut() {
-            cache.remove(soul);
+    pub fn remove(&self, key: &Did) {
+        if let Some(cache) = self.cache.as_ref() {
+            cache.remove(key);
             self.update_gauge();
         }
     }
@@ -95,38 +101,44 @@ mod tests {
         Arc::new(FoundRecord::from_stored_node(node).unwrap())
     }
 
+    fn soul(s: &str) -> Did {
+        Did::Gun(s.to_string())
+    }
+
     #[test]
     fn serves_until_ttl_then_forgets() {
-        let mut c = RecordCache::new(Duration::from_millis(30), 1 << 20, Arc::default());
-        c.insert("a:1", record("A"));
-        assert!(c.get("a:1").is_some());
+        let metrics = Arc::new(Metrics::default());
+        let c = RecordCache::new(Duration::from_millis(30), 1 << 20, metrics.clone());
+        c.insert(soul("a:1"), record("A"));
+        assert!(c.get(&soul("a:1")).is_some());
+        assert_eq!(metrics.record_cache_hits.load(Relaxed), 1);
         std::thread::sleep(Duration::from_millis(40));
-        assert!(c.get("a:1").is_none());
+        assert!(c.get(&soul("a:1")).is_none());
         assert_eq!(c.weight(), 0);
     }
 
     #[test]
     fn zero_ttl_is_off() {
-        let mut c = RecordCache::new(Duration::ZERO, 1 << 20, Arc::default());
-        c.insert("a:1", record("A"));
-        assert!(c.get("a:1").is_none());
+        let c = RecordCache::new(Duration::ZERO, 1 << 20, Arc::default());
+        c.insert(soul("a:1"), record("A"));
+        assert!(c.get(&soul("a:1")).is_none());
     }
 
     #[test]
     fn stays_within_its_byte_budget() {
         let one = record("x").weight() + 8;
-        let mut c = RecordCache::new(Duration::from_secs(60), one * 10, Arc::default());
+        let c = RecordCache::new(Duration::from_secs(60), one * 10, Arc::default());
         for i in 0..1000 {
-            c.insert(&format!("s:{i:03}"), record("x"));
+            c.insert(soul(&format!("s:{i:03}")), record("x"));
         }
         assert!(c.weight() <= one * 10, "{} > {}", c.weight(), one * 10);
     }
 
     #[test]
     fn remove_invalidates() {
-        let mut c = RecordCache::new(Duration::from_secs(60), 1 << 20, Arc::default());
-        c.insert("a:1", record("A"));
-        c.remove("a:1");
-        assert!(c.get("a:1").is_none());
+        let c = RecordCache::new(Duration::from_secs(60), 1 << 20, Arc::default());
+        c.insert(soul("a:1"), record("A"));
+        c.remove(&soul("a:1"));
+        assert!(c.get(&soul("a:1")).is_none());
     }
 }

@@ -25,7 +25,7 @@ use super::{
 use crate::{config::GunConfig, metrics::Metrics};
 
 pub enum Upstream {
-    Relay(Box<Relay>),
+    Relay(Box<HttpSource>),
     File(RefCell<FileStore>),
 }
 
@@ -112,7 +112,18 @@ impl FileStore {
     }
 }
 
-pub struct Relay {
+/// Which HTTP service a source talks to: they differ in URL, answer shape and metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpKind {
+    /// The GUN relay: `GET {base}/get?soul=S`.
+    Relay,
+    /// An OIP indexer: `GET {base}/api/records?did=D&resolveDepth=0`, first of `records`.
+    Indexer,
+}
+
+/// An HTTP upstream with its own retry budget and circuit breaker.
+pub struct HttpSource {
+    kind: HttpKind,
     client: Client,
     base: String,
     config: GunConfig,
@@ -121,9 +132,10 @@ pub struct Relay {
     budget: RefCell<RetryBudget>,
 }
 
-impl Relay {
-    /// Must run on the thread that will use it: awc clients are not `Send`.
-    pub fn new(config: &GunConfig, metrics: Arc<Metrics>) -> Self {
+impl HttpSource {
+    /// Must run on the thread that will use it: awc clients are not `Send`. The indexer shares
+    /// the relay's timeouts, retry and breaker settings.
+    pub fn new(kind: HttpKind, base: &str, config: &GunConfig, metrics: Arc<Metrics>) -> Self {
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let connector = Connector::new()
             .limit(config.max_connections)
@@ -134,8 +146,9 @@ impl Relay {
             .disable_redirects()
             .finish();
         Self {
+            kind,
             client,
-            base: config.relay_url.trim_end_matches('/').to_string(),
+            base: base.trim_end_matches('/').to_string(),
             config: config.clone(),
             metrics,
             breaker: RefCell::new(Breaker::new(
@@ -146,8 +159,16 @@ impl Relay {
         }
     }
 
-    async fn get(&self, soul: &str) -> GetResult {
-        let url = format!("{}/get?soul={}", self.base, encode_query_value(soul));
+    /// `key` is a soul for the relay, a whole DID for an indexer.
+    pub async fn get(&self, key: &str) -> GetResult {
+        let url = match self.kind {
+            HttpKind::Relay => format!("{}/get?soul={}", self.base, encode_query_value(key)),
+            HttpKind::Indexer => format!(
+                "{}/api/records?did={}&resolveDepth=0",
+                self.base,
+                encode_query_value(key)
+            ),
+        };
         self.budget.borrow_mut().on_first_attempt();
         let mut attempt = 1;
         loop {
@@ -158,7 +179,7 @@ impl Relay {
                         && attempt < self.config.max_attempts
                         && self.budget.borrow_mut().try_retry() =>
                 {
-                    log::debug!("relay get {soul}: attempt {attempt} failed ({e}); retrying");
+                    log::debug!("get {key}: attempt {attempt} failed ({e}); retrying");
                     self.metrics.gun_retries.fetch_add(1, Relaxed);
                     let pause = backoff(
                         attempt,
@@ -237,9 +258,14 @@ impl Relay {
                     .limit(self.config.max_response_bytes)
                     .await
                     .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
-                let found = FoundRecord::from_relay_answer(body)
-                    .map_err(|e| FetchError::Malformed(e.to_string()))?;
-                Ok(Some(Arc::new(found)))
+                let found = match self.kind {
+                    HttpKind::Relay => FoundRecord::from_relay_answer(body).map(Some),
+                    HttpKind::Indexer => FoundRecord::from_indexer_answer(body),
+                };
+                match found {
+                    Ok(found) => Ok(found.map(Arc::new)),
+                    Err(e) => Err(FetchError::Malformed(e.to_string())),
+                }
             }
             404 => Ok(None),
             other => Err(FetchError::Status(other)),
@@ -249,6 +275,7 @@ impl Relay {
     fn count_once(&self) -> SentRequest<'_> {
         SentRequest {
             metrics: &self.metrics,
+            kind: self.kind,
             counted: false,
         }
     }
@@ -258,12 +285,20 @@ impl Relay {
 /// `error` when it is dropped without one (refused, reset, timed out).
 struct SentRequest<'a> {
     metrics: &'a Metrics,
+    kind: HttpKind,
     counted: bool,
 }
 
 impl SentRequest<'_> {
+    fn count(&self, status: Option<u16>) {
+        match self.kind {
+            HttpKind::Relay => self.metrics.upstream_request(status),
+            HttpKind::Indexer => self.metrics.indexer_request(status),
+        }
+    }
+
     fn response(&mut self, status: u16) {
-        self.metrics.upstream_request(Some(status));
+        self.count(Some(status));
         self.counted = true;
     }
 }
@@ -271,7 +306,7 @@ impl SentRequest<'_> {
 impl Drop for SentRequest<'_> {
     fn drop(&mut self) {
         if !self.counted {
-            self.metrics.upstream_request(None);
+            self.count(None);
         }
     }
 }

@@ -4,6 +4,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 use super::{method_not_allowed, AppState};
 use crate::{
+    did::Did,
     error::ApiError,
     gun::{negative_cache::Forget, validate_soul},
 };
@@ -28,8 +29,14 @@ async fn forget_missing(
         return Err(ApiError::Unauthorized);
     }
     let soul = soul.into_inner();
-    validate_soul(&soul)?;
-    let forgotten = state.negative.send(Forget(soul.clone())).await?;
+    // A DID of another method (cached from the indexer) can be forgotten by its full name.
+    let key = if soul.starts_with("did:") {
+        Did::parse(&soul).map_err(ApiError::InvalidDid)?
+    } else {
+        validate_soul(&soul)?;
+        Did::Gun(soul.clone())
+    };
+    let forgotten = state.negative.send(Forget(key)).await?;
     log::info!("[GUN 404 Cache] operator forgot {soul} (was cached: {forgotten})");
     Ok(HttpResponse::Ok().json(serde_json::json!({"soul": soul, "forgotten": forgotten})))
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod ops;
+mod records;
 mod relay;
 
 use std::{sync::Arc, time::Instant};
@@ -18,8 +19,9 @@ use futures::{FutureExt, StreamExt};
 use crate::{
     config::Config,
     error::ApiError,
-    gun::{GunFetcher, NegativeCache},
+    gun::{record_cache::RecordCache, GunFetcher, NegativeCache},
     metrics::Metrics,
+    resolver::Resolver,
 };
 
 /// What every handler may reach: the actors' addresses and the shared, read-only settings.
@@ -27,16 +29,24 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub fetcher: Addr<GunFetcher>,
     pub negative: Addr<NegativeCache>,
+    pub records: Arc<RecordCache>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
 }
 
-pub fn configure_app(cfg: &mut ServiceConfig, state: web::Data<AppState>) {
+/// `resolver` is this worker's own resolver.
+pub fn configure_app(
+    cfg: &mut ServiceConfig,
+    state: web::Data<AppState>,
+    resolver: web::Data<Addr<Resolver>>,
+) {
     cfg.app_data(state)
+        .app_data(resolver)
         .app_data(
             web::QueryConfig::default()
                 .error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()),
         )
+        .configure(records::configure)
         .configure(relay::configure)
         .configure(admin::configure)
         .configure(ops::configure)

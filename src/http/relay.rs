@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{method_not_allowed, read_body, AppState};
 use crate::{
+    did::Did,
     error::ApiError,
     gun::{validate_soul, Fetch, Lookup, Put},
 };
@@ -39,7 +40,7 @@ async fn get(
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::MissingParameter("soul"))?;
     validate_soul(&soul)?;
-    let fetched = state.fetcher.send(Fetch(soul)).await??;
+    let fetched = state.fetcher.send(Fetch(Did::Gun(soul))).await??;
     let x_cache = ("x-cache", fetched.source.header_value());
     Ok(match fetched.lookup {
         Lookup::Found(found) => HttpResponse::Ok()

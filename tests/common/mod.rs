@@ -140,6 +140,24 @@ fn relay_view(mut node: Value) -> Value {
     node
 }
 
+/// The OIP indexer's `/api/records?did=D&resolveDepth=0`: nodes are looked up by the whole DID.
+async fn mock_indexer(
+    state: web::Data<Arc<RelayState>>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(did) = query.get("did").cloned() else {
+        state.bad_requests.fetch_add(1, SeqCst);
+        return HttpResponse::BadRequest().json(json!({"error": "did required"}));
+    };
+    *state.gets.lock().unwrap().entry(did.clone()).or_default() += 1;
+    if let Some(Mode::Status(code)) = state.soul_modes.lock().unwrap().get(&did) {
+        return HttpResponse::build(actix_web::http::StatusCode::from_u16(*code).unwrap()).finish();
+    }
+    let node = state.nodes.lock().unwrap().get(&did).cloned();
+    let records: Vec<Value> = node.into_iter().map(relay_view).collect();
+    HttpResponse::Ok().json(json!({"records": records}))
+}
+
 async fn mock_put(state: web::Data<Arc<RelayState>>, body: web::Json<Value>) -> HttpResponse {
     state.puts.fetch_add(1, SeqCst);
     let (Some(soul), Some(data)) = (body["soul"].as_str(), body.get("data")) else {
@@ -173,6 +191,7 @@ impl MockRelay {
                         .app_data(data.clone())
                         .route("/get", web::get().to(mock_get))
                         .route("/put", web::post().to(mock_put))
+                        .route("/api/records", web::get().to(mock_indexer))
                 })
                 .workers(2)
                 .shutdown_timeout(0)
@@ -204,6 +223,19 @@ impl MockRelay {
             .lock()
             .unwrap()
             .insert(soul.to_string(), node);
+    }
+
+    /// Loads every node of a `{soul: node}` file, like the demo graph.
+    pub fn load(&self, path: &std::path::Path) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let nodes: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        for (soul, node) in nodes {
+            self.insert(&soul, node);
+        }
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(SeqCst)
     }
 
     pub fn gets(&self, soul: &str) -> u64 {

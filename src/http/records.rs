@@ -1,0 +1,214 @@
+//! `GET /api/records`: validate the query, hand it to this worker's resolver, shape the answer.
+
+use actix::Addr;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{method_not_allowed, AppState};
+use crate::{
+    config::ResolverConfig,
+    did::Did,
+    error::ApiError,
+    resolver::{FieldFilter, Options, Resolve, Resolver},
+};
+
+/// More DIDs than this in one request is a client bug or abuse, not a use case.
+pub const MAX_DIDS: usize = 50;
+const MAX_FIELD_NAMES: usize = 50;
+const MAX_FIELD_NAME_LEN: usize = 128;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/records")
+            .route(web::get().to(get_records))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+#[derive(Deserialize)]
+struct RecordsQuery {
+    did: Option<String>,
+    #[serde(rename = "resolveDepth")]
+    depth: Option<String>,
+    #[serde(rename = "resolveNamesOnly")]
+    names_only: Option<String>,
+    #[serde(rename = "resolveFieldNames", alias = "resolveFieldName")]
+    fields: Option<String>,
+}
+
+async fn get_records(
+    state: web::Data<AppState>,
+    resolver: web::Data<Addr<Resolver>>,
+    query: web::Query<RecordsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let resolve = parse(query.into_inner(), &state.config.resolver)?;
+    let resolution = resolver.send(resolve).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "records": resolution.records,
+        "searchResults": resolution.records.len(),
+        "resolution": resolution.summary,
+    })))
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {
+    ApiError::InvalidParameter {
+        name,
+        reason: reason.into(),
+    }
+}
+
+fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Resolve, ApiError> {
+    let raw = q
+        .did
+        .filter(|d| !d.trim().is_empty())
+        .ok_or(ApiError::MissingParameter("did"))?;
+    let entries: Vec<&str> = raw.split(',').map(str::trim).collect();
+    if entries.len() > MAX_DIDS {
+        return Err(invalid(
+            "did",
+            format!("at most {MAX_DIDS} DIDs per request"),
+        ));
+    }
+    let dids = entries
+        .into_iter()
+        .map(|d| {
+            if d.is_empty() {
+                Err(invalid("did", "empty entry in the list"))
+            } else {
+                Did::parse(d).map_err(ApiError::InvalidDid)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let depth = match q.depth.as_deref() {
+        None | Some("") => config.default_depth,
+        Some(d) => d
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= config.max_depth)
+            .ok_or_else(|| {
+                invalid(
+                    "resolveDepth",
+                    format!("must be a whole number from 0 to {}", config.max_depth),
+                )
+            })?,
+    };
+    let names_only = match q.names_only.as_deref() {
+        None | Some("") => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(_) => return Err(invalid("resolveNamesOnly", "must be true or false")),
+    };
+    let fields = match q.fields.as_deref() {
+        None | Some("") => FieldFilter::default(),
+        Some(list) => {
+            let names: Vec<String> = list.split(',').map(|f| f.trim().to_string()).collect();
+            if names.len() > MAX_FIELD_NAMES {
+                return Err(invalid(
+                    "resolveFieldNames",
+                    format!("at most {MAX_FIELD_NAMES} field names"),
+                ));
+            }
+            let valid = |f: &String| {
+                !f.is_empty()
+                    && f.len() <= MAX_FIELD_NAME_LEN
+                    && f.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            };
+            if !names.iter().all(valid) {
+                return Err(invalid(
+                    "resolveFieldNames",
+                    "a comma-separated list of field names like workout.exercise",
+                ));
+            }
+            FieldFilter::only(names)
+        }
+    };
+    Ok(Resolve {
+        dids,
+        options: Options {
+            depth,
+            names_only,
+            fields,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(
+        did: &str,
+        depth: Option<&str>,
+        names: Option<&str>,
+        fields: Option<&str>,
+    ) -> RecordsQuery {
+        RecordsQuery {
+            did: Some(did.to_string()),
+            depth: depth.map(String::from),
+            names_only: names.map(String::from),
+            fields: fields.map(String::from),
+        }
+    }
+
+    fn code(r: Result<Resolve, ApiError>) -> String {
+        r.err().map(|e| e.code().to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults_and_lists() {
+        let c = ResolverConfig::default();
+        let r = parse(query("did:gun:a:1, did:gun:b:2", None, None, None), &c).unwrap();
+        assert_eq!(r.dids.len(), 2);
+        assert_eq!(r.options.depth, c.default_depth);
+        assert!(!r.options.names_only);
+        let r = parse(
+            query(
+                "did:gun:a:1",
+                Some("0"),
+                Some("TRUE"),
+                Some("workout,data.exercise.equipment"),
+            ),
+            &c,
+        )
+        .unwrap();
+        assert_eq!(r.options.depth, 0);
+        assert!(r.options.names_only);
+        assert!(r.options.fields.selects("workout", "exercise"));
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let c = ResolverConfig::default();
+        for depth in ["-1", "1.5", "6", "99999", "two"] {
+            let err = parse(query("did:gun:a:1", Some(depth), None, None), &c)
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("resolveDepth"), "{depth}: {err}");
+        }
+        assert_eq!(
+            code(parse(query("did:gun:a:1", None, Some("yes"), None), &c)),
+            "invalid_parameter"
+        );
+        assert_eq!(
+            code(parse(query("did:gun:a:1", None, None, Some("a b")), &c)),
+            "invalid_parameter"
+        );
+        assert_eq!(
+            code(parse(query("gun:a:1", None, None, None), &c)),
+            "invalid_did"
+        );
+        assert_eq!(
+            code(parse(query("did:gun:a:1,,did:gun:b", None, None, None), &c)),
+            "invalid_parameter"
+        );
+        let many = vec!["did:gun:a:1"; 51].join(",");
+        assert_eq!(
+            code(parse(query(&many, None, None, None), &c)),
+            "invalid_parameter"
+        );
+        let fifty = vec!["did:gun:a:1"; 50].join(",");
+        assert!(parse(query(&fifty, None, None, None), &c).is_ok());
+    }
+}
