@@ -281,9 +281,123 @@ fn missing_references(s: &Settings) -> Row {
 /// A workload starts what it needs, drives it and reports one row.
 type Workload = fn(&Settings) -> Row;
 
+/// Stores `count` workouts, each with 20 exercises needing 3 equipment records of their own:
+/// 81 distinct souls per workout.
+fn store_workouts(relay: &MockRelay, count: usize) {
+    for w in 0..count {
+        let mut exercises = Vec::new();
+        for i in 0..20 {
+            let equipment: Vec<String> = (0..3)
+                .map(|j| format!("did:gun:bench:w{w}-eq{i}-{j}"))
+                .collect();
+            for j in 0..3 {
+                relay.insert(
+                    &format!("bench:w{w}-eq{i}-{j}"),
+                    common::node(
+                        json!({"basic": {"name": format!("Equipment {i}-{j}")}, "equipment": {"kind": "free weight"}}),
+                        json!({"recordType": "equipment"}),
+                    ),
+                );
+            }
+            relay.insert(
+                &format!("bench:w{w}-ex{i}"),
+                common::node(
+                    json!({"basic": {"name": format!("Exercise {i}")}, "exercise": {"equipmentRequired": equipment, "sets": 3}}),
+                    json!({"recordType": "exercise"}),
+                ),
+            );
+            exercises.push(format!("did:gun:bench:w{w}-ex{i}"));
+        }
+        relay.insert(
+            &format!("bench:w{w}"),
+            common::node(
+                json!({"basic": {"name": format!("Workout {w}")}, "workout": {"exercise": exercises}}),
+                json!({"recordType": "workout"}),
+            ),
+        );
+    }
+}
+
+/// What one request to the mock relay costs from here (its configured latency plus timer and
+/// loopback overhead): the unit the resolver's latency target is stated in.
+fn relay_round_trip_ms(relay: &MockRelay) -> f64 {
+    let url = format!("{}/get?soul=bench:w0", relay.url());
+    let load = drive(
+        "relay round trip",
+        1,
+        1,
+        move |_| url.clone(),
+        |st| st == 200,
+    );
+    percentile_ms(&load.latencies, 0.5)
+}
+
+/// Depth-2 resolutions through `/api/records` against a relay that takes 5 ms per answer.
+/// Each client request picks one of `workouts` distinct workouts, so concurrent requests do not
+/// share fetches and the upstream figure is what one resolution costs.
+fn resolution(s: &Settings, cache_on: bool, clients: usize, workouts: usize) -> Row {
+    const RELAY_MS: u64 = 5;
+    let relay = MockRelay::start();
+    relay.set_latency(RELAY_MS);
+    store_workouts(&relay, workouts);
+    let rtt = relay_round_trip_ms(&relay);
+    let ttl = if cache_on { 300 } else { 0 };
+    // 60 equipment records sit on one level: let them all be in flight together.
+    let service = relay_service(
+        &relay,
+        &format!("record_cache: {{ ttl_secs: {ttl} }}\nresolver: {{ concurrency: 64 }}\n"),
+    );
+    let base = service.url("/api/records?resolveDepth=2&did=did:gun:bench:w");
+    let url = move |n: u64| format!("{base}{}", n % workouts as u64);
+    if cache_on {
+        // The steady state is what is measured: a first pass over the workouts, one per
+        // client, warms the cache.
+        drive("warm-up", workouts, 2, url.clone(), |st| st == 200);
+    }
+    let upstream_before = relay.total_gets();
+    let watch = RssWatch::start(service.pid());
+    let before = rss_kb(service.pid()) as f64 / 1024.0;
+    let label = format!("resolve cache {}", if cache_on { "on" } else { "off" });
+    let load = drive(&label, clients, s.secs, url, |st| st == 200);
+    let after = rss_kb(service.pid()) as f64 / 1024.0;
+    let upstream = relay.total_gets() - upstream_before;
+    let per_resolution = upstream as f64 / load.requests.max(1) as f64;
+    let notes = format!(
+        "{workouts} workout(s) x 81 souls, depth 2; relay round trip {rtt:.1} ms; upstream/resolution {per_resolution:.2}; p50 = {:.2} x 3 round trips",
+        percentile_ms(&load.latencies, 0.5) / (3.0 * rtt)
+    );
+    row(
+        &format!(
+            "{label}, {clients} client{}",
+            if clients == 1 { "" } else { "s" }
+        ),
+        &load,
+        upstream,
+        (before, watch.peak_mb(), after),
+        notes,
+    )
+}
+
+fn resolve_cold_single(s: &Settings) -> Row {
+    resolution(s, false, 1, 1)
+}
+
+fn resolve_cold(s: &Settings) -> Row {
+    resolution(s, false, s.concurrency, 64)
+}
+
+fn resolve_warm(s: &Settings) -> Row {
+    resolution(s, true, s.concurrency, 64)
+}
+
 fn main() {
     let settings = Settings::from_env();
-    let workloads: &[(&str, Workload)] = &[("missing-refs", missing_references)];
+    let workloads: &[(&str, Workload)] = &[
+        ("missing-refs", missing_references),
+        ("resolve-cold-1", resolve_cold_single),
+        ("resolve-cold", resolve_cold),
+        ("resolve-warm", resolve_warm),
+    ];
     let mut rows = Vec::new();
     for &(name, run) in workloads {
         if settings.only.as_deref().is_some_and(|o| !name.contains(o)) {
