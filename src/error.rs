@@ -6,6 +6,7 @@ use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use crate::{
     did::DidError,
     gun::{FetchError, SoulError},
+    media::{access::AccessError, path::PathError, MediaError},
     resolver::ResolveError,
 };
 
@@ -41,6 +42,12 @@ pub enum ApiError {
     Upstream(#[from] FetchError),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("no part of the requested range lies within the file")]
+    RangeNotSatisfiable(u64),
+    #[error("the file has changed (If-Match)")]
+    PreconditionFailed,
     #[error("the service is shutting down or overloaded")]
     Unavailable,
 }
@@ -77,6 +84,18 @@ impl ApiError {
                 ResolveError::Budget(_) => "budget_exceeded",
                 ResolveError::Upstream(_, e) => ApiError::Upstream(e.clone()).code(),
             },
+            ApiError::Media(e) => match e {
+                MediaError::Path(PathError::BadMediaId) => "invalid_media_id",
+                MediaError::Path(PathError::BadPath) => "invalid_path",
+                MediaError::Path(PathError::NotFound | PathError::Outside) => "media_not_found",
+                MediaError::Access(AccessError::NoValidToken) => "unauthorized",
+                MediaError::Access(AccessError::NotTheOwner) => "forbidden",
+                MediaError::Access(AccessError::NoSecret) => "private_media_disabled",
+                MediaError::NoManifest => "manifest_not_found",
+                MediaError::Io => "media_unreadable",
+            },
+            ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
+            ApiError::PreconditionFailed => "precondition_failed",
             ApiError::Unavailable => "unavailable",
         }
     }
@@ -119,14 +138,36 @@ impl ResponseError for ApiError {
                 ResolveError::Unsupported(_) | ResolveError::Budget(_) => StatusCode::BAD_REQUEST,
                 ResolveError::Upstream(_, e) => ApiError::Upstream(e.clone()).status_code(),
             },
+            ApiError::Media(e) => match e {
+                MediaError::Path(PathError::BadMediaId | PathError::BadPath) => {
+                    StatusCode::BAD_REQUEST
+                }
+                // A path that leaves the root is answered like one that does not exist: the
+                // client learns nothing about what lies outside.
+                MediaError::Path(PathError::NotFound | PathError::Outside)
+                | MediaError::NoManifest => StatusCode::NOT_FOUND,
+                MediaError::Access(AccessError::NoValidToken) => StatusCode::UNAUTHORIZED,
+                MediaError::Access(AccessError::NotTheOwner | AccessError::NoSecret) => {
+                    StatusCode::FORBIDDEN
+                }
+                MediaError::Io => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        if let ApiError::Unauthorized = self {
-            res.insert_header(("www-authenticate", "Bearer"));
+        match self {
+            ApiError::Unauthorized | ApiError::Media(MediaError::Access(AccessError::NoValidToken)) => {
+                res.insert_header(("www-authenticate", "Bearer"));
+            }
+            ApiError::RangeNotSatisfiable(len) => {
+                res.insert_header(("content-range", format!("bytes */{len}")));
+            }
+            _ => {}
         }
         res.json(serde_json::json!({"error": self.to_string(), "code": self.code()}))
     }

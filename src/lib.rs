@@ -11,6 +11,7 @@ pub mod did;
 pub mod error;
 pub mod gun;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod monitor;
 pub mod resolver;
@@ -25,6 +26,7 @@ use crate::{
     gun::{fetcher::Source, upstream::FileStore, GunFetcher, NegativeCache},
     http::AppState,
     metrics::Metrics,
+    media::MediaActor,
     monitor::MemoryMonitor,
     resolver::Resolver,
 };
@@ -76,12 +78,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         })
     };
     MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
+    let media = MediaActor::new(&config.media, config.auth.jwt_secret.clone(), metrics.clone()).start();
 
     let state = web::Data::new(AppState {
         config: config.clone(),
         fetcher,
         negative,
         records,
+        media,
         metrics,
         started: Instant::now(),
     });

@@ -2,6 +2,7 @@
 //! binary and the tests build exactly the same application.
 
 mod admin;
+mod media;
 mod ops;
 mod records;
 mod relay;
@@ -21,6 +22,7 @@ use crate::{
     error::ApiError,
     gun::{record_cache::RecordCache, GunFetcher, NegativeCache},
     metrics::Metrics,
+    media::MediaActor,
     resolver::Resolver,
 };
 
@@ -30,6 +32,7 @@ pub struct AppState {
     pub fetcher: Addr<GunFetcher>,
     pub negative: Addr<NegativeCache>,
     pub records: Arc<RecordCache>,
+    pub media: Addr<MediaActor>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
 }
@@ -40,13 +43,16 @@ pub fn configure_app(
     state: web::Data<AppState>,
     resolver: web::Data<Addr<Resolver>>,
 ) {
+    let media = web::Data::new(state.media.clone());
     cfg.app_data(state)
         .app_data(resolver)
+        .app_data(media)
         .app_data(
             web::QueryConfig::default()
                 .error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()),
         )
         .configure(records::configure)
+        .configure(media::configure)
         .configure(relay::configure)
         .configure(admin::configure)
         .configure(ops::configure)

@@ -1,0 +1,108 @@
+//! Mapping request ids to files without ever leaving the media roots.
+//!
+//! Input is checked twice: syntactically (no `..`, separators, NULs or control characters ever
+//! reach the filesystem), then by canonicalising the final path and requiring it to lie under the
+//! canonical root, which also refuses symlinks that point outside.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the media id must be one path segment of letters, digits, '.', '_' or '-'")]
+    BadMediaId,
+    #[error("the path must be relative, with segments that are not empty, '.', '..' or hidden")]
+    BadPath,
+    #[error("no such media")]
+    NotFound,
+    #[error("the path leaves the media folder")]
+    Outside,
+}
+
+const MAX_ID_LEN: usize = 255;
+const MAX_PATH_LEN: usize = 1024;
+
+/// `mediaId`: one segment of `[A-Za-z0-9._-]`, not `.` or `..`.
+pub fn check_media_id(id: &str) -> Result<(), PathError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    ok.then_some(()).ok_or(PathError::BadMediaId)
+}
+
+/// A relative path for the legacy route: `/`-separated segments, none empty, `.`, `..` or
+/// hidden, and no backslash, NUL or control character anywhere.
+pub fn check_relative_path(path: &str) -> Result<(), PathError> {
+    let ok = !path.is_empty()
+        && path.len() <= MAX_PATH_LEN
+        && !path.starts_with('/')
+        && !path.chars().any(|c| c == '\\' || c.is_control())
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && !seg.starts_with('.'));
+    ok.then_some(()).ok_or(PathError::BadPath)
+}
+
+/// Canonicalises `root.join(rel)` and accepts it only under `root` (already canonical). A path
+/// that does not exist is `NotFound`; one that leaves the root, by a symlink or otherwise,
+/// `Outside`.
+pub fn resolve_under(root: &Path, rel: &Path) -> Result<PathBuf, PathError> {
+    // Whatever stops canonicalising (missing, not a directory, no permission) looks the same to
+    // the client: there is nothing to serve, and the reason is the server's business.
+    let real = root
+        .join(rel)
+        .canonicalize()
+        .map_err(|_| PathError::NotFound)?;
+    if real.starts_with(root) {
+        Ok(real)
+    } else {
+        Err(PathError::Outside)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_ids() {
+        for ok in ["abc", "a.b-c_d", "QmXyZ123", "..a", "a..b"] {
+            assert_eq!(check_media_id(ok), Ok(()), "{ok}");
+        }
+        let long = "a".repeat(256);
+        for bad in ["", ".", "..", "a/b", "a\\b", "a b", "a%2F", "a\0", "é", long.as_str()] {
+            assert_eq!(check_media_id(bad), Err(PathError::BadMediaId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        for ok in ["a.mp4", "videos/2026/a b.mp4", "x/y/z"] {
+            assert_eq!(check_relative_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "a/", ".env", "a/.git/config",
+            "a\\..\\b", "a\0b", "a\nb", "..",
+        ] {
+            assert_eq!(check_relative_path(bad), Err(PathError::BadPath), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn symlinks_out_of_the_root_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let root_path = root.path().canonicalize().unwrap();
+        std::fs::write(root_path.join("inside"), "i").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root_path.join("link")).unwrap();
+        std::os::unix::fs::symlink(root_path.join("inside"), root_path.join("ok-link")).unwrap();
+        assert!(resolve_under(&root_path, Path::new("inside")).is_ok());
+        assert!(resolve_under(&root_path, Path::new("ok-link")).is_ok());
+        assert_eq!(resolve_under(&root_path, Path::new("link")), Err(PathError::Outside));
+        assert_eq!(resolve_under(&root_path, Path::new("nope")), Err(PathError::NotFound));
+    }
+}

@@ -1,0 +1,184 @@
+//! The body of a media response. It reads the file a chunk at a time on the blocking pool, never
+//! holds more than one chunk, and reports to the `MediaActor` when it is dropped — whether the
+//! client read everything, went away, or the file failed — so the handle and its buffer are
+//! released the moment the connection is done with them.
+
+use std::{
+    collections::VecDeque,
+    fs::File,
+    future::Future,
+    io,
+    os::unix::fs::FileExt,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+    task::{Context, Poll},
+};
+
+use actix::Addr;
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+
+use super::{MediaActor, StreamEnded, StreamStarted};
+use crate::metrics::{Metrics, StreamOutcome};
+
+/// Big enough to keep a fast client's socket busy, small enough that thousands of streams stay
+/// within a bounded footprint.
+const CHUNK: u64 = 128 * 1024;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One piece of the body: literal bytes (multipart headers) or a span of the file.
+pub enum Part {
+    Bytes(Bytes),
+    File { offset: u64, len: u64 },
+}
+
+type Read = Pin<Box<dyn Future<Output = Result<(File, io::Result<Bytes>), actix_web::error::BlockingError>>>>;
+
+pub struct FileStream {
+    id: u64,
+    file: Option<File>,
+    parts: VecDeque<Part>,
+    reading: Option<Read>,
+    sent: u64,
+    total: u64,
+    failed: bool,
+    registry: Addr<MediaActor>,
+    metrics: Arc<Metrics>,
+}
+
+impl FileStream {
+    pub fn new(file: File, parts: Vec<Part>, registry: Addr<MediaActor>, metrics: Arc<Metrics>) -> Self {
+        let total = parts
+            .iter()
+            .map(|p| match p {
+                Part::Bytes(b) => b.len() as u64,
+                Part::File { len, .. } => *len,
+            })
+            .sum();
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        registry.do_send(StreamStarted { id });
+        Self {
+            id,
+            file: Some(file),
+            parts: parts.into(),
+            reading: None,
+            sent: 0,
+            total,
+            failed: false,
+            registry,
+            metrics,
+        }
+    }
+
+    /// The exact length of the body, for `Content-Length`.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    fn yielded(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, io::Error>>> {
+        self.sent += bytes.len() as u64;
+        self.metrics
+            .media_bytes_sent
+            .fetch_add(bytes.len() as u64, Relaxed);
+        Poll::Ready(Some(Ok(bytes)))
+    }
+
+    fn fail(&mut self, e: io::Error) -> Poll<Option<Result<Bytes, io::Error>>> {
+        self.failed = true;
+        self.parts.clear();
+        self.file = None;
+        log::warn!("media stream {} failed: {e}", self.id);
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl Stream for FileStream {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(reading) = this.reading.as_mut() {
+            let done = match reading.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(done) => done,
+            };
+            this.reading = None;
+            return match done {
+                Ok((file, Ok(bytes))) => {
+                    this.file = Some(file);
+                    this.yielded(bytes)
+                }
+                Ok((_, Err(e))) => this.fail(e),
+                Err(_) => this.fail(io::Error::other("the file read was cancelled")),
+            };
+        }
+        match this.parts.pop_front() {
+            None => {
+                this.file = None;
+                Poll::Ready(None)
+            }
+            Some(Part::Bytes(bytes)) => this.yielded(bytes),
+            Some(Part::File { offset, len }) => {
+                let Some(file) = this.file.take() else {
+                    return this.fail(io::Error::other("the file is already closed"));
+                };
+                let n = len.min(CHUNK);
+                if len > n {
+                    this.parts.push_front(Part::File {
+                        offset: offset + n,
+                        len: len - n,
+                    });
+                }
+                this.reading = Some(Box::pin(actix_web::web::block(move || {
+                    let result = read_exact_at(&file, offset, n as usize);
+                    (file, result)
+                })));
+                self.poll_next(cx)
+            }
+        }
+    }
+}
+
+fn read_exact_at(file: &File, offset: u64, n: usize) -> io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(n);
+    let mut filled = 0;
+    while filled < n {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file got shorter while it was being sent",
+                ))
+            }
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(buf.freeze())
+}
+
+impl Drop for FileStream {
+    fn drop(&mut self) {
+        let outcome = if self.failed {
+            StreamOutcome::Error
+        } else if self.sent == self.total {
+            StreamOutcome::Complete
+        } else {
+            StreamOutcome::Aborted
+        };
+        self.registry.do_send(StreamEnded {
+            id: self.id,
+            outcome,
+            bytes: self.sent,
+        });
+    }
+}
