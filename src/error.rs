@@ -161,7 +161,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         match self {
-            ApiError::Unauthorized | ApiError::Media(MediaError::Access(AccessError::NoValidToken)) => {
+            ApiError::Unauthorized
+            | ApiError::Media(MediaError::Access(AccessError::NoValidToken)) => {
                 res.insert_header(("www-authenticate", "Bearer"));
             }
             ApiError::RangeNotSatisfiable(len) => {

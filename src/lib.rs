@@ -15,18 +15,22 @@ pub mod media;
 pub mod metrics;
 pub mod monitor;
 pub mod resolver;
+pub mod server;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::{Actor, Arbiter};
-use actix_web::{middleware, web, App, HttpServer};
+use actix_web::{middleware, web, App};
 
 use crate::{
     config::{Config, GunSource},
     gun::{fetcher::Source, upstream::FileStore, GunFetcher, NegativeCache},
     http::AppState,
-    metrics::Metrics,
     media::MediaActor,
+    metrics::Metrics,
     monitor::MemoryMonitor,
     resolver::Resolver,
 };
@@ -78,7 +82,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         })
     };
     MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
-    let media = MediaActor::new(&config.media, config.auth.jwt_secret.clone(), metrics.clone()).start();
+    let media = MediaActor::new(
+        &config.media,
+        config.auth.jwt_secret.clone(),
+        metrics.clone(),
+    )
+    .start();
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -90,7 +99,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         started: Instant::now(),
     });
     let access_log = config.log.access;
-    let mut server = HttpServer::new(move || {
+    let settings = server::Settings {
+        workers: config.server.workers,
+        shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
+        stall_timeout: Duration::from_secs(config.media.stall_timeout_secs),
+    };
+    let factory = move || {
         let state = state.clone();
         // One resolver per worker: assembling answers is CPU work, spread over the cores.
         let resolver = web::Data::new(
@@ -109,19 +123,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             ))
             .wrap_fn(http::observe)
             .configure(move |cfg| http::configure_app(cfg, state, resolver))
-    })
-    .shutdown_timeout(config.server.shutdown_timeout_secs);
-    if config.server.workers > 0 {
-        server = server.workers(config.server.workers);
-    }
-    let server = server.bind(addr).map_err(|source| StartError::Bind {
-        addr: addr.to_string(),
-        source,
-    })?;
-    for bound in server.addrs() {
-        log::info!("oip-resolver listening on http://{bound}");
-    }
-    server.run().await.map_err(StartError::Serve)?;
+    };
+    let (bound, server) =
+        server::start(addr, settings, factory).map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    log::info!("oip-resolver listening on http://{bound}");
+    server.await.map_err(StartError::Serve)?;
     gun_thread.stop();
     log::info!("oip-resolver stopped");
     Ok(())

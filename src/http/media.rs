@@ -137,7 +137,10 @@ fn respond(
         let mut b = HttpResponse::build(status);
         b.insert_header((header::ETAG, tag.as_str()))
             .insert_header((header::LAST_MODIFIED, last_modified.as_str()))
-            .insert_header((header::CACHE_CONTROL, state.config.media.cache_control.as_str()))
+            .insert_header((
+                header::CACHE_CONTROL,
+                state.config.media.cache_control.as_str(),
+            ))
             .insert_header((header::ACCEPT_RANGES, "bytes"));
         b
     };

@@ -21,8 +21,8 @@ use crate::{
     config::Config,
     error::ApiError,
     gun::{record_cache::RecordCache, GunFetcher, NegativeCache},
-    metrics::Metrics,
     media::MediaActor,
+    metrics::Metrics,
     resolver::Resolver,
 };
 

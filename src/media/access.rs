@@ -149,11 +149,26 @@ pub mod tests {
         assert_eq!(check(Some(&public), None, None), Ok(()));
         assert_eq!(check(Some(&private), Some(&owner), Some("s")), Ok(()));
         assert_eq!(check(Some(&unset), Some(&publisher), Some("s")), Ok(()));
-        assert_eq!(check(Some(&private), None, Some("s")), Err(AccessError::NoValidToken));
-        assert_eq!(check(Some(&private), Some("junk"), Some("s")), Err(AccessError::NoValidToken));
-        assert_eq!(check(Some(&private), Some(&other), Some("s")), Err(AccessError::NotTheOwner));
-        assert_eq!(check(Some(&private), Some(&owner), None), Err(AccessError::NoSecret));
+        assert_eq!(
+            check(Some(&private), None, Some("s")),
+            Err(AccessError::NoValidToken)
+        );
+        assert_eq!(
+            check(Some(&private), Some("junk"), Some("s")),
+            Err(AccessError::NoValidToken)
+        );
+        assert_eq!(
+            check(Some(&private), Some(&other), Some("s")),
+            Err(AccessError::NotTheOwner)
+        );
+        assert_eq!(
+            check(Some(&private), Some(&owner), None),
+            Err(AccessError::NoSecret)
+        );
         let ownerless = json!({"accessLevel": "private"});
-        assert_eq!(check(Some(&ownerless), Some(&owner), Some("s")), Err(AccessError::NotTheOwner));
+        assert_eq!(
+            check(Some(&ownerless), Some(&owner), Some("s")),
+            Err(AccessError::NotTheOwner)
+        );
     }
 }

@@ -110,12 +110,17 @@ impl MediaActor {
         let canonical = |p: &Path, key: &str| match p.canonicalize() {
             Ok(c) => Some(c),
             Err(e) => {
-                log::warn!("{key} {} is not usable ({e}): its media will answer 404", p.display());
+                log::warn!(
+                    "{key} {} is not usable ({e}): its media will answer 404",
+                    p.display()
+                );
                 None
             }
         };
         if jwt_secret.is_none() {
-            log::warn!("no JWT secret (auth.jwt_secret / JWT_SECRET): private media will not be served");
+            log::warn!(
+                "no JWT secret (auth.jwt_secret / JWT_SECRET): private media will not be served"
+            );
         }
         Self {
             roots: Arc::new(Roots {
@@ -233,7 +238,9 @@ fn read_manifest(root: &Path, id: &str) -> Result<Option<Value>, MediaError> {
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .filter(Value::is_object);
     Ok(Some(parsed.unwrap_or_else(|| {
-        log::warn!("media {id}: manifest.json is not a readable JSON object; treating it as private");
+        log::warn!(
+            "media {id}: manifest.json is not a readable JSON object; treating it as private"
+        );
         serde_json::json!({})
     })))
 }
@@ -287,10 +294,28 @@ mod tests {
     #[test]
     fn content_type_precedence() {
         let p = Path::new("/m/x/original");
-        assert_eq!(content_type(Some(&json!({"mimeType": "video/webm", "originalName": "a.mp4"})), p), "video/webm");
-        assert_eq!(content_type(Some(&json!({"originalName": "clip.mp4"})), p), "video/mp4");
-        assert_eq!(content_type(Some(&json!({"mimeType": "nonsense"})), Path::new("/w/a.png")), "image/png");
+        assert_eq!(
+            content_type(
+                Some(&json!({"mimeType": "video/webm", "originalName": "a.mp4"})),
+                p
+            ),
+            "video/webm"
+        );
+        assert_eq!(
+            content_type(Some(&json!({"originalName": "clip.mp4"})), p),
+            "video/mp4"
+        );
+        assert_eq!(
+            content_type(
+                Some(&json!({"mimeType": "nonsense"})),
+                Path::new("/w/a.png")
+            ),
+            "image/png"
+        );
         assert_eq!(content_type(None, p), "application/octet-stream");
-        assert_eq!(content_type(Some(&json!({"mimeType": "text/html\r\nX-Evil: 1"})), p), "application/octet-stream");
+        assert_eq!(
+            content_type(Some(&json!({"mimeType": "text/html\r\nX-Evil: 1"})), p),
+            "application/octet-stream"
+        );
     }
 }

@@ -73,7 +73,18 @@ mod tests {
             assert_eq!(check_media_id(ok), Ok(()), "{ok}");
         }
         let long = "a".repeat(256);
-        for bad in ["", ".", "..", "a/b", "a\\b", "a b", "a%2F", "a\0", "é", long.as_str()] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "a b",
+            "a%2F",
+            "a\0",
+            "é",
+            long.as_str(),
+        ] {
             assert_eq!(check_media_id(bad), Err(PathError::BadMediaId), "{bad:?}");
         }
     }
@@ -84,8 +95,19 @@ mod tests {
             assert_eq!(check_relative_path(ok), Ok(()), "{ok}");
         }
         for bad in [
-            "", "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "a/", ".env", "a/.git/config",
-            "a\\..\\b", "a\0b", "a\nb", "..",
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            ".env",
+            "a/.git/config",
+            "a\\..\\b",
+            "a\0b",
+            "a\nb",
+            "..",
         ] {
             assert_eq!(check_relative_path(bad), Err(PathError::BadPath), "{bad:?}");
         }
@@ -102,7 +124,13 @@ mod tests {
         std::os::unix::fs::symlink(root_path.join("inside"), root_path.join("ok-link")).unwrap();
         assert!(resolve_under(&root_path, Path::new("inside")).is_ok());
         assert!(resolve_under(&root_path, Path::new("ok-link")).is_ok());
-        assert_eq!(resolve_under(&root_path, Path::new("link")), Err(PathError::Outside));
-        assert_eq!(resolve_under(&root_path, Path::new("nope")), Err(PathError::NotFound));
+        assert_eq!(
+            resolve_under(&root_path, Path::new("link")),
+            Err(PathError::Outside)
+        );
+        assert_eq!(
+            resolve_under(&root_path, Path::new("nope")),
+            Err(PathError::NotFound)
+        );
     }
 }

@@ -36,7 +36,9 @@ pub enum Part {
     File { offset: u64, len: u64 },
 }
 
-type Read = Pin<Box<dyn Future<Output = Result<(File, io::Result<Bytes>), actix_web::error::BlockingError>>>>;
+type Read = Pin<
+    Box<dyn Future<Output = Result<(File, io::Result<Bytes>), actix_web::error::BlockingError>>>,
+>;
 
 pub struct FileStream {
     id: u64,
@@ -51,7 +53,12 @@ pub struct FileStream {
 }
 
 impl FileStream {
-    pub fn new(file: File, parts: Vec<Part>, registry: Addr<MediaActor>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        file: File,
+        parts: Vec<Part>,
+        registry: Addr<MediaActor>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let total = parts
             .iter()
             .map(|p| match p {

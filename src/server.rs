@@ -1,0 +1,212 @@
+//! The HTTP server: actix-web's application on actix-server, with two things `HttpServer` does not
+//! offer.
+//!
+//! - **Stall timeout.** A client that stops reading (a paused player, a stuck proxy) leaves the
+//!   connection's writes pending forever: actix-http then never polls the body again, so nothing
+//!   inside the response can notice. Every connection is wrapped in a `StallGuard` that fails a
+//!   write pending longer than `media.stall_timeout_secs`; the dispatcher then drops the
+//!   connection and its body, which closes the file and frees its buffer.
+//! - **Signals.** SIGTERM or SIGINT stops accepting and lets in-flight requests and streams finish
+//!   for up to `server.shutdown_timeout_secs`; a second signal exits at once.
+
+use std::{
+    future::Future,
+    io,
+    net::{SocketAddr, TcpListener},
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use actix_codec::{AsyncRead, AsyncWrite, ReadBuf};
+use actix_http::{HttpService, KeepAlive};
+use actix_server::{Server, ServerHandle};
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::{
+    body::MessageBody,
+    dev::{AppConfig, ServiceFactory, ServiceRequest, ServiceResponse},
+    rt::{
+        net::TcpStream,
+        signal::unix::{signal, SignalKind},
+        time::{sleep, Sleep},
+    },
+    App, Error,
+};
+use futures::{channel::oneshot, future::Shared, FutureExt};
+
+/// Fails writes that make no progress for `limit`.
+pub struct StallGuard {
+    io: TcpStream,
+    limit: Duration,
+    /// Armed when a write first finds the socket full; cleared by any progress.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl StallGuard {
+    pub fn new(io: TcpStream, limit: Duration) -> Self {
+        Self {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    fn track<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let timer = self.stalled.get_or_insert_with(|| Box::pin(sleep(limit)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for StallGuard {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for StallGuard {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.track(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.track(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.track(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+pub struct Settings {
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+    pub stall_timeout: Duration,
+}
+
+/// Binds `addr` and serves the apps `factory` builds (one per worker). Returns the bound
+/// address and the running server.
+pub fn start<F, T, B>(
+    addr: SocketAddr,
+    settings: Settings,
+    factory: F,
+) -> io::Result<(SocketAddr, Server)>
+where
+    F: Fn() -> App<T> + Send + Clone + 'static,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    // Idle keep-alive connections close when shutdown begins, so they do not hold it up.
+    let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
+    let stopping: Shared<oneshot::Receiver<()>> = stopping_rx.shared();
+    let stall = settings.stall_timeout;
+    let mut builder = Server::build()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .disable_signals();
+    if settings.workers > 0 {
+        builder = builder.workers(settings.workers);
+    }
+    let server = builder
+        .listen("oip-resolver", listener, move || {
+            let stopping = stopping.clone();
+            let h1 = HttpService::build()
+                .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
+                .client_request_timeout(Duration::from_secs(5))
+                .local_addr(local)
+                .graceful_shutdown_signal(move || stopping.clone().map(|_| ()))
+                .h1(map_config(factory().into_factory(), |_| {
+                    AppConfig::default()
+                }));
+            fn_service(move |io: TcpStream| {
+                let peer = io.peer_addr().ok();
+                let _ = io.set_nodelay(true);
+                futures::future::ready(Ok((StallGuard::new(io, stall), peer)))
+            })
+            .and_then(h1)
+        })?
+        .run();
+    actix_web::rt::spawn(handle_signals(
+        server.handle(),
+        stopping_tx,
+        settings.shutdown_timeout,
+    ));
+    Ok((local, server))
+}
+
+async fn handle_signals(server: ServerHandle, stopping: oneshot::Sender<()>, grace: Duration) {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot listen for SIGTERM/SIGINT: stop the service with SIGKILL");
+        return;
+    };
+    let name = tokio_select(&mut term, &mut int).await;
+    log::info!(
+        "{name} received: no new connections; in-flight requests and streams have {}s to finish (send it again to exit now)",
+        grace.as_secs()
+    );
+    let _ = stopping.send(());
+    actix_web::rt::spawn(server.stop(true));
+    let again = tokio_select(&mut term, &mut int).await;
+    log::warn!("{again} received again: exiting now");
+    std::process::exit(1);
+}
+
+/// Waits for whichever signal comes first and names it.
+async fn tokio_select(
+    term: &mut actix_web::rt::signal::unix::Signal,
+    int: &mut actix_web::rt::signal::unix::Signal,
+) -> &'static str {
+    let term = Box::pin(term.recv());
+    let int = Box::pin(int.recv());
+    match futures::future::select(term, int).await {
+        futures::future::Either::Left(_) => "SIGTERM",
+        futures::future::Either::Right(_) => "SIGINT",
+    }
+}
