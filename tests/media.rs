@@ -1,0 +1,722 @@
+//! Media routes against the real binary: every range form and status, access rules, traversal
+//! attempts, and the promise that no client behaviour leaks a file handle.
+//!
+//! Requests are written by hand on fresh connections (`Connection: close`), so that paths reach
+//! the server exactly as typed and no pooled connection skews the descriptor counts.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use common::Service;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const SECRET: &str = "test-secret";
+const OWNER: &str = "02owner";
+const OUTSIDE_SECRET: &str = "TOP-SECRET-OUTSIDE-THE-ROOT";
+
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Raw {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    parse(&all, method == "HEAD")
+}
+
+fn parse(all: &[u8], head: bool) -> Raw {
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head_text = String::from_utf8_lossy(&all[..split]).to_string();
+    let mut lines = head_text.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = if head {
+        Vec::new()
+    } else {
+        all[split + 4..].to_vec()
+    };
+    Raw {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(service: &Service, target: &str, headers: &[(&str, &str)]) -> Raw {
+    raw_request(service.addr, "GET", target, headers)
+}
+
+fn token(claims: Value, secret: &str) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{header}.{payload}").as_bytes());
+    format!(
+        "{header}.{payload}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+fn in_an_hour() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600
+}
+
+/// The byte at position `i` of the patterned test file.
+fn pattern(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("media");
+        let add = |id: &str, content: Option<&[u8]>, manifest: Option<&str>| {
+            let d = root.join(id);
+            std::fs::create_dir_all(&d).unwrap();
+            if let Some(c) = content {
+                std::fs::write(d.join("original"), c).unwrap();
+            }
+            if let Some(m) = manifest {
+                std::fs::write(d.join("manifest.json"), m).unwrap();
+            }
+        };
+        let patterned: Vec<u8> = (0..1_000_000).map(pattern).collect();
+        add(
+            "clip",
+            Some(&patterned),
+            Some(r#"{"mimeType":"video/mp4","accessLevel":"public","originalName":"clip.mp4"}"#),
+        );
+        add(
+            "song",
+            Some(b"ID3 not really"),
+            Some(r#"{"accessLevel":"public","originalName":"song.mp3"}"#),
+        );
+        add("blob", Some(b"plain bytes"), None);
+        add("empty", Some(b""), None);
+        add(
+            "private",
+            Some(b"private bytes"),
+            Some(&json!({"accessLevel": "private", "userPublicKey": OWNER, "mimeType": "video/webm"}).to_string()),
+        );
+        add("broken", Some(b"bytes"), Some("{not json"));
+        let big = root.join("big");
+        std::fs::create_dir_all(&big).unwrap();
+        std::fs::File::create(big.join("original"))
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, OUTSIDE_SECRET).unwrap();
+        std::fs::create_dir_all(root.join("escape")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("escape/original")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("escape-dir")).unwrap();
+        std::fs::write(dir.path().join("original"), OUTSIDE_SECRET).unwrap();
+
+        let web = root.join("web");
+        std::fs::create_dir_all(web.join("sub")).unwrap();
+        std::fs::write(web.join("poster.jpg"), b"jpeg bytes").unwrap();
+        std::fs::write(web.join("sub/page.txt"), b"hello").unwrap();
+        std::fs::write(web.join(".hidden"), b"dot").unwrap();
+        std::os::unix::fs::symlink(&outside, web.join("link-out.txt")).unwrap();
+        Self { dir }
+    }
+
+    fn config(&self, extra: &str) -> String {
+        let root = self.dir.path().join("media");
+        format!(
+            "server: {{ bind: \"127.0.0.1:0\", workers: 2 }}\n\
+             gun: {{ file: {} }}\n\
+             media: {{ root: {}, legacy_root: {}, cache_control: \"public, max-age=60\"{extra} }}\n\
+             log: {{ access: false }}\n",
+            common::repo_path("data/demo/records.json").display(),
+            root.display(),
+            root.join("web").display(),
+        )
+    }
+
+    fn service(&self) -> Service {
+        let mut yaml = self.config("");
+        yaml.push_str(&format!("auth: {{ jwt_secret: {SECRET} }}\n"));
+        Service::start(&yaml)
+    }
+}
+
+fn metric(service: &Service, name: &str) -> f64 {
+    let r = get(service, "/metrics", &[]);
+    let text = String::from_utf8(r.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name}"))
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn every_range_form() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    let len = 1_000_000u64;
+    let slice = |a: u64, b: u64| (a..=b).map(pattern).collect::<Vec<u8>>();
+
+    let full = get(&service, "/api/media/clip", &[]);
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body.len() as u64, len);
+    assert_eq!(full.body, slice(0, len - 1));
+    assert_eq!(full.header("accept-ranges"), Some("bytes"));
+    assert_eq!(full.header("content-length"), Some("1000000"));
+
+    for (range, a, b) in [
+        ("bytes=0-1", 0, 1),
+        ("bytes=0-", 0, len - 1),
+        ("bytes=1000-1999", 1000, 1999),
+        ("bytes=999000-", 999_000, len - 1),
+        ("bytes=-500", len - 500, len - 1),
+        ("bytes=999990-2000000", 999_990, len - 1),
+    ] {
+        let r = get(&service, "/api/media/clip", &[("Range", range)]);
+        assert_eq!(r.status, 206, "{range}");
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {a}-{b}/{len}").as_str()),
+            "{range}"
+        );
+        assert_eq!(r.body, slice(a, b), "{range}");
+        assert_eq!(
+            r.header("content-length"),
+            Some((b - a + 1).to_string().as_str())
+        );
+    }
+
+    for range in ["bytes=1000000-", "bytes=2000000-3000000", "bytes=-0"] {
+        let r = get(&service, "/api/media/clip", &[("Range", range)]);
+        assert_eq!(r.status, 416, "{range}");
+        assert_eq!(r.header("content-range"), Some("bytes */1000000"));
+        assert_eq!(r.json()["code"], "range_not_satisfiable");
+    }
+    let empty = get(&service, "/api/media/empty", &[("Range", "bytes=0-")]);
+    assert_eq!(empty.status, 416);
+    assert_eq!(empty.header("content-range"), Some("bytes */0"));
+
+    for range in [
+        "bytes=abc",
+        "bytes=5-1",
+        "pages=1-2",
+        "bytes=--5",
+        "bytes=1-2-3",
+    ] {
+        let r = get(&service, "/api/media/clip", &[("Range", range)]);
+        assert_eq!(r.status, 200, "malformed {range} is ignored");
+        assert_eq!(r.body.len() as u64, len);
+    }
+    let overlapping = get(
+        &service,
+        "/api/media/clip",
+        &[("Range", "bytes=0-100,50-150")],
+    );
+    assert_eq!(overlapping.status, 200, "never a wrong 206");
+}
+
+#[test]
+fn several_ranges_make_a_multipart_answer() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    let r = get(
+        &service,
+        "/api/media/clip",
+        &[("Range", "bytes=500-509, 0-9")],
+    );
+    assert_eq!(r.status, 206);
+    let ct = r.header("content-type").unwrap().to_string();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect("multipart content type");
+    assert_eq!(
+        r.header("content-length").unwrap(),
+        r.body.len().to_string()
+    );
+    let text = r.body.clone();
+    let delimiter = format!("--{boundary}");
+    let parts: Vec<&[u8]> = split(&text, delimiter.as_bytes());
+    // Two parts, then the closing "--".
+    let ranges: Vec<(String, Vec<u8>)> = parts
+        .iter()
+        .filter(|p| p.starts_with(b"\r\nContent-Type"))
+        .map(|p| {
+            let end = p.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+            let head = String::from_utf8_lossy(&p[..end]).to_string();
+            let cr = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Range: "))
+                .unwrap()
+                .to_string();
+            let mut body = p[end + 4..].to_vec();
+            if body.ends_with(b"\r\n") {
+                body.truncate(body.len() - 2);
+            }
+            (cr, body)
+        })
+        .collect();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0].0, "bytes 0-9/1000000");
+    assert_eq!(ranges[0].1, (0..10).map(pattern).collect::<Vec<_>>());
+    assert_eq!(ranges[1].0, "bytes 500-509/1000000");
+    assert_eq!(ranges[1].1, (500..510).map(pattern).collect::<Vec<_>>());
+    assert!(text.ends_with(format!("--{boundary}--\r\n").as_bytes()));
+}
+
+fn split<'a>(haystack: &'a [u8], needle: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut rest = haystack;
+    while let Some(i) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.push(&rest[..i]);
+        rest = &rest[i + needle.len()..];
+    }
+    out.push(rest);
+    out
+}
+
+#[test]
+fn validators_conditionals_and_head() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    let first = get(&service, "/api/media/clip", &[]);
+    let etag = first.header("etag").unwrap().to_string();
+    let last_modified = first.header("last-modified").unwrap().to_string();
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong: {etag}"
+    );
+    assert_eq!(first.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(first.header("content-type"), Some("video/mp4"));
+
+    let not_modified = get(&service, "/api/media/clip", &[("If-None-Match", &etag)]);
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    assert_eq!(not_modified.header("etag"), Some(etag.as_str()));
+    let other = get(
+        &service,
+        "/api/media/clip",
+        &[("If-None-Match", "\"nope\"")],
+    );
+    assert_eq!(other.status, 200);
+    let since = get(
+        &service,
+        "/api/media/clip",
+        &[("If-Modified-Since", &last_modified)],
+    );
+    assert_eq!(since.status, 304);
+    let old = get(
+        &service,
+        "/api/media/clip",
+        &[("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")],
+    );
+    assert_eq!(old.status, 200);
+
+    let matching = get(
+        &service,
+        "/api/media/clip",
+        &[("Range", "bytes=0-1"), ("If-Range", &etag)],
+    );
+    assert_eq!(matching.status, 206);
+    let by_date = get(
+        &service,
+        "/api/media/clip",
+        &[("Range", "bytes=0-1"), ("If-Range", &last_modified)],
+    );
+    assert_eq!(by_date.status, 206);
+    let changed = get(
+        &service,
+        "/api/media/clip",
+        &[("Range", "bytes=0-1"), ("If-Range", "\"an-older-version\"")],
+    );
+    assert_eq!(
+        changed.status, 200,
+        "If-Range mismatch sends the whole file"
+    );
+    assert_eq!(changed.body.len(), 1_000_000);
+    let if_match = get(&service, "/api/media/clip", &[("If-Match", "\"other\"")]);
+    assert_eq!(if_match.status, 412);
+
+    let head = raw_request(service.addr, "HEAD", "/api/media/clip", &[]);
+    assert_eq!(head.status, 200);
+    for h in [
+        "content-length",
+        "etag",
+        "last-modified",
+        "accept-ranges",
+        "content-type",
+        "cache-control",
+    ] {
+        assert_eq!(head.header(h), first.header(h), "{h}");
+    }
+    let head_range = raw_request(
+        service.addr,
+        "HEAD",
+        "/api/media/clip",
+        &[("Range", "bytes=0-1")],
+    );
+    assert_eq!(head_range.status, 206);
+    assert_eq!(head_range.header("content-length"), Some("2"));
+    let legacy_head = raw_request(service.addr, "HEAD", "/media?id=poster.jpg", &[]);
+    assert_eq!(legacy_head.status, 200);
+    assert_eq!(legacy_head.header("content-length"), Some("10"));
+}
+
+#[test]
+fn content_type_and_no_compression() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    let gz = [("Accept-Encoding", "gzip, br")];
+    let song = get(&service, "/api/media/song", &gz);
+    assert_eq!(song.header("content-type"), Some("audio/mpeg"));
+    assert_eq!(song.header("content-encoding"), None);
+    let blob = get(&service, "/api/media/blob", &gz);
+    assert_eq!(
+        blob.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(blob.body, b"plain bytes");
+    let poster = get(&service, "/media?id=poster.jpg", &gz);
+    assert_eq!(poster.header("content-type"), Some("image/jpeg"));
+    let page = get(&service, "/media?id=sub/page.txt", &gz);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body, b"hello");
+    assert_eq!(page.header("content-encoding"), None);
+    let info = get(&service, "/api/media/clip/info", &[]);
+    assert_eq!(info.status, 200);
+    assert_eq!(info.json()["originalName"], "clip.mp4");
+    let no_manifest = get(&service, "/api/media/blob/info", &[]);
+    assert_eq!(no_manifest.status, 404);
+    assert_eq!(no_manifest.json()["code"], "manifest_not_found");
+    let missing = get(&service, "/api/media/nothing-here", &[]);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["code"], "media_not_found");
+}
+
+#[test]
+fn private_media_needs_the_owners_token() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    let owner = token(json!({"publicKey": OWNER, "exp": in_an_hour()}), SECRET);
+    let publisher = token(json!({"publisherPubKey": OWNER}), SECRET);
+    let stranger = token(
+        json!({"publicKey": "02stranger", "exp": in_an_hour()}),
+        SECRET,
+    );
+    let expired = token(json!({"publicKey": OWNER, "exp": 1_000_000}), SECRET);
+    let forged = token(json!({"publicKey": OWNER}), "not-the-secret");
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    assert_eq!(get(&service, "/api/media/clip", &[]).status, 200, "public");
+    let mine = get(
+        &service,
+        "/api/media/private",
+        &[("Authorization", &bearer(&owner))],
+    );
+    assert_eq!(mine.status, 200);
+    assert_eq!(mine.body, b"private bytes");
+    assert_eq!(mine.header("content-type"), Some("video/webm"));
+    assert_eq!(
+        get(
+            &service,
+            "/api/media/private",
+            &[("Authorization", &bearer(&publisher))]
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        get(&service, &format!("/api/media/private?token={owner}"), &[]).status,
+        200
+    );
+    let info = get(
+        &service,
+        "/api/media/private/info",
+        &[("Authorization", &bearer(&owner))],
+    );
+    assert_eq!(info.json()["userPublicKey"], OWNER);
+
+    let theirs = get(
+        &service,
+        "/api/media/private",
+        &[("Authorization", &bearer(&stranger))],
+    );
+    assert_eq!(theirs.status, 403);
+    assert_eq!(theirs.json()["code"], "forbidden");
+    for (what, t) in [
+        ("expired", expired),
+        ("forged", forged),
+        ("garbage", "abc.def.ghi".into()),
+    ] {
+        let r = get(
+            &service,
+            "/api/media/private",
+            &[("Authorization", &bearer(&t))],
+        );
+        assert_eq!(r.status, 401, "{what}");
+        assert_eq!(r.json()["code"], "unauthorized", "{what}");
+        assert!(!String::from_utf8_lossy(&r.body).contains("private bytes"));
+    }
+    let anonymous = get(&service, "/api/media/private", &[]);
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(get(&service, "/api/media/private/info", &[]).status, 401);
+    let broken = get(
+        &service,
+        "/api/media/broken",
+        &[("Authorization", &bearer(&owner))],
+    );
+    assert_eq!(
+        broken.status, 403,
+        "an unreadable manifest is private to no one"
+    );
+}
+
+#[test]
+fn without_a_secret_private_media_is_never_served() {
+    let fx = Fixture::new();
+    let service = Service::start(&fx.config(""));
+    let warning = service
+        .wait_for_line("private media will not be served", Duration::from_secs(2))
+        .expect("a start-up warning");
+    assert!(warning.contains("WARN"), "{warning}");
+    let owner = token(json!({"publicKey": OWNER}), SECRET);
+    let r = get(
+        &service,
+        "/api/media/private",
+        &[("Authorization", &format!("Bearer {owner}"))],
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "private_media_disabled");
+    assert_eq!(get(&service, "/api/media/clip", &[]).status, 200);
+}
+
+#[test]
+fn traversal_attempts_are_refused() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    let tmp = fx.dir.path().display().to_string();
+    let attempts = [
+        "/api/media/..",
+        "/api/media/.",
+        "/api/media/%2e%2e",
+        "/api/media/..%2f..%2foutside.txt",
+        "/api/media/..%2F..%2Foriginal",
+        "/api/media/a%00b",
+        "/api/media/a%5c..%5c..",
+        "/api/media/%2fetc%2fpasswd",
+        "/api/media/escape",
+        "/api/media/escape-dir",
+        "/api/media/..%252f..%252foriginal",
+        "/api/media/../../outside.txt",
+        "/media?id=../outside.txt",
+        "/media?id=%2e%2e/outside.txt",
+        "/media?id=/etc/passwd",
+        "/media?id=sub/../../outside.txt",
+        "/media?id=sub%2f..%2f..%2foutside.txt",
+        "/media?id=..%5coutside.txt",
+        "/media?id=poster.jpg%00.txt",
+        "/media?id=sub//page.txt",
+        "/media?id=.hidden",
+        "/media?id=link-out.txt",
+        "/media?id=",
+        "/media?id=%c0%ae%c0%ae/outside.txt",
+    ];
+    for target in attempts {
+        let r = get(&service, target, &[]);
+        assert!(
+            matches!(r.status, 400 | 404),
+            "{target}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(!body.contains(OUTSIDE_SECRET), "{target} leaked the file");
+        assert!(!body.contains(&tmp), "{target} leaked a folder: {body}");
+        if !r.body.is_empty() {
+            assert!(r.json()["code"].is_string(), "{target}: {body}");
+        }
+    }
+}
+
+/// Opens a stream, reads its head and a little of the body, and goes away.
+fn abort_mid_body(addr: SocketAddr, target: &str) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 32 * 1024];
+    let mut got = 0;
+    while got < 16 * 1024 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    drop(s);
+}
+
+#[test]
+fn disconnects_mid_body_leak_nothing() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    let pid = service.pid();
+    // One complete request first, so every lazily opened descriptor exists at the baseline.
+    assert_eq!(get(&service, "/api/media/song", &[]).status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let baseline = open_fds(pid);
+    let mut peak = baseline;
+    for i in 0..500 {
+        abort_mid_body(service.addr, "/api/media/big");
+        if i % 50 == 0 {
+            peak = peak.max(open_fds(pid));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let (mut fds, mut active) = (usize::MAX, f64::MAX);
+    while Instant::now() < deadline {
+        fds = open_fds(pid);
+        active = metric(&service, "oip_media_active_streams");
+        if fds <= baseline && active == 0.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("fds: baseline {baseline}, peak {peak}, after {fds}");
+    assert!(fds <= baseline, "fds {fds} > baseline {baseline}");
+    assert_eq!(active, 0.0);
+    let aborted = metric(&service, "oip_media_streams_total{outcome=\"aborted\"}");
+    assert_eq!(aborted, 500.0);
+}
+
+#[test]
+fn a_stalled_reader_is_cut_off() {
+    let fx = Fixture::new();
+    let mut yaml = fx.config(", stall_timeout_secs: 1");
+    yaml.push_str(&format!("auth: {{ jwt_secret: {SECRET} }}\n"));
+    let service = Service::start(&yaml);
+    let mut s = TcpStream::connect(service.addr).unwrap();
+    s.write_all(b"GET /api/media/big HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let _ = s.read(&mut buf).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        metric(&service, "oip_media_active_streams"),
+        1.0,
+        "streaming while we pause"
+    );
+
+    let stalled_at = Instant::now();
+    let mut cut = false;
+    while stalled_at.elapsed() < Duration::from_secs(5) {
+        if metric(&service, "oip_media_active_streams") == 0.0 {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        cut,
+        "the stream was still open 5 s into a 1 s stall timeout"
+    );
+    eprintln!(
+        "cut off {:?} after the reader stopped",
+        stalled_at.elapsed()
+    );
+    assert_eq!(
+        metric(&service, "oip_media_streams_total{outcome=\"aborted\"}"),
+        1.0
+    );
+
+    // What the socket still holds drains, then the connection is closed: the body ends short.
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut total = 0u64;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n as u64,
+        }
+    }
+    assert!(total < 64 << 20, "the whole 64 MB arrived: nothing was cut");
+}
+
+#[test]
+fn bad_media_input_is_a_json_400() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    let r = get(&service, "/media", &[]);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "missing_parameter");
+    let r = raw_request(
+        service.addr,
+        "POST",
+        "/api/media/clip",
+        &[("Content-Length", "0")],
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["code"], "method_not_allowed");
+    let r = get(&service, "/api/media/bad%20id", &[]);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "invalid_media_id");
+    assert!(Path::new(&fx.dir.path().join("media/clip/original")).exists());
+}
