@@ -19,6 +19,7 @@ use std::{
 };
 
 use common::{MockRelay, Service};
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 struct Settings {
@@ -111,17 +112,30 @@ impl Drop for RssWatch {
 struct Load {
     requests: u64,
     failures: u64,
+    bytes: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 /// Runs `concurrency` clients for `secs`, each sending `url(n)` for its n-th request; `ok`
 /// decides which statuses count as the expected answer. Prints progress every second.
-fn drive(
+/// One request of a workload: a URL, and a `Range` header for the media workloads.
+struct Target {
+    url: String,
+    range: Option<String>,
+}
+
+impl From<String> for Target {
+    fn from(url: String) -> Self {
+        Self { url, range: None }
+    }
+}
+
+fn drive<R: Into<Target>>(
     label: &str,
     concurrency: usize,
     secs: u64,
-    url: impl Fn(u64) -> String + 'static,
+    url: impl Fn(u64) -> R + 'static,
     ok: fn(u16) -> bool,
 ) -> Load {
     let system = actix_web::rt::System::new();
@@ -133,6 +147,7 @@ fn drive(
             .finish();
         let counter = Rc::new(AtomicU64::new(0));
         let failures = Rc::new(AtomicU64::new(0));
+        let bytes = Rc::new(AtomicU64::new(0));
         let started = Instant::now();
         let deadline = started + Duration::from_secs(secs);
         let progress = {
@@ -152,21 +167,40 @@ fn drive(
             })
         };
         let tasks = (0..concurrency).map(|_| {
-            let (client, url, counter, failures) = (
+            let (client, url, counter, failures, bytes) = (
                 client.clone(),
                 url.clone(),
                 counter.clone(),
                 failures.clone(),
+                bytes.clone(),
             );
             async move {
                 let mut latencies = Vec::with_capacity(4096);
                 while Instant::now() < deadline {
                     let n = counter.fetch_add(1, Relaxed);
                     let t = Instant::now();
-                    let good = match client.get(url(n)).send().await {
+                    let target: Target = url(n).into();
+                    let mut req = client.get(&target.url);
+                    if let Some(range) = &target.range {
+                        req = req.insert_header(("range", range.as_str()));
+                    }
+                    // Bodies are counted and dropped as they arrive: a 100 MB file is never
+                    // held whole.
+                    let good = match req.send().await {
                         Ok(mut res) => {
-                            let status = res.status().as_u16();
-                            res.body().limit(256 << 20).await.is_ok() && ok(status)
+                            let mut good = ok(res.status().as_u16());
+                            while let Some(chunk) = res.next().await {
+                                match chunk {
+                                    Ok(c) => {
+                                        bytes.fetch_add(c.len() as u64, Relaxed);
+                                    }
+                                    Err(_) => {
+                                        good = false;
+                                        break;
+                                    }
+                                }
+                            }
+                            good
                         }
                         Err(_) => false,
                     };
@@ -185,6 +219,7 @@ fn drive(
         Load {
             requests: latencies.len() as u64,
             failures: failures.load(Relaxed),
+            bytes: bytes.load(Relaxed),
             elapsed: started.elapsed(),
             latencies,
         }
@@ -279,7 +314,7 @@ fn missing_references(s: &Settings) -> Row {
 }
 
 /// A workload starts what it needs, drives it and reports one row.
-type Workload = fn(&Settings) -> Row;
+type Workload = fn(&Settings) -> Vec<Row>;
 
 /// Stores `count` workouts, each with 20 exercises needing 3 equipment records of their own:
 /// 81 distinct souls per workout.
@@ -390,13 +425,229 @@ fn resolve_warm(s: &Settings) -> Row {
     resolution(s, true, s.concurrency, 64)
 }
 
+/// nginx serving `root` on a free loopback port, for the media comparison. The benchmark installs
+/// it (Debian's package) when it is missing.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(root: &std::path::Path) -> Option<Self> {
+        let present = |_: ()| {
+            std::process::Command::new("nginx")
+                .arg("-v")
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !present(()) {
+            eprintln!("  nginx is not installed: installing Debian's package for the comparison");
+            let _ = std::process::Command::new("apt-get")
+                .args(["install", "-y", "-qq", "nginx"])
+                .status();
+            if !present(()) {
+                let _ = std::process::Command::new("apt-get")
+                    .args(["update", "-qq"])
+                    .status();
+                let _ = std::process::Command::new("apt-get")
+                    .args(["install", "-y", "-qq", "nginx"])
+                    .status();
+            }
+            if !present(()) {
+                eprintln!("  nginx could not be installed: the comparison is skipped");
+                return None;
+            }
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let d = dir.path().display();
+        let conf = format!(
+            "user root;\nworker_processes 2;\ndaemon off;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
+               default_type application/octet-stream;\n\
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
+               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               server {{ listen 127.0.0.1:{port}; root {}; location / {{ }} }} }}\n",
+            root.display()
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).ok()?;
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                eprintln!("  nginx did not start: the comparison is skipped");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Full-file and range requests on a 1 MB and a 100 MB file, from this service and from nginx
+/// serving the same files, side by side.
+fn media(s: &Settings) -> Vec<Row> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("media");
+    let sizes: [(&str, u64); 2] = [("one-mb", 1 << 20), ("hundred-mb", 100 << 20)];
+    for (id, len) in sizes {
+        std::fs::create_dir_all(root.join(id)).unwrap();
+        let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(root.join(id).join("original"), content).unwrap();
+    }
+    let service = Service::start(&format!(
+        "server: {{ bind: \"127.0.0.1:0\" }}\ngun: {{ file: {} }}\nmedia: {{ root: {} }}\nlog: {{ access: false }}\n",
+        common::repo_path("data/demo/records.json").display(),
+        root.display()
+    ));
+    let nginx = Nginx::start(&root);
+    let mut rows = Vec::new();
+    for (id, len) in sizes {
+        for ranged in [false, true] {
+            let kind = if ranged { "64 KB ranges" } else { "full" };
+            let mut ours_rate = 0.0;
+            let servers = [
+                Some((
+                    "oip-resolver",
+                    format!("http://{}/api/media/{id}", service.addr),
+                )),
+                nginx.as_ref().map(|n| {
+                    (
+                        "nginx",
+                        format!("http://127.0.0.1:{}/{id}/original", n.port),
+                    )
+                }),
+            ];
+            for (server, url) in servers.into_iter().flatten() {
+                let label = format!("media {id} {kind}, {server}");
+                let request = move |n: u64| Target {
+                    url: url.clone(),
+                    // Spread over the file, 64 KB each.
+                    range: ranged.then(|| {
+                        let start = (n.wrapping_mul(7919) * 65_536) % (len - 65_536);
+                        format!("bytes={start}-{}", start + 65_535)
+                    }),
+                };
+                let ok = if ranged {
+                    |st| st == 206
+                } else {
+                    |st| st == 200
+                };
+                let pid = if server == "nginx" {
+                    None
+                } else {
+                    Some(service.pid())
+                };
+                let before = pid.map_or(0.0, |p| rss_kb(p) as f64 / 1024.0);
+                let watch = pid.map(RssWatch::start);
+                let load = drive(&label, s.concurrency, s.secs, request, ok);
+                let after = pid.map_or(0.0, |p| rss_kb(p) as f64 / 1024.0);
+                let rate = load.bytes as f64 / load.elapsed.as_secs_f64() / (1 << 20) as f64;
+                let notes = if server == "nginx" {
+                    format!(
+                        "{rate:.0} MB/s; oip-resolver/nginx = {:.2}",
+                        ours_rate / rate
+                    )
+                } else {
+                    ours_rate = rate;
+                    format!("{rate:.0} MB/s")
+                };
+                let peak = watch.as_ref().map_or(0.0, RssWatch::peak_mb);
+                rows.push(row(&label, &load, 0, (before, peak, after), notes));
+            }
+        }
+    }
+    rows.push(aborted_streams(&service, "/api/media/hundred-mb", 10_000));
+    rows
+}
+
+/// RSS before and after `count` streams that are abandoned mid-body.
+fn aborted_streams(service: &Service, path: &str, count: u64) -> Row {
+    use std::io::{Read, Write};
+    let pid = service.pid();
+    let before = rss_kb(pid) as f64 / 1024.0;
+    let watch = RssWatch::start(pid);
+    let started = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, path, done) = (service.addr, path.to_string(), done.clone());
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                while done.fetch_add(1, Relaxed) < count {
+                    let t = Instant::now();
+                    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+                        continue;
+                    };
+                    let _ =
+                        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: b\r\n\r\n").as_bytes());
+                    let mut buf = [0u8; 16 * 1024];
+                    let _ = s.read(&mut buf);
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    latencies.sort_unstable();
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let after = rss_kb(pid) as f64 / 1024.0;
+    let load = Load {
+        requests: latencies.len() as u64,
+        failures: 0,
+        bytes: 0,
+        elapsed,
+        latencies,
+    };
+    let notes = format!("RSS after - before = {:+.1} MB", after - before);
+    row(
+        &format!("{count} aborted streams"),
+        &load,
+        0,
+        (before, watch.peak_mb(), after),
+        notes,
+    )
+}
+
 fn main() {
     let settings = Settings::from_env();
     let workloads: &[(&str, Workload)] = &[
-        ("missing-refs", missing_references),
-        ("resolve-cold-1", resolve_cold_single),
-        ("resolve-cold", resolve_cold),
-        ("resolve-warm", resolve_warm),
+        ("missing-refs", |s| vec![missing_references(s)]),
+        ("resolve-cold-1", |s| vec![resolve_cold_single(s)]),
+        ("resolve-cold", |s| vec![resolve_cold(s)]),
+        ("resolve-warm", |s| vec![resolve_warm(s)]),
+        ("media", media),
     ];
     let mut rows = Vec::new();
     for &(name, run) in workloads {
@@ -407,7 +658,7 @@ fn main() {
             "== {name}: {} clients for {} s",
             settings.concurrency, settings.secs
         );
-        rows.push(run(&settings));
+        rows.extend(run(&settings));
     }
     print_table(&rows);
     write_json(&settings, &rows);
