@@ -22,14 +22,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{Actor, Arbiter};
+use actix::{Actor, Arbiter, SyncArbiter};
 use actix_web::{middleware, web, App};
 
 use crate::{
     config::{Config, GunSource},
     gun::{fetcher::Source, upstream::FileStore, GunFetcher, NegativeCache},
     http::AppState,
-    media::MediaActor,
+    media::{Media, MediaActor},
     metrics::Metrics,
     monitor::MemoryMonitor,
     resolver::Resolver,
@@ -82,12 +82,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         })
     };
     MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
-    let media = MediaActor::new(
-        &config.media,
-        config.auth.jwt_secret.clone(),
-        metrics.clone(),
-    )
-    .start();
+    let media = {
+        let shared = Arc::new(Media::new(
+            &config.media,
+            config.auth.jwt_secret.clone(),
+            metrics.clone(),
+        ));
+        // Enough threads that a slow disk on one file does not queue every other open.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        SyncArbiter::start(threads.max(4), move || MediaActor::new(shared.clone()))
+    };
 
     let state = web::Data::new(AppState {
         config: config.clone(),

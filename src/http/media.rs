@@ -1,8 +1,6 @@
 //! Media routes: the handlers ask the `MediaActor` for an open file, then answer with RFC 9110
 //! ranges and conditional requests. Media bodies are never compressed.
 
-use std::str::FromStr;
-
 use actix::Addr;
 use actix_web::{
     body::SizedStream,
@@ -19,7 +17,7 @@ use super::{method_not_allowed, AppState};
 use crate::{
     error::ApiError,
     media::{
-        range::{decide, etag, if_range_allows, tag_list_matches, ByteRange, RangeDecision},
+        range::{etag, ByteRange, Conditions, Plan},
         stream::{FileStream, Part},
         Info, MediaActor, MediaFile, Open, Target,
     },
@@ -76,12 +74,9 @@ async fn media(
 ) -> Result<HttpResponse, ApiError> {
     let token = token(&req, query.into_inner().token);
     let file = actor
-        .send(Open {
-            target: Target::Media(id.into_inner()),
-            token,
-        })
+        .send(open_message(&req, Target::Media(id.into_inner()), token))
         .await??;
-    respond(&req, &state, actor.get_ref(), file)
+    respond(&req, &state, file)
 }
 
 async fn legacy(
@@ -95,13 +90,11 @@ async fn legacy(
         .id
         .filter(|i| !i.is_empty())
         .ok_or(ApiError::MissingParameter("id"))?;
+    let token = token(&req, query.token);
     let file = actor
-        .send(Open {
-            target: Target::Legacy(id),
-            token: token(&req, query.token),
-        })
+        .send(open_message(&req, Target::Legacy(id), token))
         .await??;
-    respond(&req, &state, actor.get_ref(), file)
+    respond(&req, &state, file)
 }
 
 async fn info(
@@ -120,17 +113,35 @@ async fn info(
     Ok(HttpResponse::Ok().json(manifest))
 }
 
-fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
 }
 
-/// Conditionals first (RFC 9110 §13.2.2), then the range.
-fn respond(
-    req: &HttpRequest,
-    state: &AppState,
-    actor: &Addr<MediaActor>,
-    file: MediaFile,
-) -> Result<HttpResponse, ApiError> {
+/// The headers the answer depends on, handed to the actor so the blocking open can plan it.
+fn conditions(req: &HttpRequest) -> Conditions {
+    Conditions {
+        range: header_str(req, header::RANGE),
+        if_range: header_str(req, header::IF_RANGE),
+        if_match: header_str(req, header::IF_MATCH),
+        if_none_match: header_str(req, header::IF_NONE_MATCH),
+        if_modified_since: header_str(req, header::IF_MODIFIED_SINCE),
+    }
+}
+
+fn open_message(req: &HttpRequest, target: Target, token: Option<String>) -> Open {
+    Open {
+        target,
+        token,
+        conditions: conditions(req),
+        head: req.method() == Method::HEAD,
+    }
+}
+
+/// Turns the planned answer into a response; the body streams what was not prefetched.
+fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpResponse, ApiError> {
     let tag = etag(file.len, file.modified);
     let last_modified = HttpDate::from(file.modified).to_string();
     let res = |status: StatusCode| {
@@ -144,30 +155,11 @@ fn respond(
             .insert_header((header::ACCEPT_RANGES, "bytes"));
         b
     };
-
-    if let Some(list) = header_str(req, header::IF_MATCH) {
-        if !tag_list_matches(list, &tag, false) {
-            return Err(ApiError::PreconditionFailed);
-        }
-    }
-    let not_modified = match header_str(req, header::IF_NONE_MATCH) {
-        Some(list) => tag_list_matches(list, &tag, true),
-        None => header_str(req, header::IF_MODIFIED_SINCE)
-            .and_then(|d| HttpDate::from_str(d).ok())
-            .is_some_and(|since| {
-                // Last-Modified has one-second precision: compare at that precision.
-                std::time::SystemTime::from(since) >= truncate_to_secs(file.modified)
-            }),
-    };
-    if not_modified {
-        return Ok(res(StatusCode::NOT_MODIFIED).finish());
-    }
-
-    let range = header_str(req, header::RANGE)
-        .filter(|_| if_range_allows(header_str(req, header::IF_RANGE), &tag, &last_modified));
-    let head = req.method() == Method::HEAD;
-    let (status, parts, content_type, content_range) = match decide(range, file.len) {
-        RangeDecision::Full => (
+    let (status, parts, content_type, content_range) = match &file.plan {
+        Plan::PreconditionFailed => return Err(ApiError::PreconditionFailed),
+        Plan::NotModified => return Ok(res(StatusCode::NOT_MODIFIED).finish()),
+        Plan::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable(file.len)),
+        Plan::Full => (
             StatusCode::OK,
             vec![Part::File {
                 offset: 0,
@@ -176,27 +168,20 @@ fn respond(
             file.content_type.clone(),
             None,
         ),
-        RangeDecision::Partial(ranges) if ranges.len() == 1 => {
-            let r = ranges[0];
-            (
-                StatusCode::PARTIAL_CONTENT,
-                vec![file_part(r)],
-                file.content_type.clone(),
-                Some(r.content_range(file.len)),
-            )
-        }
-        RangeDecision::Partial(ranges) => {
+        Plan::Partial(ranges) if ranges.len() == 1 => (
+            StatusCode::PARTIAL_CONTENT,
+            vec![file_part(ranges[0])],
+            file.content_type.clone(),
+            Some(ranges[0].content_range(file.len)),
+        ),
+        Plan::Partial(ranges) => {
             let boundary = format!("oip-{:016x}", fastrand::u64(..));
-            let parts = multipart(&ranges, file.len, &file.content_type, &boundary);
             (
                 StatusCode::PARTIAL_CONTENT,
-                parts,
+                multipart(ranges, file.len, &file.content_type, &boundary),
                 format!("multipart/byteranges; boundary={boundary}"),
                 None,
             )
-        }
-        RangeDecision::Unsatisfiable => {
-            return Err(ApiError::RangeNotSatisfiable(file.len));
         }
     };
     let mut builder: HttpResponseBuilder = res(status);
@@ -204,22 +189,41 @@ fn respond(
     if let Some(cr) = content_range {
         builder.insert_header((header::CONTENT_RANGE, cr));
     }
-    let len: u64 = parts
-        .iter()
-        .map(|p| match p {
-            Part::Bytes(b) => b.len() as u64,
-            Part::File { len, .. } => *len,
-        })
-        .sum();
-    if head {
+    if req.method() == Method::HEAD {
         // Same headers, no body: the file is closed here and no stream is opened.
-        return Ok(builder.body(SizedStream::new(
-            len,
-            futures::stream::empty::<Result<Bytes, std::io::Error>>(),
-        )));
+        let len = parts.iter().map(Part::len).sum();
+        let nothing = futures::stream::empty::<Result<Bytes, std::io::Error>>();
+        return Ok(builder.body(SizedStream::new(len, nothing)));
     }
-    let body = FileStream::new(file.file, parts, actor.clone(), state.metrics.clone());
+    let registry = file.registry.ok_or(ApiError::Unavailable)?;
+    let parts = with_prefetch(parts, file.prefetched);
+    let body = FileStream::new(file.file, parts, registry, state.metrics.clone());
     Ok(builder.body(SizedStream::new(body.len(), body)))
+}
+
+/// Puts the bytes read at open time in place of the start of the first file span.
+fn with_prefetch(parts: Vec<Part>, prefetched: Bytes) -> Vec<Part> {
+    let mut out = Vec::with_capacity(parts.len() + 1);
+    let mut pending = Some(prefetched).filter(|p| !p.is_empty());
+    for part in parts {
+        match (part, pending.take()) {
+            (Part::File { offset, len }, Some(bytes)) => {
+                let n = bytes.len() as u64;
+                out.push(Part::Bytes(bytes));
+                if len > n {
+                    out.push(Part::File {
+                        offset: offset + n,
+                        len: len - n,
+                    });
+                }
+            }
+            (part, unused) => {
+                pending = unused;
+                out.push(part);
+            }
+        }
+    }
+    out
 }
 
 fn file_part(r: ByteRange) -> Part {
@@ -241,12 +245,4 @@ fn multipart(ranges: &[ByteRange], total: u64, content_type: &str, boundary: &st
     }
     parts.push(Part::Bytes(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
     parts
-}
-
-fn truncate_to_secs(t: std::time::SystemTime) -> std::time::SystemTime {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
 }

@@ -1,6 +1,11 @@
 //! `MediaActor`: maps media ids and legacy paths to files without leaving the media roots,
-//! applies the manifests' access rules, and keeps the registry of open streams, which hear back
+//! applies the manifests' access rules, and keeps the registry of open streams, which hears back
 //! from every body when it is dropped.
+//!
+//! Opening a file touches the disk, so `MediaActor` runs on a small pool of threads of its own
+//! (a `SyncArbiter`) and does that work in place: one hop from the HTTP worker and back, where an
+//! async actor would add a trip through the blocking pool. Its instances share one `Media`: the
+//! roots, the JWT secret and the stream registry.
 
 pub mod access;
 pub mod path;
@@ -11,16 +16,18 @@ use std::{
     collections::HashMap,
     fs::File,
     path::{Path, PathBuf},
-    sync::{atomic::Ordering::Relaxed, Arc},
-    time::SystemTime,
+    sync::{atomic::Ordering::Relaxed, Arc, Mutex},
+    time::{Instant, SystemTime},
 };
 
 use actix::prelude::*;
+use bytes::Bytes;
 use serde_json::Value;
 
 use self::{
     access::AccessError,
     path::{check_media_id, check_relative_path, resolve_under, PathError},
+    range::{plan, Conditions, Plan},
 };
 use crate::{
     config::MediaConfig,
@@ -51,21 +58,29 @@ pub enum Target {
     Legacy(String),
 }
 
-/// An open file, ready to be answered with.
-#[derive(Debug)]
+/// An open file and how to answer with it.
 pub struct MediaFile {
     pub file: File,
     pub len: u64,
     pub modified: SystemTime,
     pub content_type: String,
+    pub plan: Plan,
+    /// The first chunk of the first range, read while the file was opened: a small range is
+    /// answered without a second trip to the blocking pool.
+    pub prefetched: Bytes,
+    /// Where the stream made of this file reports; set by the actor that opened it.
+    pub registry: Option<Arc<StreamRegistry>>,
 }
 
-/// Open a file for reading, after every check.
+/// Open a file for reading, after every check, and plan the answer to `conditions`.
 #[derive(Message)]
 #[rtype(result = "Result<MediaFile, MediaError>")]
 pub struct Open {
     pub target: Target,
     pub token: Option<String>,
+    pub conditions: Conditions,
+    /// HEAD: plan, but read nothing.
+    pub head: bool,
 }
 
 /// The manifest of `mediaId`, under the same access rules as the file.
@@ -76,18 +91,36 @@ pub struct Info {
     pub token: Option<String>,
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StreamStarted {
-    pub id: u64,
+/// Every open stream, shared by the actor's threads and told by each body when it ends.
+pub struct StreamRegistry {
+    open: Mutex<HashMap<u64, Instant>>,
+    metrics: Arc<Metrics>,
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StreamEnded {
-    pub id: u64,
-    pub outcome: StreamOutcome,
-    pub bytes: u64,
+impl StreamRegistry {
+    pub fn started(&self, id: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.insert(id, Instant::now());
+        self.metrics
+            .media_active_streams
+            .store(open.len() as u64, Relaxed);
+    }
+
+    pub fn ended(&self, id: u64, outcome: StreamOutcome, bytes: u64) {
+        let started = {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let started = open.remove(&id);
+            self.metrics
+                .media_active_streams
+                .store(open.len() as u64, Relaxed);
+            started
+        };
+        self.metrics.stream_ended(outcome);
+        log::debug!(
+            "media stream {id} ended {outcome:?} after {bytes} bytes in {:?}",
+            started.map(|s| s.elapsed())
+        );
+    }
 }
 
 /// Canonical roots; `None` when the folder does not exist (every request is then a 404).
@@ -97,15 +130,24 @@ struct Roots {
     legacy: Option<PathBuf>,
 }
 
-pub struct MediaActor {
-    roots: Arc<Roots>,
+/// What every `MediaActor` thread shares.
+pub struct Media {
+    roots: Roots,
     jwt_secret: Option<String>,
-    /// Open streams: id and when each started. Entries leave when their body is dropped.
-    streams: HashMap<u64, std::time::Instant>,
-    metrics: Arc<Metrics>,
+    registry: Arc<StreamRegistry>,
+}
+
+pub struct MediaActor {
+    media: Arc<Media>,
 }
 
 impl MediaActor {
+    pub fn new(media: Arc<Media>) -> Self {
+        Self { media }
+    }
+}
+
+impl Media {
     pub fn new(config: &MediaConfig, jwt_secret: Option<String>, metrics: Arc<Metrics>) -> Self {
         let canonical = |p: &Path, key: &str| match p.canonicalize() {
             Ok(c) => Some(c),
@@ -123,103 +165,80 @@ impl MediaActor {
             );
         }
         Self {
-            roots: Arc::new(Roots {
+            roots: Roots {
                 media: canonical(&config.root, "media.root"),
                 legacy: canonical(&config.legacy_root, "media.legacy_root"),
-            }),
+            },
             jwt_secret,
-            streams: HashMap::new(),
-            metrics,
+            registry: Arc::new(StreamRegistry {
+                open: Mutex::new(HashMap::new()),
+                metrics,
+            }),
         }
     }
 }
 
 impl Actor for MediaActor {
-    type Context = Context<Self>;
+    type Context = SyncContext<Self>;
 }
 
 impl Handler<Open> for MediaActor {
-    type Result = ResponseFuture<Result<MediaFile, MediaError>>;
+    type Result = Result<MediaFile, MediaError>;
 
     fn handle(&mut self, msg: Open, _: &mut Self::Context) -> Self::Result {
-        let roots = self.roots.clone();
-        let secret = self.jwt_secret.clone();
-        // Canonicalising, reading the manifest and opening touch the disk: off the actor thread.
-        Box::pin(async move {
-            actix_web::web::block(move || open(&roots, msg, secret.as_deref()))
-                .await
-                .map_err(|_| MediaError::Io)?
-        })
+        let media = &*self.media;
+        let mut file = open(&media.roots, msg, media.jwt_secret.as_deref())?;
+        file.registry = Some(media.registry.clone());
+        Ok(file)
     }
 }
 
 impl Handler<Info> for MediaActor {
-    type Result = ResponseFuture<Result<Value, MediaError>>;
+    type Result = Result<Value, MediaError>;
 
     fn handle(&mut self, msg: Info, _: &mut Self::Context) -> Self::Result {
-        let roots = self.roots.clone();
-        let secret = self.jwt_secret.clone();
-        Box::pin(async move {
-            actix_web::web::block(move || {
-                let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
-                check_media_id(&msg.id)?;
-                let manifest = read_manifest(root, &msg.id)?.ok_or(MediaError::NoManifest)?;
-                access::check(Some(&manifest), msg.token.as_deref(), secret.as_deref())?;
-                Ok(manifest)
-            })
-            .await
-            .map_err(|_| MediaError::Io)?
-        })
-    }
-}
-
-impl Handler<StreamStarted> for MediaActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: StreamStarted, _: &mut Self::Context) {
-        self.streams.insert(msg.id, std::time::Instant::now());
-        self.metrics
-            .media_active_streams
-            .store(self.streams.len() as u64, Relaxed);
-    }
-}
-
-impl Handler<StreamEnded> for MediaActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: StreamEnded, _: &mut Self::Context) {
-        let started = self.streams.remove(&msg.id);
-        self.metrics
-            .media_active_streams
-            .store(self.streams.len() as u64, Relaxed);
-        self.metrics.stream_ended(msg.outcome);
-        log::debug!(
-            "media stream {} ended {:?} after {} bytes in {:?}",
-            msg.id,
-            msg.outcome,
-            msg.bytes,
-            started.map(|s| s.elapsed())
-        );
+        let media = &*self.media;
+        let root = media.roots.media.as_deref().ok_or(PathError::NotFound)?;
+        check_media_id(&msg.id)?;
+        let manifest = read_manifest(root, &msg.id)?.ok_or(MediaError::NoManifest)?;
+        access::check(
+            Some(&manifest),
+            msg.token.as_deref(),
+            media.jwt_secret.as_deref(),
+        )?;
+        Ok(manifest)
     }
 }
 
 fn open(roots: &Roots, msg: Open, secret: Option<&str>) -> Result<MediaFile, MediaError> {
-    match msg.target {
+    let mut file = match msg.target {
         Target::Media(id) => {
             let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
             check_media_id(&id)?;
             let manifest = read_manifest(root, &id)?;
             access::check(manifest.as_ref(), msg.token.as_deref(), secret)?;
             let path = resolve_under(root, &Path::new(&id).join("original"))?;
-            open_file(&path, manifest.as_ref())
+            open_file(&path, manifest.as_ref())?
         }
         Target::Legacy(rel) => {
             let root = roots.legacy.as_deref().ok_or(PathError::NotFound)?;
             check_relative_path(&rel)?;
             let path = resolve_under(root, Path::new(&rel))?;
-            open_file(&path, None)
+            open_file(&path, None)?
         }
+    };
+    file.plan = plan(&msg.conditions, file.len, file.modified);
+    let first = match &file.plan {
+        Plan::Full => Some((0, file.len)),
+        Plan::Partial(ranges) => ranges.first().map(|r| (r.start, r.len())),
+        _ => None,
+    };
+    if let (Some((offset, len)), false) = (first, msg.head) {
+        file.prefetched =
+            stream::read_exact_at(&file.file, offset, len.min(stream::CHUNK) as usize)
+                .map_err(|_| MediaError::Io)?;
     }
+    Ok(file)
 }
 
 /// `None` when there is no manifest. One that cannot be read as a JSON object is treated as a
@@ -256,6 +275,9 @@ fn open_file(path: &Path, manifest: Option<&Value>) -> Result<MediaFile, MediaEr
         modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         content_type: content_type(manifest, path),
         file,
+        plan: Plan::Full,
+        prefetched: Bytes::new(),
+        registry: None,
     })
 }
 

@@ -3,6 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use actix_web::http::header::HttpDate;
+
 /// More ranges than this in one request is either a broken client or a resource-exhaustion
 /// attempt; the whole file is cheaper to send than a multipart answer of thousands of parts.
 pub const MAX_RANGES: usize = 16;
@@ -121,6 +123,72 @@ fn digits(s: &str) -> Option<u64> {
     }
     // A number past u64 still names a position past any file.
     Some(s.parse().unwrap_or(u64::MAX))
+}
+
+/// The request headers that decide how a file is answered.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    pub range: Option<String>,
+    pub if_range: Option<String>,
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+}
+
+/// How to answer, from the headers and the file's length and modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// 412: `If-Match` names another version.
+    PreconditionFailed,
+    /// 304.
+    NotModified,
+    /// 416.
+    Unsatisfiable,
+    /// 200 with the whole file.
+    Full,
+    /// 206 with these ranges (several: multipart).
+    Partial(Vec<ByteRange>),
+}
+
+/// RFC 9110 §13.2.2: `If-Match`, then `If-None-Match` (or `If-Modified-Since` without it), then
+/// `Range` under `If-Range`.
+pub fn plan(c: &Conditions, len: u64, modified: SystemTime) -> Plan {
+    let tag = etag(len, modified);
+    if let Some(list) = &c.if_match {
+        if !tag_list_matches(list, &tag, false) {
+            return Plan::PreconditionFailed;
+        }
+    }
+    let not_modified = match &c.if_none_match {
+        Some(list) => tag_list_matches(list, &tag, true),
+        None => c
+            .if_modified_since
+            .as_deref()
+            .and_then(|d| d.parse::<HttpDate>().ok())
+            // Last-Modified has one-second precision: compare at that precision.
+            .is_some_and(|since| SystemTime::from(since) >= truncate_to_secs(modified)),
+    };
+    if not_modified {
+        return Plan::NotModified;
+    }
+    let last_modified = HttpDate::from(modified).to_string();
+    let range = c
+        .range
+        .as_deref()
+        .filter(|_| if_range_allows(c.if_range.as_deref(), &tag, &last_modified));
+    match decide(range, len) {
+        RangeDecision::Full => Plan::Full,
+        RangeDecision::Partial(ranges) => Plan::Partial(ranges),
+        RangeDecision::Unsatisfiable => Plan::Unsatisfiable,
+    }
+}
+
+fn truncate_to_secs(t: SystemTime) -> SystemTime {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    UNIX_EPOCH + std::time::Duration::from_secs(secs)
 }
 
 /// A strong validator from what changes when the file changes: its length and its modification
@@ -269,6 +337,53 @@ mod tests {
         assert!(tag_list_matches("W/\"a-4d\"", &t, true));
         assert!(tag_list_matches("*", &t, true));
         assert!(!tag_list_matches("\"b\"", &t, true));
+    }
+
+    #[test]
+    fn conditionals_come_before_ranges() {
+        let modified = UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let tag = etag(100, modified);
+        let lm = HttpDate::from(modified).to_string();
+        let c = |f: fn(&mut Conditions, &str, &str)| {
+            let mut c = Conditions::default();
+            f(&mut c, &tag, &lm);
+            plan(&c, 100, modified)
+        };
+        assert_eq!(c(|_, _, _| {}), Plan::Full);
+        assert_eq!(
+            c(|c, t, _| c.if_none_match = Some(t.into())),
+            Plan::NotModified
+        );
+        assert_eq!(
+            c(|c, _, l| c.if_modified_since = Some(l.into())),
+            Plan::NotModified
+        );
+        assert_eq!(
+            c(|c, _, _| c.if_modified_since = Some("Thu, 01 Jan 1970 00:00:00 GMT".into())),
+            Plan::Full
+        );
+        assert_eq!(
+            c(|c, _, _| c.if_match = Some("\"old\"".into())),
+            Plan::PreconditionFailed
+        );
+        assert_eq!(
+            c(|c, t, _| {
+                c.range = Some("bytes=0-1".into());
+                c.if_range = Some(t.into());
+            }),
+            Plan::Partial(vec![r(0, 1)])
+        );
+        assert_eq!(
+            c(|c, _, _| {
+                c.range = Some("bytes=0-1".into());
+                c.if_range = Some("\"old\"".into());
+            }),
+            Plan::Full
+        );
+        assert_eq!(
+            c(|c, _, _| c.range = Some("bytes=100-".into())),
+            Plan::Unsatisfiable
+        );
     }
 
     #[test]

@@ -17,23 +17,36 @@ use std::{
     task::{Context, Poll},
 };
 
-use actix::Addr;
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 
-use super::{MediaActor, StreamEnded, StreamStarted};
+use super::StreamRegistry;
 use crate::metrics::{Metrics, StreamOutcome};
 
 /// Big enough to keep a fast client's socket busy, small enough that thousands of streams stay
 /// within a bounded footprint.
-const CHUNK: u64 = 128 * 1024;
+pub const CHUNK: u64 = 256 * 1024;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One piece of the body: literal bytes (multipart headers) or a span of the file.
+/// One piece of the body: literal bytes (multipart headers, a prefetched chunk) or a span of
+/// the file.
 pub enum Part {
     Bytes(Bytes),
     File { offset: u64, len: u64 },
+}
+
+impl Part {
+    pub fn len(&self) -> u64 {
+        match self {
+            Part::Bytes(b) => b.len() as u64,
+            Part::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 type Read = Pin<
@@ -48,7 +61,7 @@ pub struct FileStream {
     sent: u64,
     total: u64,
     failed: bool,
-    registry: Addr<MediaActor>,
+    registry: Arc<StreamRegistry>,
     metrics: Arc<Metrics>,
 }
 
@@ -56,18 +69,12 @@ impl FileStream {
     pub fn new(
         file: File,
         parts: Vec<Part>,
-        registry: Addr<MediaActor>,
+        registry: Arc<StreamRegistry>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let total = parts
-            .iter()
-            .map(|p| match p {
-                Part::Bytes(b) => b.len() as u64,
-                Part::File { len, .. } => *len,
-            })
-            .sum();
+        let total = parts.iter().map(Part::len).sum();
         let id = NEXT_ID.fetch_add(1, Relaxed);
-        registry.do_send(StreamStarted { id });
+        registry.started(id);
         Self {
             id,
             file: Some(file),
@@ -154,7 +161,7 @@ impl Stream for FileStream {
     }
 }
 
-fn read_exact_at(file: &File, offset: u64, n: usize) -> io::Result<Bytes> {
+pub fn read_exact_at(file: &File, offset: u64, n: usize) -> io::Result<Bytes> {
     let mut buf = BytesMut::zeroed(n);
     let mut filled = 0;
     while filled < n {
@@ -182,10 +189,6 @@ impl Drop for FileStream {
         } else {
             StreamOutcome::Aborted
         };
-        self.registry.do_send(StreamEnded {
-            id: self.id,
-            outcome,
-            bytes: self.sent,
-        });
+        self.registry.ended(self.id, outcome, self.sent);
     }
 }
