@@ -28,6 +28,7 @@ pub const MEDIA_BYTES_SENT: &str = "oip_media_bytes_sent_total";
 pub const PROCESS_RSS: &str = "oip_process_resident_memory_bytes";
 pub const HEAP_ALLOCATED: &str = "oip_heap_allocated_bytes";
 pub const HTTP_REQUEST_DURATION: &str = "oip_http_request_duration_seconds";
+pub const BUILD_INFO: &str = "oip_build_info";
 
 /// Upper bounds of the request-duration buckets, in seconds: from a cached answer (well under a
 /// millisecond) to the relay's ~3 s miss and the resolver's deadline.
@@ -148,11 +149,11 @@ impl Metrics {
             (MEDIA_BYTES_SENT, "counter", "Media body bytes handed to clients.", self.media_bytes_sent.load(Relaxed)),
             (PROCESS_RSS, "gauge", "Resident memory of the process.", process.rss_bytes),
             (HEAP_ALLOCATED, "gauge", "Bytes currently allocated on the heap.", process.heap_bytes),
-            ("oip_build_info", "gauge", "Version of the running service.", 1),
+            (BUILD_INFO, "gauge", "Version of the running service.", 1),
         ];
         for (name, kind, help, value) in plain {
             header(&mut out, name, kind, help);
-            if name == "oip_build_info" {
+            if name == BUILD_INFO {
                 let _ = writeln!(
                     out,
                     "{name}{{version=\"{}\"}} {value}",

@@ -247,6 +247,7 @@ async fn a_relay_that_goes_away_trips_the_breaker_and_service_resumes_when_it_re
     let health = get(&service.url("/health")).await;
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["relay"], "reachable");
+    assert_eq!(health.json()["circuit"], "closed");
     assert_eq!(
         relay.gets(FOUND),
         2,

@@ -68,9 +68,10 @@ pub struct Put {
     pub body: Bytes,
 }
 
-/// How the relay looks from here, from the breaker: asking never sends a request.
+/// How the relay looks from here, from the breaker: asking never sends a request. The breaker's
+/// own state comes with it (`None` for the file source).
 #[derive(Message)]
-#[rtype(result = "RelayState")]
+#[rtype(result = "(RelayState, Option<BreakerState>)")]
 pub struct RelayStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,10 +261,12 @@ impl Handler<RelayStatus> for GunFetcher {
     type Result = MessageResult<RelayStatus>;
 
     fn handle(&mut self, _: RelayStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(match self.upstream.breaker_state() {
+        let breaker = self.upstream.breaker_state();
+        let state = match breaker {
             None => RelayState::File,
             Some(BreakerState::Closed) => RelayState::Reachable,
             Some(BreakerState::Open | BreakerState::HalfOpen) => RelayState::Unreachable,
-        })
+        };
+        MessageResult((state, breaker))
     }
 }

@@ -57,6 +57,16 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+impl BreakerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
 /// Opens after `threshold` consecutive failed attempts; while open every call fails at once;
 /// after `open_for` one probe may go through, and its outcome closes or re-opens the breaker.
 #[derive(Debug)]

@@ -19,14 +19,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let relay = state.fetcher.send(RelayStatus).await?;
+    let (relay, breaker) = state.fetcher.send(RelayStatus).await?;
     let serving = relay != RelayState::Unreachable;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": if serving { "ok" } else { "degraded" },
         "relay": relay.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSecs": state.started.elapsed().as_secs(),
     });
+    if let Some(breaker) = breaker {
+        body["circuit"] = breaker.as_str().into();
+    }
     Ok(if serving {
         HttpResponse::Ok().json(body)
     } else {

@@ -1,0 +1,252 @@
+//! What operators rely on: the memory monitor's lines, the start-up summary, the access log
+//! switch, health, and a shutdown that lets in-flight streams finish.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+fn demo_yaml(extra: &str) -> String {
+    format!(
+        "server: {{ bind: \"127.0.0.1:0\", workers: 1, shutdown_timeout_secs: 10 }}\n\
+         gun: {{ file: {} }}\n{extra}",
+        repo_path("data/demo/records.json").display()
+    )
+}
+
+/// A folder with one media file of `len` bytes, and the `media:` line that serves it.
+fn media_dir(len: u64) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("media/big");
+    std::fs::create_dir_all(&clip).unwrap();
+    std::fs::File::create(clip.join("original"))
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    let line = format!(
+        "media: {{ root: {} }}\n",
+        dir.path().join("media").display()
+    );
+    (dir, line)
+}
+
+fn number_after(line: &str, label: &str) -> u64 {
+    let rest = line
+        .split(label)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{label} in {line}"));
+    rest.trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("a number after {label} in {line}"))
+}
+
+#[actix_web::test]
+async fn the_memory_monitor_reports_plausible_figures() {
+    let service = Service::start(&demo_yaml(
+        "memory_monitor: { interval_secs: 1 }\nlog: { access: false }\n",
+    ));
+    assert_eq!(
+        get(service.url("/gun-relay/get?soul=f3a9c2e1b7d4:nothing"))
+            .await
+            .status,
+        404
+    );
+    let line = service
+        .wait_for_line("[Memory Monitor] RSS:", Duration::from_secs(3))
+        .expect("a monitor line within the interval");
+    let rss = number_after(&line, "RSS:");
+    let heap = number_after(&line, "Heap:");
+    assert!((1..2048).contains(&rss), "{line}");
+    assert!(heap <= rss, "{line}");
+    assert!(
+        line.contains(", Streams: 0, 404 cache: 1 souls, Record cache: "),
+        "{line}"
+    );
+    assert!(line.trim_end().ends_with("MB"), "{line}");
+    assert!(!service.log().iter().any(|l| l.contains("CRITICAL")));
+
+    let rss_bytes = metric(&service, "oip_process_resident_memory_bytes")
+        .await
+        .unwrap();
+    let heap_bytes = metric(&service, "oip_heap_allocated_bytes").await.unwrap();
+    assert!(rss_bytes > 1e6 && heap_bytes > 1e4 && heap_bytes < rss_bytes);
+}
+
+#[actix_web::test]
+async fn thresholds_below_the_current_rss_warn_and_alarm() {
+    let warn = Service::start(&demo_yaml(
+        "memory_monitor: { interval_secs: 1, rss_warn_mb: 1, rss_critical_mb: 100000 }\n",
+    ));
+    let line = warn
+        .wait_for_line("[Memory Monitor] WARNING: RSS", Duration::from_secs(3))
+        .expect("a warning line");
+    assert!(
+        line.contains("WARN") && line.ends_with("over 1MB"),
+        "{line}"
+    );
+    assert!(!warn.log().iter().any(|l| l.contains("CRITICAL")));
+
+    let critical = Service::start(&demo_yaml(
+        "memory_monitor: { interval_secs: 1, rss_warn_mb: 1, rss_critical_mb: 2 }\n",
+    ));
+    let line = critical
+        .wait_for_line("[Memory Monitor] CRITICAL: RSS ", Duration::from_secs(3))
+        .expect("a CRITICAL line");
+    let mb = number_after(&line, "CRITICAL: RSS ");
+    assert!(
+        line.ends_with(&format!("[Memory Monitor] CRITICAL: RSS {mb}MB over 2MB")),
+        "{line}"
+    );
+    // It reports; it takes no action: the service still answers.
+    assert_eq!(get(critical.url("/health")).await.status, 200);
+}
+
+#[actix_web::test]
+async fn start_up_summary_names_settings_but_never_secrets() {
+    let service = Service::start(&demo_yaml(
+        "auth: { jwt_secret: \"sup3r-s3cret-value\", admin_token: \"adm1n-t0ken-value\" }\n",
+    ));
+    let summary = service
+        .wait_for_line("starting: bind", Duration::from_secs(2))
+        .expect("a start-up summary");
+    for needle in [
+        "source file",
+        "records",
+        "404 cache 10000 souls for 3600s",
+        "record cache",
+        "media",
+        "JWT secret set",
+        "admin token set",
+    ] {
+        assert!(summary.contains(needle), "{needle}: {summary}");
+    }
+    let all = service.log().join("\n");
+    assert!(!all.contains("sup3r-s3cret-value") && !all.contains("adm1n-t0ken-value"));
+}
+
+#[actix_web::test]
+async fn the_access_log_can_be_switched_off() {
+    let on = Service::start(&demo_yaml("log: { access: true }\n"));
+    let off = Service::start(&demo_yaml("log: { access: false }\n"));
+    for s in [&on, &off] {
+        assert_eq!(get(s.url("/health")).await.status, 200);
+    }
+    assert!(on
+        .wait_for_line("\"GET /health HTTP/1.1\" 200", Duration::from_secs(2))
+        .is_some());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!off.log().iter().any(|l| l.contains("GET /health")));
+}
+
+#[actix_web::test]
+async fn health_reports_state_uptime_and_version() {
+    let service = Service::start(&demo_yaml(""));
+    let h = get(service.url("/health")).await;
+    assert_eq!(h.status, 200);
+    let body = h.json();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["relay"], "file");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["uptimeSecs"].is_u64());
+}
+
+#[actix_web::test]
+async fn request_durations_are_labelled_by_route_template() {
+    let (_dir, media) = media_dir(1000);
+    let service = Service::start(&demo_yaml(&media));
+    for id in ["big", "other-1", "other-2"] {
+        get(service.url(&format!("/api/media/{id}"))).await;
+    }
+    let text = String::from_utf8(get(service.url("/metrics")).await.body.to_vec()).unwrap();
+    assert!(text.contains(
+        "oip_http_request_duration_seconds_count{route=\"/api/media/{mediaId}\",status=\"2xx\"} 1"
+    ));
+    assert!(text.contains(
+        "oip_http_request_duration_seconds_count{route=\"/api/media/{mediaId}\",status=\"4xx\"} 2"
+    ));
+    assert!(!text.contains("other-1"), "raw ids never become labels");
+}
+
+/// Starts a download and reads only its head and first bytes; returns the connection and how
+/// many body bytes came with the head.
+fn start_download(service: &Service) -> (TcpStream, u64) {
+    let mut s = TcpStream::connect(service.addr).unwrap();
+    s.write_all(b"GET /api/media/big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let head = buf[..n]
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the response head arrives first")
+        + 4;
+    (s, (n - head) as u64)
+}
+
+fn read_rest(mut s: TcpStream) -> u64 {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return total,
+            Ok(n) => total += n as u64,
+        }
+    }
+}
+
+#[test]
+fn sigterm_lets_a_stream_in_flight_finish_then_exits_zero() {
+    const LEN: u64 = 32 << 20;
+    let (_dir, media) = media_dir(LEN);
+    let mut service = Service::start(&demo_yaml(&media));
+    let (download, first) = start_download(&service);
+    std::thread::sleep(Duration::from_millis(300));
+    service.signal("TERM");
+    service
+        .wait_for_line("SIGTERM received", Duration::from_secs(2))
+        .expect("the signal is acknowledged");
+    // New connections are no longer accepted.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        TcpStream::connect(service.addr).is_err() || service.wait_exit(Duration::ZERO).is_some(),
+        "still accepting after SIGTERM"
+    );
+    let received = first + read_rest(download);
+    assert_eq!(received, LEN, "the stream was cut short");
+    let status = service
+        .wait_exit(Duration::from_secs(10))
+        .expect("the process exits once the stream is done");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let (_dir, media) = media_dir(64 << 20);
+    let mut service = Service::start(&demo_yaml(&media));
+    let (_stalled, _) = start_download(&service);
+    service.signal("INT");
+    service
+        .wait_for_line("SIGINT received", Duration::from_secs(2))
+        .expect("the first signal is acknowledged");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        service.wait_exit(Duration::ZERO).is_none(),
+        "the first signal waits for the stream"
+    );
+    let second = Instant::now();
+    service.signal("INT");
+    let status = service
+        .wait_exit(Duration::from_secs(3))
+        .expect("exits at once");
+    eprintln!("exited {:?} after the second signal", second.elapsed());
+    assert_ne!(status.code(), Some(0));
+}
