@@ -1,12 +1,20 @@
 # oip-resolver: `make run` serves the demo data; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit bench check-config
+.PHONY: run test fmt lint unit relay-deps bench check-config
 
 run:
 	$(CARGO) run --release -- --config config.yaml
 
-test: fmt lint unit
+test: fmt lint relay-deps unit
+
+# The GUN relay of the interop test runs on node with the `gun` package, installed here (git-ignored).
+relay-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/relay --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "node/npm not found: the GUN relay interop test (tests/gun_relay.rs) will be SKIPPED"; \
+	fi
 
 fmt:
 	$(CARGO) fmt --all -- --check
