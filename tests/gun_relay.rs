@@ -10,7 +10,6 @@ mod common;
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 use common::*;
