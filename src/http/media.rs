@@ -13,7 +13,7 @@ use actix_web::{
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{method_not_allowed, AppState};
+use super::{method_not_allowed, AppState, StrictQuery};
 use crate::{
     error::ApiError,
     media::{
@@ -70,7 +70,7 @@ async fn media(
     state: web::Data<AppState>,
     actor: web::Data<Addr<MediaActor>>,
     id: web::Path<String>,
-    query: web::Query<TokenQuery>,
+    query: StrictQuery<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = token(&req, query.into_inner().token);
     let file = actor
@@ -83,7 +83,7 @@ async fn legacy(
     req: HttpRequest,
     state: web::Data<AppState>,
     actor: web::Data<Addr<MediaActor>>,
-    query: web::Query<LegacyQuery>,
+    query: StrictQuery<LegacyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let id = query
@@ -101,7 +101,7 @@ async fn info(
     req: HttpRequest,
     actor: web::Data<Addr<MediaActor>>,
     id: web::Path<String>,
-    query: web::Query<TokenQuery>,
+    query: StrictQuery<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = token(&req, query.into_inner().token);
     let manifest = actor

@@ -4,8 +4,11 @@
 mod admin;
 mod media;
 mod ops;
+mod query;
 mod records;
 mod relay;
+
+pub use query::StrictQuery;
 
 use std::{sync::Arc, time::Instant};
 

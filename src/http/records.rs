@@ -4,7 +4,7 @@ use actix::Addr;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{method_not_allowed, AppState};
+use super::{method_not_allowed, AppState, StrictQuery};
 use crate::{
     config::ResolverConfig,
     did::Did,
@@ -39,7 +39,7 @@ struct RecordsQuery {
 async fn get_records(
     state: web::Data<AppState>,
     resolver: web::Data<Addr<Resolver>>,
-    query: web::Query<RecordsQuery>,
+    query: StrictQuery<RecordsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let resolve = parse(query.into_inner(), &state.config.resolver)?;
     let resolution = resolver.send(resolve).await??;

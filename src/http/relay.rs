@@ -5,7 +5,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{method_not_allowed, read_body, AppState};
+use super::{method_not_allowed, read_body, AppState, StrictQuery};
 use crate::{
     did::Did,
     error::ApiError,
@@ -32,7 +32,7 @@ struct SoulQuery {
 
 async fn get(
     state: web::Data<AppState>,
-    query: web::Query<SoulQuery>,
+    query: StrictQuery<SoulQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let soul = query
         .into_inner()
