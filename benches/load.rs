@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{MockRelay, Service};
+use common::{rss_kb, MockRelay, Service};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -71,17 +71,6 @@ struct RssWatch {
     pid: u32,
     peak_kb: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 impl RssWatch {

@@ -496,3 +496,112 @@ pub async fn metric(service: &Service, sample: &str) -> Option<f64> {
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// A relay that misbehaves below HTTP: it speaks raw TCP, so it can cut a body short, drip it,
+/// never answer, or answer with something that is not HTTP at all.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// A 200 head announcing 1000 bytes, 20 of them, then the connection closes.
+    Truncated,
+    /// A 200 head, then one byte of body a second.
+    Drip,
+    /// Reads the request and never answers.
+    Silent,
+    /// Answers with bytes that are not HTTP, then closes.
+    NotHttp,
+    /// Closes the connection as soon as the request arrives.
+    Hangup,
+}
+
+pub struct FaultRelay {
+    pub addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    pub accepted: Arc<AtomicU64>,
+}
+
+impl FaultRelay {
+    pub fn start(fault: Fault) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (stop_flag, count) = (stop.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            while !stop_flag.load(SeqCst) {
+                let Ok((mut s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                count.fetch_add(1, SeqCst);
+                let stop_conn = stop_flag.clone();
+                std::thread::spawn(move || {
+                    let _ = s.set_nonblocking(false);
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+                    match fault {
+                        Fault::Truncated => {
+                            let _ = s.write_all(head.as_bytes());
+                            let _ = s.write_all(b"{\"success\":true,\"da");
+                        }
+                        Fault::Drip => {
+                            let _ = s.write_all(head.as_bytes());
+                            for _ in 0..30 {
+                                if stop_conn.load(SeqCst) || s.write_all(b" ").is_err() {
+                                    break;
+                                }
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
+                        Fault::Silent => {
+                            for _ in 0..300 {
+                                if stop_conn.load(SeqCst) {
+                                    break;
+                                }
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                        }
+                        Fault::NotHttp => {
+                            let _ = s.write_all(b"SSH-2.0-OpenSSH\r\n\r\n");
+                        }
+                        Fault::Hangup => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            stop,
+            accepted,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for FaultRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, SeqCst);
+    }
+}
+
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,190 @@
+//! Every way the relay can misbehave: the service answers within a bounded time with the right
+//! status, never panics, and neither memory nor descriptors grow from one round of faults to the
+//! next.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::future::join_all;
+use serde_json::json;
+
+const SOUL: &str = "a1b2c3d4e5f6:some-record";
+
+fn fault_config(relay_url: &str) -> String {
+    relay_config(
+        relay_url,
+        "  request_timeout_ms: 400\n  max_attempts: 2\n  breaker_failures: 1000\n  max_response_bytes: 65536\n",
+        "negative_cache: { log_every: 100000 }\n",
+    )
+}
+
+/// Sends `n` concurrent asks for distinct souls and returns the statuses and the slowest answer.
+async fn round(service: &Service, n: usize, tag: usize) -> (Vec<u16>, Duration) {
+    let started = Instant::now();
+    let replies = join_all(
+        (0..n).map(|i| get(service.url(&format!("/gun-relay/get?soul={SOUL}-{tag}-{i}")))),
+    )
+    .await;
+    (
+        replies.iter().map(|r| r.status).collect(),
+        started.elapsed(),
+    )
+}
+
+/// Runs three rounds against a misbehaving upstream; checks every answer is `expected`, arrives
+/// within `bound`, and that the third round leaves no more descriptors or memory than the first.
+async fn survive(service: &Service, expected: u16, bound: Duration, label: &str) {
+    let pid = service.pid();
+    let mut after = Vec::new();
+    for r in 0..3 {
+        let (statuses, slowest) = round(service, 20, r).await;
+        assert!(
+            statuses.iter().all(|s| *s == expected),
+            "{label}: {statuses:?}"
+        );
+        assert!(slowest < bound, "{label}: slowest answer took {slowest:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        after.push((open_fds(pid), rss_kb(pid)));
+    }
+    let (fds_first, rss_first) = after[0];
+    let (fds_last, rss_last) = after[2];
+    eprintln!("{label}: fds {fds_first} -> {fds_last}, RSS {rss_first} -> {rss_last} KB");
+    assert!(
+        fds_last <= fds_first,
+        "{label}: descriptors grew {fds_first} -> {fds_last}"
+    );
+    assert!(
+        rss_last <= rss_first + 2048,
+        "{label}: RSS grew {rss_first} -> {rss_last} KB"
+    );
+    let health = get(service.url("/health")).await;
+    assert!(
+        matches!(health.status, 200 | 503),
+        "{label}: the service still answers"
+    );
+}
+
+#[actix_web::test]
+async fn garbage_json_is_a_bad_gateway() {
+    let relay = MockRelay::start();
+    relay.set_mode(Mode::Garbage);
+    let service = Service::start(&fault_config(&relay.url()));
+    survive(&service, 502, Duration::from_secs(3), "garbage JSON").await;
+}
+
+#[actix_web::test]
+async fn an_oversized_body_is_a_bad_gateway() {
+    let relay = MockRelay::start();
+    relay.set_mode(Mode::Huge(200_000));
+    let service = Service::start(&fault_config(&relay.url()));
+    survive(&service, 502, Duration::from_secs(3), "oversized body").await;
+}
+
+#[actix_web::test]
+async fn server_errors_are_a_bad_gateway() {
+    for code in [500, 503] {
+        let relay = MockRelay::start();
+        relay.set_mode(Mode::Status(code));
+        let service = Service::start(&fault_config(&relay.url()));
+        survive(
+            &service,
+            502,
+            Duration::from_secs(3),
+            &format!("HTTP {code}"),
+        )
+        .await;
+    }
+}
+
+#[actix_web::test]
+async fn a_truncated_body_is_a_bad_gateway() {
+    let relay = FaultRelay::start(Fault::Truncated);
+    let service = Service::start(&fault_config(&relay.url()));
+    survive(&service, 502, Duration::from_secs(3), "truncated body").await;
+}
+
+#[actix_web::test]
+async fn a_relay_that_never_answers_is_a_timeout() {
+    let relay = FaultRelay::start(Fault::Silent);
+    let service = Service::start(&fault_config(&relay.url()));
+    // Two attempts of 400 ms and a short backoff.
+    survive(&service, 504, Duration::from_secs(3), "silent relay").await;
+}
+
+#[actix_web::test]
+async fn a_dripping_body_is_a_timeout() {
+    let relay = FaultRelay::start(Fault::Drip);
+    let service = Service::start(&fault_config(&relay.url()));
+    survive(&service, 504, Duration::from_secs(3), "one byte a second").await;
+}
+
+#[actix_web::test]
+async fn a_reset_or_a_non_http_answer_is_unavailable() {
+    for (fault, expected) in [(Fault::Hangup, 503), (Fault::NotHttp, 503)] {
+        let relay = FaultRelay::start(fault);
+        let service = Service::start(&fault_config(&relay.url()));
+        survive(
+            &service,
+            expected,
+            Duration::from_secs(3),
+            &format!("{fault:?}"),
+        )
+        .await;
+        assert!(relay.accepted.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    }
+}
+
+#[actix_web::test]
+async fn refused_connections_are_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let service = Service::start(&fault_config(&format!("http://127.0.0.1:{port}")));
+    survive(&service, 503, Duration::from_secs(3), "connection refused").await;
+}
+
+#[actix_web::test]
+async fn a_resolution_returns_what_worked_and_lists_what_did_not() {
+    let relay = MockRelay::start();
+    let exercises = ["ok", "garbage", "hang", "server-error", "huge"]
+        .map(|k| format!("did:gun:a1b2c3d4e5f6:ex-{k}"));
+    relay.insert(
+        "a1b2c3d4e5f6:w",
+        node(json!({"workout": {"exercise": exercises}}), json!({})),
+    );
+    relay.insert(
+        "a1b2c3d4e5f6:ex-ok",
+        node(json!({"basic": {"name": "Fine"}}), json!({})),
+    );
+    relay.set_soul_mode("a1b2c3d4e5f6:ex-garbage", Mode::Garbage);
+    relay.set_soul_mode("a1b2c3d4e5f6:ex-hang", Mode::Hang);
+    relay.set_soul_mode("a1b2c3d4e5f6:ex-server-error", Mode::Status(500));
+    relay.set_soul_mode("a1b2c3d4e5f6:ex-huge", Mode::Huge(200_000));
+    let service = Service::start(&fault_config(&relay.url()));
+    let started = Instant::now();
+    let r = get(service.url("/api/records?did=did:gun:a1b2c3d4e5f6:w&resolveDepth=1")).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(r.status, 200);
+    let body = r.json();
+    let list = &body["records"][0]["data"]["workout"]["exercise"];
+    assert_eq!(list[0]["data"]["basic"]["name"], "Fine");
+    for i in 1..5 {
+        assert_eq!(list[i], exercises[i].as_str());
+    }
+    let unresolved = body["resolution"]["unresolved"].as_array().unwrap();
+    let reason = |k: &str| {
+        unresolved
+            .iter()
+            .find(|u| u["did"] == format!("did:gun:a1b2c3d4e5f6:ex-{k}"))
+            .map(|u| u["reason"].as_str().unwrap().to_string())
+    };
+    assert_eq!(reason("garbage").as_deref(), Some("error"));
+    assert_eq!(reason("hang").as_deref(), Some("timeout"));
+    assert_eq!(reason("server-error").as_deref(), Some("error"));
+    assert_eq!(reason("huge").as_deref(), Some("error"));
+    assert_eq!(reason("ok"), None);
+}
