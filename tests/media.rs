@@ -14,7 +14,7 @@ use std::{
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use common::{open_fds, Service};
+use common::{open_fds, raw_request, Service};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -23,72 +23,7 @@ const SECRET: &str = "test-secret";
 const OWNER: &str = "02owner";
 const OUTSIDE_SECRET: &str = "TOP-SECRET-OUTSIDE-THE-ROOT";
 
-struct Raw {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Raw {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    parse(&all, method == "HEAD")
-}
-
-fn parse(all: &[u8], head: bool) -> Raw {
-    let split = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head_text = String::from_utf8_lossy(&all[..split]).to_string();
-    let mut lines = head_text.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = if head {
-        Vec::new()
-    } else {
-        all[split + 4..].to_vec()
-    };
-    Raw {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn get(service: &Service, target: &str, headers: &[(&str, &str)]) -> Raw {
+fn get(service: &Service, target: &str, headers: &[(&str, &str)]) -> common::Raw {
     raw_request(service.addr, "GET", target, headers)
 }
 

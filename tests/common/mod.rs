@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Write},
     net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -521,7 +521,6 @@ pub struct FaultRelay {
 
 impl FaultRelay {
     pub fn start(fault: Fault) -> Self {
-        use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -604,4 +603,77 @@ pub fn rss_kb(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+pub struct Raw {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Raw {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One request written by hand on a fresh connection (`Connection: close`): the target reaches
+/// the server exactly as typed.
+pub fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Raw {
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw_send(addr, req.as_bytes(), method == "HEAD")
+}
+
+/// Sends `request` exactly as given and reads the answer until the server closes.
+pub fn raw_send(addr: SocketAddr, request: &[u8], head: bool) -> Raw {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The server may answer (and close) before reading everything: a refusal is still read.
+    let _ = s.write_all(request);
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    parse_raw(&all, head)
+}
+
+fn parse_raw(all: &[u8], head: bool) -> Raw {
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(all)));
+    let head_text = String::from_utf8_lossy(&all[..split]).to_string();
+    let mut lines = head_text.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = if head {
+        Vec::new()
+    } else {
+        all[split + 4..].to_vec()
+    };
+    Raw {
+        status,
+        headers,
+        body,
+    }
 }
