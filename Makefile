@@ -1,7 +1,7 @@
 # oip-resolver: `make run` serves the demo data; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit relay-deps bench check-config
+.PHONY: run test fmt lint unit relay-deps bench soak check-config
 
 run:
 	$(CARGO) run --release -- --config config.yaml
@@ -30,3 +30,8 @@ check-config:
 
 bench:
 	$(CARGO) bench --bench load
+
+# A long mixed run (SOAK_SECS, default 600) that fails on memory or descriptor growth or an
+# unexpected 5xx. Not part of `make test`.
+soak:
+	$(CARGO) bench --bench soak

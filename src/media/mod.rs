@@ -198,8 +198,8 @@ impl Handler<Info> for MediaActor {
 
     fn handle(&mut self, msg: Info, _: &mut Self::Context) -> Self::Result {
         let media = &*self.media;
-        let root = media.roots.media.as_deref().ok_or(PathError::NotFound)?;
         check_media_id(&msg.id)?;
+        let root = media.roots.media.as_deref().ok_or(PathError::NotFound)?;
         let manifest = read_manifest(root, &msg.id)?.ok_or(MediaError::NoManifest)?;
         access::check(
             Some(&manifest),
@@ -213,16 +213,16 @@ impl Handler<Info> for MediaActor {
 fn open(roots: &Roots, msg: Open, secret: Option<&str>) -> Result<MediaFile, MediaError> {
     let mut file = match msg.target {
         Target::Media(id) => {
-            let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
             check_media_id(&id)?;
+            let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
             let manifest = read_manifest(root, &id)?;
             access::check(manifest.as_ref(), msg.token.as_deref(), secret)?;
             let path = resolve_under(root, &Path::new(&id).join("original"))?;
             open_file(&path, manifest.as_ref())?
         }
         Target::Legacy(rel) => {
-            let root = roots.legacy.as_deref().ok_or(PathError::NotFound)?;
             check_relative_path(&rel)?;
+            let root = roots.legacy.as_deref().ok_or(PathError::NotFound)?;
             let path = resolve_under(root, Path::new(&rel))?;
             open_file(&path, None)?
         }

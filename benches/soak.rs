@@ -1,0 +1,430 @@
+//! `make soak`: a long mixed run at steady concurrency, the way the old service died: resolutions
+//! with hits, misses and cycles; media streams that complete, abort, stall or ask for ranges;
+//! relay faults; hostile input. Every 30 s it prints RSS, heap, open descriptors, active streams
+//! and cache sizes. After warm-up, it fails if RSS grows more than 10%, descriptors grow at all,
+//! or any answer was a 5xx that its fault did not call for.
+//!
+//! Settings: SOAK_SECS (600), SOAK_CONCURRENCY (32), SOAK_WARMUP_SECS (60).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::{
+    cell::RefCell,
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    rc::Rc,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use common::{open_fds, rss_kb, MockRelay, Mode, Service};
+use futures::StreamExt;
+use serde_json::json;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What a request is and which statuses it may get: a 5xx outside `expect` fails the soak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    ResolveHit,
+    ResolveMiss,
+    ResolveCycle,
+    RelayGarbage,
+    RelayServerError,
+    RelayTimeout,
+    MediaComplete,
+    MediaRange,
+    Hostile,
+}
+
+impl Kind {
+    fn expect(self) -> &'static [u16] {
+        match self {
+            Kind::ResolveHit | Kind::ResolveCycle | Kind::MediaComplete => &[200],
+            Kind::ResolveMiss => &[404],
+            Kind::RelayGarbage | Kind::RelayServerError => &[502],
+            Kind::RelayTimeout => &[504],
+            Kind::MediaRange => &[206],
+            Kind::Hostile => &[400],
+        }
+    }
+
+    fn is_fault(self) -> bool {
+        matches!(
+            self,
+            Kind::RelayGarbage | Kind::RelayServerError | Kind::RelayTimeout
+        )
+    }
+}
+
+const WEIGHTS: [(Kind, u32); 9] = [
+    (Kind::ResolveHit, 30),
+    (Kind::ResolveMiss, 15),
+    (Kind::ResolveCycle, 10),
+    (Kind::RelayGarbage, 3),
+    (Kind::RelayServerError, 3),
+    (Kind::RelayTimeout, 2),
+    (Kind::MediaComplete, 12),
+    (Kind::MediaRange, 15),
+    (Kind::Hostile, 10),
+];
+
+fn pick() -> Kind {
+    let total: u32 = WEIGHTS.iter().map(|(_, w)| w).sum();
+    let mut n = fastrand::u32(0..total);
+    for (kind, w) in WEIGHTS {
+        if n < w {
+            return kind;
+        }
+        n -= w;
+    }
+    Kind::ResolveHit
+}
+
+fn target(kind: Kind) -> (String, Option<String>) {
+    let did = |local: &str| format!("did:gun:f3a9c2e1b7d4:{local}");
+    match kind {
+        Kind::ResolveHit => {
+            let w = ["workout-full-body", "workout-upper", "workout-legs"][fastrand::usize(0..3)];
+            (format!("/api/records?did={}&resolveDepth=2", did(w)), None)
+        }
+        Kind::ResolveMiss => (
+            format!(
+                "/api/records?did={}",
+                did(&format!("gone-{}", fastrand::u32(0..2000)))
+            ),
+            None,
+        ),
+        Kind::ResolveCycle => (
+            format!(
+                "/api/records?did={}&resolveDepth=4",
+                did("exercise-bench-press")
+            ),
+            None,
+        ),
+        Kind::RelayGarbage => ("/gun-relay/get?soul=fault:garbage".into(), None),
+        Kind::RelayServerError => ("/gun-relay/get?soul=fault:503".into(), None),
+        Kind::RelayTimeout => ("/gun-relay/get?soul=fault:hang".into(), None),
+        Kind::MediaComplete => ("/api/media/small".into(), None),
+        Kind::MediaRange => {
+            let start = fastrand::u64(0..(4 << 20) - 65_536);
+            (
+                "/api/media/big".into(),
+                Some(format!("bytes={start}-{}", start + 65_535)),
+            )
+        }
+        Kind::Hostile => {
+            let t = [
+                "/gun-relay/get?soul=%FF%FE",
+                "/api/records?did=did:gun:a:1&resolveDepth=99999",
+                "/api/records?did=nope",
+                "/media?id=../../etc/passwd",
+                "/gun-relay/get?soul=a&soul=b",
+            ];
+            (t[fastrand::usize(0..t.len())].into(), None)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    by_kind: BTreeMap<(Kind, u16), u64>,
+    unexpected: Vec<String>,
+}
+
+/// A stream abandoned mid-body, or one whose reader stops until the stall timeout cuts it.
+fn misbehaving_reader(addr: SocketAddr, stall: bool) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.write_all(b"GET /api/media/big HTTP/1.1\r\nHost: soak\r\n\r\n");
+    let mut buf = [0u8; 16 * 1024];
+    let _ = s.read(&mut buf);
+    if stall {
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    true
+}
+
+struct Figures {
+    rss_kb: u64,
+    heap: f64,
+    fds: usize,
+    streams: f64,
+    negative: f64,
+    record_bytes: f64,
+}
+
+fn figures(service: &Service) -> Figures {
+    let r = common::raw_request(service.addr, "GET", "/metrics", &[]);
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    let m = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    Figures {
+        rss_kb: rss_kb(service.pid()),
+        heap: m("oip_heap_allocated_bytes"),
+        fds: open_fds(service.pid()),
+        streams: m("oip_media_active_streams"),
+        negative: m("oip_negative_cache_entries"),
+        record_bytes: m("oip_record_cache_bytes"),
+    }
+}
+
+fn print_figures(t: Duration, f: &Figures, requests: u64) {
+    eprintln!(
+        "[soak {:>4}s] RSS {:.1} MB, heap {:.1} MB, fds {}, streams {}, 404 cache {}, record cache {:.1} MB, {requests} requests",
+        t.as_secs(),
+        f.rss_kb as f64 / 1024.0,
+        f.heap / 1048576.0,
+        f.fds,
+        f.streams,
+        f.negative,
+        f.record_bytes / 1048576.0
+    );
+}
+
+fn main() {
+    let secs = env_u64("SOAK_SECS", 600);
+    let concurrency = env_u64("SOAK_CONCURRENCY", 32) as usize;
+    let warmup = Duration::from_secs(env_u64("SOAK_WARMUP_SECS", 60).min(secs / 2));
+
+    let relay = MockRelay::start();
+    relay.load(&common::repo_path("data/demo/records.json"));
+    relay.set_latency(2);
+    relay.set_miss_delay(200);
+    relay.set_soul_mode("fault:garbage", Mode::Garbage);
+    relay.set_soul_mode("fault:503", Mode::Status(503));
+    relay.set_soul_mode("fault:hang", Mode::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(media.join("small")).unwrap();
+    std::fs::write(media.join("small/original"), vec![7u8; 200_000]).unwrap();
+    std::fs::create_dir_all(media.join("big")).unwrap();
+    std::fs::write(media.join("big/original"), vec![9u8; 4 << 20]).unwrap();
+    let service = Service::start(&format!(
+        "server: {{ bind: \"127.0.0.1:0\" }}\n\
+         gun: {{ source: relay, relay_url: \"{}\", request_timeout_ms: 300, max_attempts: 2, backoff_base_ms: 10, backoff_max_ms: 50, breaker_failures: 100000 }}\n\
+         negative_cache: {{ ttl_secs: 30, sweep_interval_secs: 10, capacity: 1000, log_every: 100000 }}\n\
+         record_cache: {{ ttl_secs: 5 }}\n\
+         media: {{ root: {}, stall_timeout_secs: 2 }}\n\
+         memory_monitor: {{ interval_secs: 60 }}\n\
+         log: {{ access: false }}\n",
+        relay.url(),
+        media.display()
+    ));
+    eprintln!(
+        "soak: {secs} s at {concurrency} clients (warm-up {} s), service pid {}",
+        warmup.as_secs(),
+        service.pid()
+    );
+
+    let start_rss = rss_kb(service.pid());
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let paused = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
+    let misbehaved = Arc::new(AtomicU64::new(0));
+    let peak_rss = Arc::new(AtomicU64::new(0));
+
+    // Raw clients that abandon or stall streams, in the background.
+    let raw: Vec<_> = (0..2)
+        .map(|i| {
+            let (stop, paused, count, addr) = (
+                stop.clone(),
+                paused.clone(),
+                misbehaved.clone(),
+                service.addr,
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Relaxed) {
+                    if paused.load(Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                    let stall = i == 1 && fastrand::u8(0..4) == 0;
+                    if misbehaving_reader(addr, stall) {
+                        count.fetch_add(1, Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+
+    // The HTTP clients, on their own thread and runtime.
+    let client_thread = {
+        let (stop, paused, requests, base) = (
+            stop.clone(),
+            paused.clone(),
+            requests.clone(),
+            format!("http://{}", service.addr),
+        );
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let client = awc::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .connector(awc::Connector::new().limit(concurrency * 2))
+                    .finish();
+                let tally = Rc::new(RefCell::new(Tally::default()));
+                let tasks = (0..concurrency).map(|_| {
+                    let (client, tally, stop, paused, requests, base) = (
+                        client.clone(),
+                        tally.clone(),
+                        stop.clone(),
+                        paused.clone(),
+                        requests.clone(),
+                        base.clone(),
+                    );
+                    async move {
+                        while !stop.load(Relaxed) {
+                            if paused.load(Relaxed) {
+                                actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                                continue;
+                            }
+                            let kind = pick();
+                            let (path, range) = target(kind);
+                            let mut req = client.get(format!("{base}{path}"));
+                            if let Some(r) = range {
+                                req = req.insert_header(("range", r));
+                            }
+                            let status = match req.send().await {
+                                Ok(mut res) => {
+                                    let status = res.status().as_u16();
+                                    while let Some(chunk) = res.next().await {
+                                        if chunk.is_err() {
+                                            break;
+                                        }
+                                    }
+                                    status
+                                }
+                                Err(_) => 0,
+                            };
+                            requests.fetch_add(1, Relaxed);
+                            let mut t = tally.borrow_mut();
+                            *t.by_kind.entry((kind, status)).or_default() += 1;
+                            if (status >= 500 || status == 0) && !kind.expect().contains(&status) {
+                                t.unexpected.push(format!("{kind:?} {path} -> {status}"));
+                            }
+                        }
+                    }
+                });
+                futures::future::join_all(tasks).await;
+                Rc::try_unwrap(tally).ok().unwrap().into_inner()
+            })
+        })
+    };
+
+    let settle = |paused: &AtomicBool| {
+        paused.store(true, Relaxed);
+        // Longer than the stall timeout and the relay timeout: what is in flight ends.
+        std::thread::sleep(Duration::from_secs(5));
+        let f = figures(&service);
+        paused.store(false, Relaxed);
+        f
+    };
+
+    let mut baseline: Option<Figures> = None;
+    let mut next_report = Duration::from_secs(30);
+    let end = Duration::from_secs(secs);
+    while started.elapsed() < end {
+        std::thread::sleep(Duration::from_millis(250));
+        peak_rss.fetch_max(rss_kb(service.pid()), Relaxed);
+        if baseline.is_none() && started.elapsed() >= warmup {
+            let f = settle(&paused);
+            eprint!("warm-up done, baseline: ");
+            print_figures(started.elapsed(), &f, requests.load(Relaxed));
+            baseline = Some(f);
+        }
+        if started.elapsed() >= next_report {
+            print_figures(
+                started.elapsed(),
+                &figures(&service),
+                requests.load(Relaxed),
+            );
+            next_report += Duration::from_secs(30);
+        }
+    }
+    let last = settle(&paused);
+    stop.store(true, Relaxed);
+    let tally = client_thread.join().unwrap();
+    for t in raw {
+        let _ = t.join();
+    }
+    let baseline = baseline.expect("the run is longer than its warm-up");
+    eprint!("end, settled: ");
+    print_figures(started.elapsed(), &last, requests.load(Relaxed));
+
+    let faults: u64 = tally
+        .by_kind
+        .iter()
+        .filter(|((k, _), _)| k.is_fault())
+        .map(|(_, n)| n)
+        .sum();
+    println!("\n| kind | status | count |\n|---|---:|---:|");
+    for ((kind, status), n) in &tally.by_kind {
+        println!("| {kind:?} | {status} | {n} |");
+    }
+    let rss_growth = last.rss_kb as f64 / baseline.rss_kb as f64 - 1.0;
+    println!(
+        "\nsoak {secs} s: {} requests ({faults} relay faults injected, {} streams aborted or stalled), \
+         RSS start {:.1} MB / baseline {:.1} MB / peak {:.1} MB / end {:.1} MB ({:+.1}% after warm-up), \
+         fds {} -> {}, unexpected 5xx {}",
+        requests.load(Relaxed),
+        misbehaved.load(Relaxed),
+        start_rss as f64 / 1024.0,
+        baseline.rss_kb as f64 / 1024.0,
+        peak_rss.load(Relaxed) as f64 / 1024.0,
+        last.rss_kb as f64 / 1024.0,
+        rss_growth * 100.0,
+        baseline.fds,
+        last.fds,
+        tally.unexpected.len()
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(
+        dir.join("soak.json"),
+        serde_json::to_string_pretty(&json!({
+            "secs": secs, "concurrency": concurrency, "requests": requests.load(Relaxed),
+            "faultsInjected": faults, "streamsAbortedOrStalled": misbehaved.load(Relaxed),
+            "rssStartMb": start_rss as f64 / 1024.0,
+            "rssBaselineMb": baseline.rss_kb as f64 / 1024.0, "rssPeakMb": peak_rss.load(Relaxed) as f64 / 1024.0,
+            "rssEndMb": last.rss_kb as f64 / 1024.0, "fdsBaseline": baseline.fds, "fdsEnd": last.fds,
+            "unexpected5xx": tally.unexpected.len(),
+        }))
+        .unwrap(),
+    );
+    let mut failed = Vec::new();
+    if rss_growth > 0.10 {
+        failed.push(format!("RSS grew {:.1}% after warm-up", rss_growth * 100.0));
+    }
+    if last.fds > baseline.fds {
+        failed.push(format!("descriptors grew {} -> {}", baseline.fds, last.fds));
+    }
+    if !tally.unexpected.is_empty() {
+        failed.push(format!(
+            "{} unexpected 5xx, e.g. {:?}",
+            tally.unexpected.len(),
+            &tally.unexpected[..tally.unexpected.len().min(5)]
+        ));
+    }
+    if failed.is_empty() {
+        println!("soak PASSED");
+    } else {
+        println!("soak FAILED: {}", failed.join("; "));
+        std::process::exit(1);
+    }
+}
