@@ -76,7 +76,7 @@ async fn media(
     let file = actor
         .send(open_message(&req, Target::Media(id.into_inner()), token))
         .await??;
-    respond(&req, &state, file)
+    respond(&req, &state, actor.get_ref(), file)
 }
 
 async fn legacy(
@@ -94,7 +94,7 @@ async fn legacy(
     let file = actor
         .send(open_message(&req, Target::Legacy(id), token))
         .await??;
-    respond(&req, &state, file)
+    respond(&req, &state, actor.get_ref(), file)
 }
 
 async fn info(
@@ -141,7 +141,12 @@ fn open_message(req: &HttpRequest, target: Target, token: Option<String>) -> Ope
 }
 
 /// Turns the planned answer into a response; the body streams what was not prefetched.
-fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpResponse, ApiError> {
+fn respond(
+    req: &HttpRequest,
+    state: &AppState,
+    reader: &Addr<MediaActor>,
+    file: MediaFile,
+) -> Result<HttpResponse, ApiError> {
     let tag = etag(file.len, file.modified);
     let last_modified = HttpDate::from(file.modified).to_string();
     let res = |status: StatusCode| {
@@ -197,7 +202,13 @@ fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpR
     }
     let registry = file.registry.ok_or(ApiError::Unavailable)?;
     let parts = with_prefetch(parts, file.prefetched);
-    let body = FileStream::new(file.file, parts, registry, state.metrics.clone());
+    let body = FileStream::new(
+        file.file,
+        parts,
+        registry,
+        reader.clone(),
+        state.metrics.clone(),
+    );
     Ok(builder.body(SizedStream::new(body.len(), body)))
 }
 

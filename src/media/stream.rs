@@ -1,4 +1,4 @@
-//! The body of a media response. It reads the file a chunk at a time on the blocking pool, never
+//! The body of a media response. It reads the file a chunk at a time on the `MediaActor`'s threads, never
 //! holds more than one chunk, and reports to the `MediaActor` when it is dropped — whether the
 //! client read everything, went away, or the file failed — so the handle and its buffer are
 //! released the moment the connection is done with them.
@@ -20,7 +20,9 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 
-use super::StreamRegistry;
+use actix::Addr;
+
+use super::{MediaActor, ReadChunk, StreamRegistry};
 use crate::metrics::{Metrics, StreamOutcome};
 
 /// Big enough to keep a fast client's socket busy, small enough that thousands of streams stay
@@ -49,9 +51,7 @@ impl Part {
     }
 }
 
-type Read = Pin<
-    Box<dyn Future<Output = Result<(File, io::Result<Bytes>), actix_web::error::BlockingError>>>,
->;
+type Read = Pin<Box<dyn Future<Output = Result<(File, io::Result<Bytes>), actix::MailboxError>>>>;
 
 pub struct FileStream {
     id: u64,
@@ -62,6 +62,7 @@ pub struct FileStream {
     total: u64,
     failed: bool,
     registry: Arc<StreamRegistry>,
+    reader: Addr<MediaActor>,
     metrics: Arc<Metrics>,
 }
 
@@ -70,6 +71,7 @@ impl FileStream {
         file: File,
         parts: Vec<Part>,
         registry: Arc<StreamRegistry>,
+        reader: Addr<MediaActor>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let total = parts.iter().map(Part::len).sum();
@@ -84,6 +86,7 @@ impl FileStream {
             total,
             failed: false,
             registry,
+            reader,
             metrics,
         }
     }
@@ -151,9 +154,10 @@ impl Stream for FileStream {
                         len: len - n,
                     });
                 }
-                this.reading = Some(Box::pin(actix_web::web::block(move || {
-                    let result = read_exact_at(&file, offset, n as usize);
-                    (file, result)
+                this.reading = Some(Box::pin(this.reader.send(ReadChunk {
+                    file,
+                    offset,
+                    len: n as usize,
                 })));
                 self.poll_next(cx)
             }
