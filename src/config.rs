@@ -387,7 +387,13 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
     let de = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        let message = e.into_inner().to_string();
+        let mut message = e.into_inner().to_string();
+        // The YAML error names the path itself; the key is already in front of the line.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if key.starts_with(head) {
+                message = rest.to_string();
+            }
+        }
         let key = if key == "." || key.is_empty() {
             "(top level)".to_string()
         } else {
@@ -444,8 +450,10 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let err = load("gun:\n  max_attempt: 5\n").unwrap_err().to_string();
-        assert!(err.contains("gun"), "{err}");
-        assert!(err.contains("max_attempt"), "{err}");
+        assert!(
+            err.starts_with("config gun.max_attempt: unknown field `max_attempt`"),
+            "{err}"
+        );
     }
 
     #[test]
