@@ -2,7 +2,7 @@
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
-use super::{method_not_allowed, AppState};
+use super::{resource, AppState};
 use crate::{
     did::Did,
     error::ApiError,
@@ -10,11 +10,7 @@ use crate::{
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/cache/negative/{soul}")
-            .route(web::delete().to(forget_missing))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/cache/negative/{soul}").route(web::delete().to(forget_missing)));
 }
 
 async fn forget_missing(

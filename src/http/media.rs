@@ -13,7 +13,7 @@ use actix_web::{
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{method_not_allowed, AppState, StrictQuery};
+use super::{resource, AppState, StrictQuery};
 use crate::{
     error::ApiError,
     media::{
@@ -24,23 +24,17 @@ use crate::{
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/media/{mediaId}/info")
-            .route(web::get().to(info))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/media/{mediaId}")
-            .route(web::get().to(media))
-            .route(web::head().to(media))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/media")
-            .route(web::get().to(legacy))
-            .route(web::head().to(legacy))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/media/{mediaId}/info").route(web::get().to(info)))
+        .service(
+            resource("/api/media/{mediaId}")
+                .route(web::get().to(media))
+                .route(web::head().to(media)),
+        )
+        .service(
+            resource("/media")
+                .route(web::get().to(legacy))
+                .route(web::head().to(legacy)),
+        );
 }
 
 #[derive(Deserialize)]

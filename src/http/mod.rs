@@ -99,6 +99,11 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     Err(ApiError::MethodNotAllowed(req.method().to_string()))
 }
 
+/// A resource whose other methods answer a JSON 405 rather than actix's empty 404.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
 /// Reads a request body up to `limit` bytes, refusing more before buffering it.
 async fn read_body(
     req: &HttpRequest,

@@ -2,20 +2,12 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{method_not_allowed, AppState};
+use super::{resource, AppState};
 use crate::{error::ApiError, gun::RelayState, gun::RelayStatus, monitor};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/health")
-            .route(web::get().to(health))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/health").route(web::get().to(health)))
+        .service(resource("/metrics").route(web::get().to(metrics)));
 }
 
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -4,7 +4,7 @@ use actix::Addr;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{method_not_allowed, AppState, StrictQuery};
+use super::{resource, AppState, StrictQuery};
 use crate::{
     config::ResolverConfig,
     did::Did,
@@ -18,11 +18,7 @@ const MAX_FIELD_NAMES: usize = 50;
 const MAX_FIELD_NAME_LEN: usize = 128;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/records")
-            .route(web::get().to(get_records))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/records").route(web::get().to(get_records)));
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{method_not_allowed, read_body, AppState, StrictQuery};
+use super::{read_body, resource, AppState, StrictQuery};
 use crate::{
     did::Did,
     error::ApiError,
@@ -13,16 +13,8 @@ use crate::{
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/gun-relay/get")
-            .route(web::get().to(get))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/gun-relay/put")
-            .route(web::post().to(put))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/gun-relay/get").route(web::get().to(get)))
+        .service(resource("/gun-relay/put").route(web::post().to(put)));
 }
 
 #[derive(Deserialize)]
