@@ -73,13 +73,6 @@ impl Did {
             }
         }
     }
-
-    pub fn soul(&self) -> Option<&str> {
-        match self {
-            Did::Gun(soul) => Some(soul),
-            Did::Other(_) => None,
-        }
-    }
 }
 
 impl fmt::Display for Did {
@@ -117,16 +110,12 @@ mod tests {
             Ok(Did::Gun("a1b2c3d4e5f6:workout1".into()))
         );
         assert_eq!(
-            Did::parse("did:gun:a1b2c3d4e5f6:h:0123456789ab")
-                .unwrap()
-                .soul(),
-            Some("a1b2c3d4e5f6:h:0123456789ab")
+            Did::parse("did:gun:a1b2c3d4e5f6:h:0123456789ab"),
+            Ok(Did::Gun("a1b2c3d4e5f6:h:0123456789ab".into()))
         );
         assert_eq!(
-            Did::parse("did:gun:oip:registry:index:workout")
-                .unwrap()
-                .soul(),
-            Some("oip:registry:index:workout")
+            Did::parse("did:gun:oip:registry:index:workout"),
+            Ok(Did::Gun("oip:registry:index:workout".into()))
         );
     }
 

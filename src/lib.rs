@@ -27,7 +27,9 @@ use actix_web::{middleware, web, App};
 
 use crate::{
     config::{Config, GunSource},
-    gun::{fetcher::Source, upstream::FileStore, GunFetcher, NegativeCache},
+    gun::{
+        fetcher::Source, record_cache::RecordCache, upstream::FileStore, GunFetcher, NegativeCache,
+    },
     http::AppState,
     media::{Media, MediaActor},
     metrics::Metrics,
@@ -69,7 +71,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         let (c, m) = (config.negative_cache.clone(), metrics.clone());
         NegativeCache::start_in_arbiter(&gun_thread.handle(), move |_| NegativeCache::new(&c, m))
     };
-    let records = GunFetcher::record_cache(&config, metrics.clone());
+    let records = Arc::new(RecordCache::from_config(
+        &config.record_cache,
+        metrics.clone(),
+    ));
     let fetcher = {
         let (c, m, n, r) = (
             config.clone(),

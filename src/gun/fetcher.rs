@@ -7,7 +7,6 @@ use std::{
     collections::{hash_map::Entry, HashMap},
     rc::Rc,
     sync::{atomic::Ordering::Relaxed, Arc},
-    time::Duration,
 };
 
 use actix::prelude::*;
@@ -125,15 +124,6 @@ impl GunFetcher {
             in_flight: HashMap::new(),
             metrics,
         }
-    }
-
-    /// Builds the record cache that the fetcher fills and resolvers read.
-    pub fn record_cache(config: &Config, metrics: Arc<Metrics>) -> Arc<RecordCache> {
-        Arc::new(RecordCache::new(
-            Duration::from_secs(config.record_cache.ttl_secs),
-            config.record_cache.capacity_bytes,
-            metrics,
-        ))
     }
 
     /// Starts the one fetch for `key` that every waiter shares.

@@ -38,11 +38,6 @@ pub struct RecordMissing(pub Did);
 #[rtype(result = "bool")]
 pub struct Forget(pub Did);
 
-/// Entries now held, for the memory monitor and health.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct Size;
-
 impl NegativeCache {
     pub fn new(config: &NegativeCacheConfig, metrics: Arc<Metrics>) -> Self {
         Self {
@@ -133,14 +128,6 @@ impl Handler<Forget> for NegativeCache {
         let was_cached = self.souls.remove(&soul).is_some();
         self.update_gauge();
         was_cached
-    }
-}
-
-impl Handler<Size> for NegativeCache {
-    type Result = usize;
-
-    fn handle(&mut self, _: Size, _: &mut Self::Context) -> usize {
-        self.souls.len()
     }
 }
 

@@ -11,7 +11,7 @@ use std::{
 use quick_cache::{sync::Cache, Weighter};
 
 use super::record::FoundRecord;
-use crate::{did::Did, metrics::Metrics};
+use crate::{config::RecordCacheConfig, did::Did, metrics::Metrics};
 
 #[derive(Clone)]
 struct Entry {
@@ -78,6 +78,15 @@ impl RecordCache {
             cache.remove(key);
             self.update_gauge();
         }
+    }
+
+    /// The cache the fetcher fills and the resolvers read, as `record_cache.*` configures it.
+    pub fn from_config(config: &RecordCacheConfig, metrics: Arc<Metrics>) -> Self {
+        Self::new(
+            Duration::from_secs(config.ttl_secs),
+            config.capacity_bytes,
+            metrics,
+        )
     }
 
     pub fn weight(&self) -> u64 {

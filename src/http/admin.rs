@@ -1,8 +1,8 @@
 //! Operator endpoints, behind `auth.admin_token`.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{resource, AppState};
+use super::{bearer, resource, AppState};
 use crate::{
     did::Did,
     error::ApiError,
@@ -38,12 +38,7 @@ async fn forget_missing(
 }
 
 fn bearer_matches(req: &HttpRequest, expected: &str) -> bool {
-    let Some(given) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
+    let Some(given) = bearer(req) else {
         return false;
     };
     // Compare every byte so the time taken does not reveal how much of the token was right.

@@ -1,7 +1,6 @@
 //! Media routes: the handlers ask the `MediaActor` for an open file, then answer with RFC 9110
 //! ranges and conditional requests. Media bodies are never compressed.
 
-use actix::Addr;
 use actix_web::{
     body::SizedStream,
     http::{
@@ -13,13 +12,13 @@ use actix_web::{
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{resource, AppState, StrictQuery};
+use super::{bearer, resource, AppState, StrictQuery};
 use crate::{
     error::ApiError,
     media::{
         range::{etag, ByteRange, Conditions, Plan},
         stream::{FileStream, Part},
-        Info, MediaActor, MediaFile, Open, Target,
+        Info, MediaFile, Open, Target,
     },
 };
 
@@ -51,32 +50,27 @@ struct LegacyQuery {
 
 /// The bearer token, or the `token` query parameter.
 fn token(req: &HttpRequest, query: Option<String>) -> Option<String> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string())
-        .or(query)
+    bearer(req).map(String::from).or(query)
 }
 
 async fn media(
     req: HttpRequest,
     state: web::Data<AppState>,
-    actor: web::Data<Addr<MediaActor>>,
     id: web::Path<String>,
     query: StrictQuery<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = token(&req, query.into_inner().token);
-    let file = actor
-        .send(open_message(&req, Target::Media(id.into_inner()), token))
-        .await??;
-    respond(&req, &state, actor.get_ref(), file)
+    serve(
+        req,
+        state,
+        Target::Media(id.into_inner()),
+        query.into_inner().token,
+    )
+    .await
 }
 
 async fn legacy(
     req: HttpRequest,
     state: web::Data<AppState>,
-    actor: web::Data<Addr<MediaActor>>,
     query: StrictQuery<LegacyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
@@ -84,21 +78,33 @@ async fn legacy(
         .id
         .filter(|i| !i.is_empty())
         .ok_or(ApiError::MissingParameter("id"))?;
-    let token = token(&req, query.token);
-    let file = actor
-        .send(open_message(&req, Target::Legacy(id), token))
+    serve(req, state, Target::Legacy(id), query.token).await
+}
+
+/// Both file routes: open through the actor, then answer the plan it made.
+async fn serve(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    target: Target,
+    query_token: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let token = token(&req, query_token);
+    let file = state
+        .media
+        .send(open_message(&req, target, token))
         .await??;
-    respond(&req, &state, actor.get_ref(), file)
+    respond(&req, &state, file)
 }
 
 async fn info(
     req: HttpRequest,
-    actor: web::Data<Addr<MediaActor>>,
+    state: web::Data<AppState>,
     id: web::Path<String>,
     query: StrictQuery<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = token(&req, query.into_inner().token);
-    let manifest = actor
+    let manifest = state
+        .media
         .send(Info {
             id: id.into_inner(),
             token,
@@ -135,12 +141,7 @@ fn open_message(req: &HttpRequest, target: Target, token: Option<String>) -> Ope
 }
 
 /// Turns the planned answer into a response; the body streams what was not prefetched.
-fn respond(
-    req: &HttpRequest,
-    state: &AppState,
-    reader: &Addr<MediaActor>,
-    file: MediaFile,
-) -> Result<HttpResponse, ApiError> {
+fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpResponse, ApiError> {
     let tag = etag(file.len, file.modified);
     let last_modified = HttpDate::from(file.modified).to_string();
     let res = |status: StatusCode| {
@@ -200,7 +201,7 @@ fn respond(
         file.file,
         parts,
         registry,
-        reader.clone(),
+        state.media.clone(),
         state.metrics.clone(),
     );
     Ok(builder.body(SizedStream::new(body.len(), body)))

@@ -46,14 +46,8 @@ pub fn configure_app(
     state: web::Data<AppState>,
     resolver: web::Data<Addr<Resolver>>,
 ) {
-    let media = web::Data::new(state.media.clone());
     cfg.app_data(state)
         .app_data(resolver)
-        .app_data(media)
-        .app_data(
-            web::QueryConfig::default()
-                .error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()),
-        )
         .configure(records::configure)
         .configure(media::configure)
         .configure(relay::configure)
@@ -97,6 +91,15 @@ async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed(req.method().to_string()))
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 /// A resource whose other methods answer a JSON 405 rather than actix's empty 404.
