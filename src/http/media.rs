@@ -3,10 +3,7 @@
 
 use actix_web::{
     body::SizedStream,
-    http::{
-        header::{self, HttpDate},
-        Method, StatusCode,
-    },
+    http::{header, Method, StatusCode},
     web, HttpRequest, HttpResponse, HttpResponseBuilder,
 };
 use bytes::Bytes;
@@ -16,7 +13,7 @@ use super::{bearer, resource, AppState, StrictQuery};
 use crate::{
     error::ApiError,
     media::{
-        range::{etag, ByteRange, Conditions, Plan},
+        range::{ByteRange, Conditions, Plan},
         stream::{FileStream, Part},
         Info, MediaFile, Open, Target,
     },
@@ -142,12 +139,11 @@ fn open_message(req: &HttpRequest, target: Target, token: Option<String>) -> Ope
 
 /// Turns the planned answer into a response; the body streams what was not prefetched.
 fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpResponse, ApiError> {
-    let tag = etag(file.len, file.modified);
-    let last_modified = HttpDate::from(file.modified).to_string();
+    let validators = &file.validators;
     let res = |status: StatusCode| {
         let mut b = HttpResponse::build(status);
-        b.insert_header((header::ETAG, tag.as_str()))
-            .insert_header((header::LAST_MODIFIED, last_modified.as_str()))
+        b.insert_header((header::ETAG, validators.etag.as_str()))
+            .insert_header((header::LAST_MODIFIED, validators.last_modified.as_str()))
             .insert_header((
                 header::CACHE_CONTROL,
                 state.config.media.cache_control.as_str(),
@@ -195,15 +191,8 @@ fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpR
         let nothing = futures::stream::empty::<Result<Bytes, std::io::Error>>();
         return Ok(builder.body(SizedStream::new(len, nothing)));
     }
-    let registry = file.registry.ok_or(ApiError::Unavailable)?;
     let parts = with_prefetch(parts, file.prefetched);
-    let body = FileStream::new(
-        file.file,
-        parts,
-        registry,
-        state.media.clone(),
-        state.metrics.clone(),
-    );
+    let body = FileStream::new(file.file, parts, file.registry, state.media.clone());
     Ok(builder.body(SizedStream::new(body.len(), body)))
 }
 

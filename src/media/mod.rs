@@ -29,7 +29,7 @@ use serde_json::Value;
 use self::{
     access::AccessError,
     path::{check_media_id, check_relative_path, resolve_under, PathError},
-    range::{plan, Conditions, Plan},
+    range::{plan, Conditions, Plan, Validators},
 };
 use crate::{
     config::MediaConfig,
@@ -64,14 +64,14 @@ pub enum Target {
 pub struct MediaFile {
     pub file: File,
     pub len: u64,
-    pub modified: SystemTime,
+    pub validators: Validators,
     pub content_type: String,
     pub plan: Plan,
     /// The first chunk of the first range, read while the file was opened: a small range is
     /// answered without a second trip to the blocking pool.
     pub prefetched: Bytes,
-    /// Where the stream made of this file reports; set by the actor that opened it.
-    pub registry: Option<Arc<StreamRegistry>>,
+    /// Where the stream made of this file reports.
+    pub registry: Arc<StreamRegistry>,
 }
 
 /// Open a file for reading, after every check, and plan the answer to `conditions`.
@@ -116,6 +116,11 @@ impl StreamRegistry {
         self.metrics
             .media_active_streams
             .store(open.len() as u64, Relaxed);
+    }
+
+    /// Body bytes handed to the client.
+    pub fn sent(&self, bytes: u64) {
+        self.metrics.media_bytes_sent.fetch_add(bytes, Relaxed);
     }
 
     pub fn ended(&self, id: u64, outcome: StreamOutcome, bytes: u64) {
@@ -198,10 +203,7 @@ impl Handler<Open> for MediaActor {
     type Result = Result<MediaFile, MediaError>;
 
     fn handle(&mut self, msg: Open, _: &mut Self::Context) -> Self::Result {
-        let media = &*self.media;
-        let mut file = open(&media.roots, msg, media.jwt_secret.as_deref())?;
-        file.registry = Some(media.registry.clone());
-        Ok(file)
+        open(&self.media, msg)
     }
 }
 
@@ -231,35 +233,54 @@ impl Handler<Info> for MediaActor {
     }
 }
 
-fn open(roots: &Roots, msg: Open, secret: Option<&str>) -> Result<MediaFile, MediaError> {
-    let mut file = match msg.target {
+fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
+    let (roots, secret) = (&media.roots, media.jwt_secret.as_deref());
+    let (path, manifest) = match msg.target {
         Target::Media(id) => {
             check_media_id(&id)?;
             let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
             let manifest = read_manifest(root, &id)?;
             access::check(manifest.as_ref(), msg.token.as_deref(), secret)?;
-            let path = resolve_under(root, &Path::new(&id).join("original"))?;
-            open_file(&path, manifest.as_ref())?
+            (
+                resolve_under(root, &Path::new(&id).join("original"))?,
+                manifest,
+            )
         }
         Target::Legacy(rel) => {
             check_relative_path(&rel)?;
             let root = roots.legacy.as_deref().ok_or(PathError::NotFound)?;
-            let path = resolve_under(root, Path::new(&rel))?;
-            open_file(&path, None)?
+            (resolve_under(root, Path::new(&rel))?, None)
         }
     };
-    file.plan = plan(&msg.conditions, file.len, file.modified);
-    let first = match &file.plan {
-        Plan::Full => Some((0, file.len)),
+    let file = File::open(&path).map_err(|_| PathError::NotFound)?;
+    let meta = file.metadata().map_err(|_| MediaError::Io)?;
+    if !meta.is_file() {
+        return Err(PathError::NotFound.into());
+    }
+    let len = meta.len();
+    let validators = Validators::new(len, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+    let plan = plan(&msg.conditions, len, &validators);
+    let first = match &plan {
+        Plan::Full => Some((0, len)),
         Plan::Partial(ranges) => ranges.first().map(|r| (r.start, r.len())),
         _ => None,
     };
-    if let (Some((offset, len)), false) = (first, msg.head) {
-        file.prefetched =
-            stream::read_exact_at(&file.file, offset, len.min(stream::CHUNK) as usize)
-                .map_err(|_| MediaError::Io)?;
-    }
-    Ok(file)
+    let prefetched = match (first, msg.head) {
+        (Some((offset, n)), false) => {
+            stream::read_exact_at(&file, offset, n.min(stream::CHUNK) as usize)
+                .map_err(|_| MediaError::Io)?
+        }
+        _ => Bytes::new(),
+    };
+    Ok(MediaFile {
+        len,
+        validators,
+        content_type: content_type(manifest.as_ref(), &path),
+        file,
+        plan,
+        prefetched,
+        registry: media.registry.clone(),
+    })
 }
 
 /// `None` when there is no manifest. One that cannot be read as a JSON object is treated as a
@@ -283,23 +304,6 @@ fn read_manifest(root: &Path, id: &str) -> Result<Option<Value>, MediaError> {
         );
         serde_json::json!({})
     })))
-}
-
-fn open_file(path: &Path, manifest: Option<&Value>) -> Result<MediaFile, MediaError> {
-    let file = File::open(path).map_err(|_| PathError::NotFound)?;
-    let meta = file.metadata().map_err(|_| MediaError::Io)?;
-    if !meta.is_file() {
-        return Err(PathError::NotFound.into());
-    }
-    Ok(MediaFile {
-        len: meta.len(),
-        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        content_type: content_type(manifest, path),
-        file,
-        plan: Plan::Full,
-        prefetched: Bytes::new(),
-        registry: None,
-    })
 }
 
 /// The manifest's `mimeType`, else the extension of its `originalName`, else of the file's own

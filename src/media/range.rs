@@ -30,25 +30,15 @@ impl ByteRange {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RangeDecision {
-    /// No (usable) Range header: 200 with the whole file.
-    Full,
-    /// 206 with these ranges, sorted and non-overlapping; several make a multipart answer.
-    Partial(Vec<ByteRange>),
-    /// 416 with `Content-Range: bytes */len`.
-    Unsatisfiable,
-}
-
 /// Interprets a `Range` header against a file of `len` bytes. A header that does not parse is
 /// ignored (the whole file is sent), as RFC 9110 allows; so are ranges that overlap or are too
 /// many, which would make the multipart answer larger than the file.
-pub fn decide(header: Option<&str>, len: u64) -> RangeDecision {
+pub fn decide(header: Option<&str>, len: u64) -> Plan {
     let Some(header) = header else {
-        return RangeDecision::Full;
+        return Plan::Full;
     };
     let Some(specs) = strip_unit(header) else {
-        return RangeDecision::Full;
+        return Plan::Full;
     };
     let mut ranges = Vec::new();
     let mut any_spec = false;
@@ -59,7 +49,7 @@ pub fn decide(header: Option<&str>, len: u64) -> RangeDecision {
         }
         any_spec = true;
         match parse_spec(spec) {
-            None => return RangeDecision::Full,
+            None => return Plan::Full,
             Some(Spec::From(first, last)) => {
                 if first < len {
                     let end = last.map_or(len - 1, |l| l.min(len - 1));
@@ -76,20 +66,20 @@ pub fn decide(header: Option<&str>, len: u64) -> RangeDecision {
             }
         }
         if ranges.len() > MAX_RANGES {
-            return RangeDecision::Full;
+            return Plan::Full;
         }
     }
     if !any_spec {
-        return RangeDecision::Full;
+        return Plan::Full;
     }
     if ranges.is_empty() {
-        return RangeDecision::Unsatisfiable;
+        return Plan::Unsatisfiable;
     }
     ranges.sort_by_key(|r| r.start);
     if ranges.windows(2).any(|w| w[1].start <= w[0].end) {
-        return RangeDecision::Full;
+        return Plan::Full;
     }
-    RangeDecision::Partial(ranges)
+    Plan::Partial(ranges)
 }
 
 enum Spec {
@@ -135,7 +125,8 @@ pub struct Conditions {
     pub if_modified_since: Option<String>,
 }
 
-/// How to answer, from the headers and the file's length and modification time.
+/// How to answer, from the headers and the file's length and validators. `decide` yields the
+/// last three; `plan` all five.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// 412: `If-Match` names another version.
@@ -150,64 +141,62 @@ pub enum Plan {
     Partial(Vec<ByteRange>),
 }
 
+/// A file's validators, computed once per open and sent as `ETag` and `Last-Modified`.
+#[derive(Debug, Clone)]
+pub struct Validators {
+    pub etag: String,
+    pub last_modified: String,
+    /// Modification time at `Last-Modified`'s one-second precision.
+    modified_secs: SystemTime,
+}
+
+impl Validators {
+    pub fn new(len: u64, modified: SystemTime) -> Self {
+        let since_epoch = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
+        Self {
+            // Strong: what changes when the file changes, its length and its modification time
+            // to the nanosecond.
+            etag: format!("\"{len:x}-{:x}\"", since_epoch.as_nanos()),
+            last_modified: HttpDate::from(modified).to_string(),
+            modified_secs: UNIX_EPOCH + std::time::Duration::from_secs(since_epoch.as_secs()),
+        }
+    }
+}
+
 /// RFC 9110 §13.2.2: `If-Match`, then `If-None-Match` (or `If-Modified-Since` without it), then
 /// `Range` under `If-Range`.
-pub fn plan(c: &Conditions, len: u64, modified: SystemTime) -> Plan {
-    let tag = etag(len, modified);
+pub fn plan(c: &Conditions, len: u64, v: &Validators) -> Plan {
+    let tag = &v.etag;
     if let Some(list) = &c.if_match {
-        if !tag_list_matches(list, &tag, false) {
+        if !tag_list_matches(list, tag, false) {
             return Plan::PreconditionFailed;
         }
     }
     let not_modified = match &c.if_none_match {
-        Some(list) => tag_list_matches(list, &tag, true),
+        Some(list) => tag_list_matches(list, tag, true),
         None => c
             .if_modified_since
             .as_deref()
             .and_then(|d| d.parse::<HttpDate>().ok())
-            // Last-Modified has one-second precision: compare at that precision.
-            .is_some_and(|since| SystemTime::from(since) >= truncate_to_secs(modified)),
+            .is_some_and(|since| SystemTime::from(since) >= v.modified_secs),
     };
     if not_modified {
         return Plan::NotModified;
     }
-    let last_modified = HttpDate::from(modified).to_string();
     let range = c
         .range
         .as_deref()
-        .filter(|_| if_range_allows(c.if_range.as_deref(), &tag, &last_modified));
-    match decide(range, len) {
-        RangeDecision::Full => Plan::Full,
-        RangeDecision::Partial(ranges) => Plan::Partial(ranges),
-        RangeDecision::Unsatisfiable => Plan::Unsatisfiable,
-    }
-}
-
-fn truncate_to_secs(t: SystemTime) -> SystemTime {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    UNIX_EPOCH + std::time::Duration::from_secs(secs)
-}
-
-/// A strong validator from what changes when the file changes: its length and its modification
-/// time to the nanosecond.
-pub fn etag(len: u64, modified: SystemTime) -> String {
-    let nanos = modified
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("\"{len:x}-{nanos:x}\"")
+        .filter(|_| if_range_allows(c.if_range.as_deref(), tag, &v.last_modified));
+    decide(range, len)
 }
 
 /// Does an `If-None-Match` / `If-Match` list hold `tag`? `weak` compares ignoring `W/`.
-pub fn tag_list_matches(list: &str, tag: &str, weak: bool) -> bool {
+pub fn tag_list_matches<'a>(list: &'a str, tag: &'a str, weak: bool) -> bool {
     list.split(',').map(str::trim).any(|candidate| {
         if candidate == "*" {
             return true;
         }
-        let opaque = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
+        let opaque = |t: &'a str| t.strip_prefix("W/").unwrap_or(t);
         if weak {
             opaque(candidate) == opaque(tag)
         } else {
@@ -237,7 +226,7 @@ mod tests {
 
     fn partial(h: &str, len: u64) -> Vec<ByteRange> {
         match decide(Some(h), len) {
-            RangeDecision::Partial(v) => v,
+            Plan::Partial(v) => v,
             other => panic!("{h}: {other:?}"),
         }
     }
@@ -271,12 +260,12 @@ mod tests {
             "bytes=-0",
             "bytes=5000-6000, 2000-",
         ] {
-            assert_eq!(decide(Some(h), 1000), RangeDecision::Unsatisfiable, "{h}");
+            assert_eq!(decide(Some(h), 1000), Plan::Unsatisfiable, "{h}");
         }
-        assert_eq!(decide(Some("bytes=0-"), 0), RangeDecision::Unsatisfiable);
+        assert_eq!(decide(Some("bytes=0-"), 0), Plan::Unsatisfiable);
         assert_eq!(
             decide(Some("bytes=99999999999999999999999-"), 10),
-            RangeDecision::Unsatisfiable
+            Plan::Unsatisfiable
         );
     }
 
@@ -296,9 +285,9 @@ mod tests {
             "bytes=-",
             "bytes=+1-2",
         ] {
-            assert_eq!(decide(Some(h), 1000), RangeDecision::Full, "{h}");
+            assert_eq!(decide(Some(h), 1000), Plan::Full, "{h}");
         }
-        assert_eq!(decide(None, 1000), RangeDecision::Full);
+        assert_eq!(decide(None, 1000), Plan::Full);
     }
 
     #[test]
@@ -310,17 +299,14 @@ mod tests {
         assert_eq!(partial("bytes=0-0,-1", 1000), [r(0, 0), r(999, 999)]);
         assert_eq!(
             decide(Some("bytes=0-500,400-600"), 1000),
-            RangeDecision::Full,
+            Plan::Full,
             "overlap"
         );
         let many = (0..17)
             .map(|i| format!("{}-{}", i * 10, i * 10 + 1))
             .collect::<Vec<_>>()
             .join(",");
-        assert_eq!(
-            decide(Some(&format!("bytes={many}")), 1000),
-            RangeDecision::Full
-        );
+        assert_eq!(decide(Some(&format!("bytes={many}")), 1000), Plan::Full);
         assert_eq!(
             partial("bytes=0-1, 5000-6000", 1000),
             [r(0, 1)],
@@ -330,7 +316,7 @@ mod tests {
 
     #[test]
     fn etags_compare_strongly_and_weakly() {
-        let t = etag(10, UNIX_EPOCH + std::time::Duration::from_nanos(77));
+        let t = Validators::new(10, UNIX_EPOCH + std::time::Duration::from_nanos(77)).etag;
         assert_eq!(t, "\"a-4d\"");
         assert!(tag_list_matches("\"x\", \"a-4d\"", &t, false));
         assert!(!tag_list_matches("W/\"a-4d\"", &t, false));
@@ -342,12 +328,12 @@ mod tests {
     #[test]
     fn conditionals_come_before_ranges() {
         let modified = UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
-        let tag = etag(100, modified);
-        let lm = HttpDate::from(modified).to_string();
+        let v = Validators::new(100, modified);
+        let (tag, lm) = (v.etag.clone(), HttpDate::from(modified).to_string());
         let c = |f: fn(&mut Conditions, &str, &str)| {
             let mut c = Conditions::default();
             f(&mut c, &tag, &lm);
-            plan(&c, 100, modified)
+            plan(&c, 100, &v)
         };
         assert_eq!(c(|_, _, _| {}), Plan::Full);
         assert_eq!(

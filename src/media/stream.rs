@@ -23,7 +23,7 @@ use futures::Stream;
 use actix::Addr;
 
 use super::{MediaActor, ReadChunk, StreamRegistry};
-use crate::metrics::{Metrics, StreamOutcome};
+use crate::metrics::StreamOutcome;
 
 /// Big enough that a 1 MB file is two hops to the reader threads (256 KB measured 10-20% slower
 /// against nginx), small enough that a stream never holds more than half a megabyte: the body
@@ -64,7 +64,6 @@ pub struct FileStream {
     failed: bool,
     registry: Arc<StreamRegistry>,
     reader: Addr<MediaActor>,
-    metrics: Arc<Metrics>,
 }
 
 impl FileStream {
@@ -73,7 +72,6 @@ impl FileStream {
         parts: Vec<Part>,
         registry: Arc<StreamRegistry>,
         reader: Addr<MediaActor>,
-        metrics: Arc<Metrics>,
     ) -> Self {
         let total = parts.iter().map(Part::len).sum();
         let id = NEXT_ID.fetch_add(1, Relaxed);
@@ -88,7 +86,6 @@ impl FileStream {
             failed: false,
             registry,
             reader,
-            metrics,
         }
     }
 
@@ -103,9 +100,7 @@ impl FileStream {
 
     fn yielded(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, io::Error>>> {
         self.sent += bytes.len() as u64;
-        self.metrics
-            .media_bytes_sent
-            .fetch_add(bytes.len() as u64, Relaxed);
+        self.registry.sent(bytes.len() as u64);
         Poll::Ready(Some(Ok(bytes)))
     }
 
