@@ -12,6 +12,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    rc::Rc,
     sync::{atomic::Ordering::Relaxed, Arc},
     time::{Duration, Instant},
 };
@@ -56,18 +57,21 @@ impl FieldFilter {
         let Some(entries) = &self.0 else {
             return true;
         };
-        let short = format!("{category}.{key}");
-        let long = format!("data.{short}");
         entries.iter().any(|e| {
-            let is_prefix = |full: &str| {
-                full == e
-                    || full
-                        .strip_prefix(e.as_str())
-                        .is_some_and(|rest| rest.starts_with('.'))
-            };
-            is_prefix(&short) || is_prefix(&long)
+            dotted_prefix(e, &[category, key]) || dotted_prefix(e, &["data", category, key])
         })
     }
+}
+
+/// Whether `entry` equals `parts` joined with dots, or is a prefix of that ending at a dot.
+/// Called for every field of every record while resolving: it compares without building the
+/// joined name.
+fn dotted_prefix(entry: &str, parts: &[&str]) -> bool {
+    let mut joined = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| (if i == 0 { "" } else { "." }).bytes().chain(p.bytes()));
+    entry.bytes().all(|b| joined.next() == Some(b)) && matches!(joined.next(), None | Some(b'.'))
 }
 
 #[derive(Debug, Clone)]
@@ -162,9 +166,7 @@ struct Gathered {
 }
 
 pub struct Resolver {
-    fetcher: Addr<GunFetcher>,
-    records: Arc<RecordCache>,
-    config: ResolverConfig,
+    walk: Rc<Walk>,
     metrics: Arc<Metrics>,
 }
 
@@ -176,9 +178,11 @@ impl Resolver {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            fetcher,
-            records,
-            config,
+            walk: Rc::new(Walk {
+                fetcher,
+                records,
+                config,
+            }),
             metrics,
         }
     }
@@ -194,12 +198,8 @@ impl Handler<Resolve> for Resolver {
     fn handle(&mut self, msg: Resolve, _: &mut Self::Context) -> Self::Result {
         self.metrics.resolve_requests.fetch_add(1, Relaxed);
         let started = Instant::now();
-        let deadline = started + Duration::from_millis(self.config.deadline_ms);
-        let walk = Walk {
-            fetcher: self.fetcher.clone(),
-            records: self.records.clone(),
-            config: self.config.clone(),
-        };
+        let walk = self.walk.clone();
+        let deadline = started + Duration::from_millis(walk.config.deadline_ms);
         Box::pin(async move {
             let gathered = walk.gather(&msg.dids, &msg.options, deadline).await;
             let mut resolution = assemble(
@@ -319,8 +319,12 @@ impl Walk {
     }
 }
 
-/// Calls `f` with every reference in the selected fields of `data`: a string that starts with
-/// `did:`, or such an element of an array.
+/// A reference: a string that starts with `did:` (as a field's value, or an element of one).
+fn as_reference(value: &Value) -> Option<&str> {
+    value.as_str().filter(|s| s.starts_with("did:"))
+}
+
+/// Calls `f` with every reference in the selected fields of `data`.
 fn for_each_reference(data: &Map<String, Value>, fields: &FieldFilter, mut f: impl FnMut(&str)) {
     for (category, value) in data {
         let Value::Object(entries) = value else {
@@ -331,13 +335,8 @@ fn for_each_reference(data: &Map<String, Value>, fields: &FieldFilter, mut f: im
                 continue;
             }
             match value {
-                Value::String(s) if s.starts_with("did:") => f(s),
-                Value::Array(items) => items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter(|s| s.starts_with("did:"))
-                    .for_each(&mut f),
-                _ => {}
+                Value::Array(items) => items.iter().filter_map(as_reference).for_each(&mut f),
+                other => as_reference(other).into_iter().for_each(&mut f),
             }
         }
     }
@@ -362,7 +361,7 @@ fn assemble(
         out: Vec::with_capacity(4096),
     };
     let mut count = 0;
-    let mut first_failure: Option<(&Did, &State)> = None;
+    let mut missing: Vec<(&Did, &State)> = Vec::new();
     asm.out.push(b'[');
     for root in roots {
         match states.get(root) {
@@ -378,16 +377,26 @@ fn assemble(
             other => {
                 let state = other.unwrap_or(&State::Missing(Reason::Timeout));
                 asm.list(root.to_string(), state.reason().unwrap_or(Reason::Error));
-                // A relay failure says more about why nothing came back than a plain miss.
-                if first_failure.is_none_or(|(_, s)| !matches!(s, State::Failed(_))) {
-                    first_failure = Some((root, state));
-                }
+                missing.push((root, state));
             }
         }
     }
     asm.out.push(b']');
     if count == 0 {
-        let (root, state) = first_failure.expect("at least one root was asked");
+        // The answer names the gravest reason nothing came back (the first root among equals):
+        // a relay failure says more than a deadline, a deadline more than a plain miss.
+        let gravity = |state: &State| match state {
+            State::Failed(_) => 4,
+            State::Missing(Reason::Timeout) => 3,
+            State::Missing(Reason::Budget) => 2,
+            State::Missing(Reason::Unsupported) => 1,
+            _ => 0,
+        };
+        let (root, state) = missing
+            .into_iter()
+            .rev()
+            .max_by_key(|(_, state)| gravity(state))
+            .expect("at least one root was asked");
         let did = root.to_string();
         return Err(match state {
             State::Failed(e) => ResolveError::Upstream(did, e.clone()),
@@ -469,33 +478,32 @@ impl<'a> Assembler<'a> {
                 }
                 self.value(key);
                 self.out.push(b':');
-                if !self.options.fields.selects(category, key) {
-                    self.value(value);
-                    continue;
-                }
                 match value {
-                    Value::String(s) if s.starts_with("did:") => self.reference(s, remaining, path),
+                    _ if !self.options.fields.selects(category, key) => self.value(value),
                     Value::Array(items) => {
                         self.out.push(b'[');
                         for (k, item) in items.iter().enumerate() {
                             if k > 0 {
                                 self.out.push(b',');
                             }
-                            match item {
-                                Value::String(s) if s.starts_with("did:") => {
-                                    self.reference(s, remaining, path)
-                                }
-                                other => self.value(other),
-                            }
+                            self.item(item, remaining, path);
                         }
                         self.out.push(b']');
                     }
-                    other => self.value(other),
+                    other => self.item(other, remaining, path),
                 }
             }
             self.out.push(b'}');
         }
         self.out.push(b'}');
+    }
+
+    /// A field's value or an array element: resolved when it is a reference, else as stored.
+    fn item(&mut self, value: &Value, remaining: u32, path: &mut Vec<Did>) {
+        match as_reference(value) {
+            Some(reference) => self.reference(reference, remaining, path),
+            None => self.value(value),
+        }
     }
 
     /// What a reference found in a record with `remaining` levels becomes.
@@ -780,6 +788,38 @@ mod tests {
             assemble(&[gun("late")], &opts(0), &states, 10),
             Err(ResolveError::Upstream(_, FetchError::Timeout))
         ));
+    }
+
+    #[test]
+    fn the_gravest_reason_names_the_error_whatever_the_order() {
+        let mut states = graph();
+        states.insert(gun("late"), State::Missing(Reason::Timeout));
+        states.insert(gun("over"), State::Missing(Reason::Budget));
+        assert!(matches!(
+            assemble(&[gun("nope"), gun("over")], &opts(0), &states, 10),
+            Err(ResolveError::Budget(d)) if d == "did:gun:over"
+        ));
+        assert!(matches!(
+            assemble(&[gun("over"), gun("late"), gun("nope")], &opts(0), &states, 10),
+            Err(ResolveError::Upstream(d, FetchError::Timeout)) if d == "did:gun:late"
+        ));
+        assert!(matches!(
+            assemble(&[gun("nope"), gun("nope")], &opts(0), &states, 10),
+            Err(ResolveError::NotFound(d)) if d == "did:gun:nope"
+        ));
+    }
+
+    #[test]
+    fn field_names_match_without_allocating_the_same_way() {
+        assert!(dotted_prefix("a.b", &["a", "b"]));
+        assert!(dotted_prefix("a", &["a", "b"]));
+        assert!(dotted_prefix("data.a", &["data", "a", "b"]));
+        assert!(!dotted_prefix("a.", &["a", "b"]));
+        assert!(!dotted_prefix("a.bc", &["a", "b"]));
+        assert!(!dotted_prefix("ab", &["a", "b"]));
+        assert!(!dotted_prefix("a.b.c", &["a", "b"]));
+        // A key holding a dot still matches by prefix, as a plain string comparison would.
+        assert!(dotted_prefix("c.a", &["c", "a.b"]));
     }
 
     #[test]

@@ -326,6 +326,20 @@ async fn the_budget_keeps_the_rest_as_dids() {
         .unwrap();
     assert!(exercise.iter().any(|e| e.is_string()));
     assert!(exercise.iter().any(|e| e.is_object()));
+
+    // Nothing found within the budget: the answer says so rather than "not found".
+    let one = Service::start(&relay_config(
+        &relay.url(),
+        "",
+        "resolver: { max_records: 1 }\n",
+    ));
+    let over = records(
+        &one,
+        &format!("did={},{}", did("nothing-here"), did("workout-legs")),
+    )
+    .await;
+    assert_eq!(over.status, 400);
+    assert_eq!(over.json()["code"], "budget_exceeded");
 }
 
 #[actix_web::test]
