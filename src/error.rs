@@ -194,6 +194,18 @@ mod tests {
     }
 
     #[test]
+    fn internal_failures_have_their_own_codes() {
+        for (e, status, code) in [
+            (ApiError::Unavailable, 503, "unavailable"),
+            (FetchError::Cancelled.into(), 503, "relay_unavailable"),
+            (MediaError::Io.into(), 500, "media_unreadable"),
+        ] {
+            assert_eq!(e.status_code().as_u16(), status, "{code}");
+            assert_eq!(e.code(), code);
+        }
+    }
+
+    #[test]
     fn body_is_error_and_code() {
         let res = ApiError::MissingParameter("soul").error_response();
         assert_eq!(res.status(), 400);

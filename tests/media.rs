@@ -325,6 +325,7 @@ fn validators_conditionals_and_head() {
     assert_eq!(changed.body.len(), 1_000_000);
     let if_match = get(&service, "/api/media/clip", &[("If-Match", "\"other\"")]);
     assert_eq!(if_match.status, 412);
+    assert_eq!(if_match.json()["code"], "precondition_failed");
 
     let head = raw_request(service.addr, "HEAD", "/api/media/clip", &[]);
     assert_eq!(head.status, 200);
@@ -578,6 +579,58 @@ fn disconnects_mid_body_leak_nothing() {
 }
 
 #[test]
+fn streams_report_how_they_ended_and_what_they_sent() {
+    let fx = Fixture::new();
+    let service = fx.service();
+    assert_eq!(get(&service, "/api/media/clip", &[]).body.len(), 1_000_000);
+    assert_eq!(
+        get(&service, "/api/media/clip", &[("Range", "bytes=0-1")])
+            .body
+            .len(),
+        2
+    );
+    assert_eq!(
+        raw_request(service.addr, "HEAD", "/api/media/clip", &[]).status,
+        200
+    );
+    assert_eq!(
+        metric(&service, "oip_media_streams_total{outcome=\"complete\"}"),
+        2.0,
+        "HEAD opens no stream"
+    );
+    assert_eq!(metric(&service, "oip_media_bytes_sent_total"), 1_000_002.0);
+
+    // A file that shrinks while it is being sent ends its stream in error, and the connection
+    // is closed short rather than padded.
+    let mut s = TcpStream::connect(service.addr).unwrap();
+    s.write_all(b"GET /api/media/big HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let _ = s.read(&mut buf).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(fx.dir.path().join("media/big/original"))
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut total = 0u64;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n as u64,
+        }
+    }
+    assert!(total < 64 << 20, "the whole announced length arrived");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while metric(&service, "oip_media_streams_total{outcome=\"error\"}") < 1.0 {
+        assert!(Instant::now() < deadline, "no stream ended in error");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(metric(&service, "oip_media_active_streams"), 0.0);
+}
+
+#[test]
 fn a_stalled_reader_is_cut_off() {
     let fx = Fixture::new();
     let mut yaml = fx.config(", stall_timeout_secs: 1");
@@ -647,5 +700,8 @@ fn bad_media_input_is_a_json_400() {
     let r = get(&service, "/api/media/bad%20id", &[]);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["code"], "invalid_media_id");
+    let r = get(&service, "/media?id=sub/../../outside.txt", &[]);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "invalid_path");
     assert!(Path::new(&fx.dir.path().join("media/clip/original")).exists());
 }

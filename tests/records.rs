@@ -104,6 +104,11 @@ async fn depth_rules_as_a_client_sees_them() {
     assert_eq!(two["records"][0]["data"]["workout"]["warmup"], AR);
     let unresolved = two["resolution"]["unresolved"].as_array().unwrap();
     assert!(unresolved.contains(&json!({"did": AR, "reason": "unsupported"})));
+    assert_eq!(
+        metric(&service, "oip_resolve_requests_total").await,
+        Some(2.0),
+        "one per resolution"
+    );
 }
 
 #[actix_web::test]
@@ -527,4 +532,9 @@ async fn bad_input_is_a_400_naming_the_parameter_and_reaches_no_relay() {
     }
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(relay.total_gets(), 0);
+    assert_eq!(
+        metric(&service, "oip_resolve_requests_total").await,
+        Some(0.0),
+        "refused requests never reach the resolver"
+    );
 }
