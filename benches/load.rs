@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{rss_kb, MockRelay, Service};
+use common::{env_u64, rss_kb, MockRelay, Service};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -29,13 +29,6 @@ struct Settings {
     latency_ms: u64,
     fault_percent: u64,
     only: Option<String>,
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 impl Settings {

@@ -22,16 +22,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{open_fds, rss_kb, MockRelay, Mode, Service};
+use common::{env_u64, open_fds, rss_kb, sample_value, MockRelay, Mode, Service};
 use futures::StreamExt;
 use serde_json::json;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What a request is and which statuses it may get: a 5xx outside `expect` fails the soak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -166,13 +159,10 @@ struct Figures {
 }
 
 fn figures(service: &Service) -> Figures {
-    let r = common::raw_request(service.addr, "GET", "/metrics", &[]);
-    let text = String::from_utf8_lossy(&r.body).to_string();
-    let m = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(f64::NAN)
-    };
+    // One scrape for all the figures of a report.
+    let text = common::raw_request(service.addr, "GET", "/metrics", &[]).body;
+    let text = String::from_utf8_lossy(&text);
+    let m = |name: &str| sample_value(&text, name).unwrap_or(f64::NAN);
     Figures {
         rss_kb: rss_kb(service.pid()),
         heap: m("oip_heap_allocated_bytes"),

@@ -132,12 +132,7 @@ impl Fixture {
 }
 
 fn metric(service: &Service, name: &str) -> f64 {
-    let r = get(service, "/metrics", &[]);
-    let text = String::from_utf8(r.body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name}"))
+    common::scrape(service.addr, name).unwrap_or_else(|| panic!("no sample {name}"))
 }
 
 #[test]

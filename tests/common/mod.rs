@@ -487,10 +487,29 @@ pub async fn send_body(req: awc::ClientRequest, body: impl Into<bytes::Bytes>) -
 /// The value of one sample line of `/metrics`, e.g. `oip_negative_cache_hits_total`.
 pub async fn metric(service: &Service, sample: &str) -> Option<f64> {
     let text = get(&service.url("/metrics")).await;
-    let text = String::from_utf8(text.body.to_vec()).unwrap();
+    sample_value(&String::from_utf8_lossy(&text.body), sample)
+}
+
+/// The value of one sample line of a Prometheus text, e.g. `oip_media_active_streams` or
+/// `oip_media_streams_total{outcome="aborted"}`.
+pub fn sample_value(text: &str, sample: &str) -> Option<f64> {
     text.lines()
-        .find(|l| l.rsplit_once(' ').is_some_and(|(name, _)| name == sample))
-        .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The same, scraped over a fresh connection (no pooled connection is left open, so descriptor
+/// counts stay exact).
+pub fn scrape(addr: SocketAddr, sample: &str) -> Option<f64> {
+    let r = raw_request(addr, "GET", "/metrics", &[]);
+    sample_value(&String::from_utf8_lossy(&r.body), sample)
+}
+
+/// A number from the environment, for the benchmarks' settings.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {
