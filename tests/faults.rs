@@ -33,12 +33,18 @@ async fn round(service: &Service, n: usize, tag: usize) -> (Vec<u16>, Duration) 
     )
 }
 
-/// Runs three rounds against a misbehaving upstream; checks every answer is `expected`, arrives
-/// within `bound`, and that the third round leaves no more descriptors or memory than the first.
+/// Runs a warm-up round and three measured rounds against a misbehaving upstream; checks every
+/// answer is `expected` and arrives within `bound`, and that the last round leaves no more
+/// descriptors or memory than the rounds before it.
+///
+/// The relay connection pool keeps up to one idle connection per concurrent request, and how
+/// many it holds after a round depends on how the requests overlapped; it is full after the
+/// first rounds. A leak grows with every request (the old service lost one stream per request),
+/// so the last round is compared with the most the earlier rounds held.
 async fn survive(service: &Service, expected: u16, bound: Duration, label: &str) {
     let pid = service.pid();
     let mut after = Vec::new();
-    for r in 0..3 {
+    for r in 0..4 {
         let (statuses, slowest) = round(service, 20, r).await;
         assert!(
             statuses.iter().all(|s| *s == expected),
@@ -46,18 +52,21 @@ async fn survive(service: &Service, expected: u16, bound: Duration, label: &str)
         );
         assert!(slowest < bound, "{label}: slowest answer took {slowest:?}");
         std::thread::sleep(Duration::from_millis(300));
-        after.push((open_fds(pid), rss_kb(pid)));
+        if r > 0 {
+            after.push((open_fds(pid), rss_kb(pid)));
+        }
     }
-    let (fds_first, rss_first) = after[0];
+    let fds_before = after[..2].iter().map(|a| a.0).max().unwrap();
+    let rss_before = after[..2].iter().map(|a| a.1).max().unwrap();
     let (fds_last, rss_last) = after[2];
-    eprintln!("{label}: fds {fds_first} -> {fds_last}, RSS {rss_first} -> {rss_last} KB");
+    eprintln!("{label}: fds {fds_before} -> {fds_last}, RSS {rss_before} -> {rss_last} KB");
     assert!(
-        fds_last <= fds_first,
-        "{label}: descriptors grew {fds_first} -> {fds_last}"
+        fds_last <= fds_before,
+        "{label}: descriptors grew {fds_before} -> {fds_last}"
     );
     assert!(
-        rss_last <= rss_first + 2048,
-        "{label}: RSS grew {rss_first} -> {rss_last} KB"
+        rss_last <= rss_before + 2048,
+        "{label}: RSS grew {rss_before} -> {rss_last} KB"
     );
     let health = get(service.url("/health")).await;
     assert!(
