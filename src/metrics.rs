@@ -36,6 +36,9 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
 ];
 
+/// The `status` label of the request-duration histogram.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 /// How a media stream ended; the label of `oip_media_streams_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamOutcome {
@@ -67,7 +70,8 @@ pub struct Metrics {
     pub media_active_streams: AtomicU64,
     media_streams: [AtomicU64; 3],
     pub media_bytes_sent: AtomicU64,
-    http: Mutex<BTreeMap<(String, &'static str), Histogram>>,
+    /// By route template, then by status class (`1xx` to `5xx`).
+    http: Mutex<BTreeMap<String, [Option<Histogram>; 5]>>,
 }
 
 /// Process figures read at scrape time (they belong to the memory monitor, not to this module).
@@ -96,15 +100,18 @@ impl Metrics {
     /// label set.
     pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
         let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+            100..=499 => usize::from(status / 100) - 1,
+            _ => 4,
         };
         let secs = elapsed.as_secs_f64();
         let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        let h = http.entry((route.to_string(), class)).or_default();
+        // Every request passes here: look the route up by reference, and allocate its key only
+        // the first time it is seen.
+        if !http.contains_key(route) {
+            http.insert(route.to_string(), Default::default());
+        }
+        let classes = http.get_mut(route).expect("inserted above");
+        let h = classes[class].get_or_insert_with(Histogram::default);
         for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
             if secs <= *bound {
                 h.buckets[i] += 1;
@@ -180,7 +187,13 @@ impl Metrics {
             "HTTP request duration by route template and status class.",
         );
         let http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        for ((route, class), h) in http.iter() {
+        let entries = http.iter().flat_map(|(route, classes)| {
+            STATUS_CLASSES
+                .iter()
+                .zip(classes)
+                .filter_map(move |(class, h)| Some((route, class, h.as_ref()?)))
+        });
+        for (route, class, h) in entries {
             let labels = format!("route=\"{}\",status=\"{class}\"", escape(route));
             for (bound, n) in DURATION_BUCKETS.iter().zip(h.buckets) {
                 let _ = writeln!(
