@@ -68,21 +68,14 @@ impl ApiError {
             ApiError::SoulNotFound => "not_found",
             ApiError::RouteNotFound { .. } => "route_not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::Upstream(e) => match e {
-                FetchError::CircuitOpen => "relay_circuit_open",
-                FetchError::Unreachable(_) => "relay_unreachable",
-                FetchError::Timeout => "relay_timeout",
-                FetchError::Status(_) => "relay_error",
-                FetchError::TooLarge(_) => "relay_response_too_large",
-                FetchError::Malformed(_) => "relay_bad_response",
-                FetchError::Cancelled => "relay_unavailable",
-                FetchError::Unsupported => "unsupported_did",
-            },
+            ApiError::Upstream(e) | ApiError::Resolve(ResolveError::Upstream(_, e)) => {
+                fetch_code(e)
+            }
             ApiError::Resolve(e) => match e {
                 ResolveError::NotFound(_) => "record_not_found",
                 ResolveError::Unsupported(_) => "unsupported_did",
                 ResolveError::Budget(_) => "budget_exceeded",
-                ResolveError::Upstream(_, e) => ApiError::Upstream(e.clone()).code(),
+                ResolveError::Upstream(_, e) => fetch_code(e),
             },
             ApiError::Media(e) => match e {
                 MediaError::Path(PathError::BadMediaId) => "invalid_media_id",
@@ -97,6 +90,33 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A relay or indexer failure, whether met by the relay proxy or while resolving a root.
+fn fetch_code(e: &FetchError) -> &'static str {
+    match e {
+        FetchError::CircuitOpen => "relay_circuit_open",
+        FetchError::Unreachable(_) => "relay_unreachable",
+        FetchError::Timeout => "relay_timeout",
+        FetchError::Status(_) => "relay_error",
+        FetchError::TooLarge(_) => "relay_response_too_large",
+        FetchError::Malformed(_) => "relay_bad_response",
+        FetchError::Cancelled => "relay_unavailable",
+        FetchError::Unsupported => "unsupported_did",
+    }
+}
+
+fn fetch_status(e: &FetchError) -> StatusCode {
+    match e {
+        FetchError::CircuitOpen | FetchError::Unreachable(_) | FetchError::Cancelled => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        FetchError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        FetchError::Unsupported => StatusCode::BAD_REQUEST,
+        FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::Malformed(_) => {
+            StatusCode::BAD_GATEWAY
         }
     }
 }
@@ -123,20 +143,11 @@ impl ResponseError for ApiError {
             | ApiError::SoulNotFound
             | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Upstream(e) => match e {
-                FetchError::CircuitOpen | FetchError::Unreachable(_) | FetchError::Cancelled => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                FetchError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                FetchError::Unsupported => StatusCode::BAD_REQUEST,
-                FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::Malformed(_) => {
-                    StatusCode::BAD_GATEWAY
-                }
-            },
+            ApiError::Upstream(e) => fetch_status(e),
             ApiError::Resolve(e) => match e {
                 ResolveError::NotFound(_) => StatusCode::NOT_FOUND,
                 ResolveError::Unsupported(_) | ResolveError::Budget(_) => StatusCode::BAD_REQUEST,
-                ResolveError::Upstream(_, e) => ApiError::Upstream(e.clone()).status_code(),
+                ResolveError::Upstream(_, e) => fetch_status(e),
             },
             ApiError::Media(e) => match e {
                 MediaError::Path(PathError::BadMediaId | PathError::BadPath) => {

@@ -186,20 +186,20 @@ async fn handle_signals(server: ServerHandle, stopping: oneshot::Sender<()>, gra
         log::error!("cannot listen for SIGTERM/SIGINT: stop the service with SIGKILL");
         return;
     };
-    let name = tokio_select(&mut term, &mut int).await;
+    let name = first_signal(&mut term, &mut int).await;
     log::info!(
         "{name} received: no new connections; in-flight requests and streams have {}s to finish (send it again to exit now)",
         grace.as_secs()
     );
     let _ = stopping.send(());
     actix_web::rt::spawn(server.stop(true));
-    let again = tokio_select(&mut term, &mut int).await;
+    let again = first_signal(&mut term, &mut int).await;
     log::warn!("{again} received again: exiting now");
     std::process::exit(1);
 }
 
 /// Waits for whichever signal comes first and names it.
-async fn tokio_select(
+async fn first_signal(
     term: &mut actix_web::rt::signal::unix::Signal,
     int: &mut actix_web::rt::signal::unix::Signal,
 ) -> &'static str {
