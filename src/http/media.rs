@@ -187,13 +187,13 @@ fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpR
     }
     if req.method() == Method::HEAD {
         // Same headers, no body: the file is closed here and no stream is opened.
-        let len = parts.iter().map(Part::len).sum();
+        let len = parts.iter().map(Part::size).sum();
         let nothing = futures::stream::empty::<Result<Bytes, std::io::Error>>();
         return Ok(builder.body(SizedStream::new(len, nothing)));
     }
     let parts = with_prefetch(parts, file.prefetched);
     let body = FileStream::new(file.file, parts, file.registry, state.media.clone());
-    Ok(builder.body(SizedStream::new(body.len(), body)))
+    Ok(builder.body(SizedStream::new(body.content_length(), body)))
 }
 
 /// Puts the bytes read at open time in place of the start of the first file span.
@@ -224,7 +224,7 @@ fn with_prefetch(parts: Vec<Part>, prefetched: Bytes) -> Vec<Part> {
 fn file_part(r: ByteRange) -> Part {
     Part::File {
         offset: r.start,
-        len: r.len(),
+        len: r.size(),
     }
 }
 

@@ -262,7 +262,7 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
     let plan = plan(&msg.conditions, len, &validators);
     let first = match &plan {
         Plan::Full => Some((0, len)),
-        Plan::Partial(ranges) => ranges.first().map(|r| (r.start, r.len())),
+        Plan::Partial(ranges) => ranges.first().map(|r| (r.start, r.size())),
         _ => None,
     };
     let prefetched = match (first, msg.head) {

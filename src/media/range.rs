@@ -17,12 +17,9 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    pub fn len(&self) -> u64 {
+    /// Bytes in the range; never zero, the range being inclusive.
+    pub fn size(&self) -> u64 {
         self.end - self.start + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     pub fn content_range(&self, total: u64) -> String {

@@ -40,15 +40,11 @@ pub enum Part {
 }
 
 impl Part {
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         match self {
             Part::Bytes(b) => b.len() as u64,
             Part::File { len, .. } => *len,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -73,7 +69,7 @@ impl FileStream {
         registry: Arc<StreamRegistry>,
         reader: Addr<MediaActor>,
     ) -> Self {
-        let total = parts.iter().map(Part::len).sum();
+        let total = parts.iter().map(Part::size).sum();
         let id = NEXT_ID.fetch_add(1, Relaxed);
         registry.started(id);
         Self {
@@ -90,12 +86,8 @@ impl FileStream {
     }
 
     /// The exact length of the body, for `Content-Length`.
-    pub fn len(&self) -> u64 {
+    pub fn content_length(&self) -> u64 {
         self.total
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
     }
 
     fn yielded(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, io::Error>>> {
