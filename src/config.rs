@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -29,7 +29,7 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -43,7 +43,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub bind: String,
@@ -52,6 +52,10 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     /// Largest request body accepted (a put through the relay proxy).
     pub max_body_bytes: usize,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
+    /// How long a client may take to send a request's head (slowloris guard).
+    pub request_head_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -61,18 +65,20 @@ impl Default for ServerConfig {
             workers: 0,
             shutdown_timeout_secs: 30,
             max_body_bytes: 1024 * 1024,
+            keep_alive_secs: 5,
+            request_head_timeout_ms: 5_000,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GunSource {
     File,
     Relay,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GunConfig {
     pub source: GunSource,
@@ -114,7 +120,7 @@ impl Default for GunConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NegativeCacheConfig {
     pub ttl_secs: u64,
@@ -134,7 +140,7 @@ impl Default for NegativeCacheConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordCacheConfig {
     /// 0 turns the record cache off.
@@ -151,7 +157,7 @@ impl Default for RecordCacheConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResolverConfig {
     pub default_depth: u32,
@@ -175,7 +181,7 @@ impl Default for ResolverConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
     pub root: PathBuf,
@@ -195,14 +201,14 @@ impl Default for MediaConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub jwt_secret: Option<String>,
     pub admin_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryMonitorConfig {
     pub interval_secs: u64,
@@ -220,7 +226,7 @@ impl Default for MemoryMonitorConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub access: bool,
@@ -284,7 +290,9 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what the types cannot: ranges, relations between keys, URLs. `from_yaml` calls it;
+    /// a config built in code (the tests do) calls it too.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
         if self.gun.source == GunSource::Relay {
             validate_http_url("gun.relay_url", &self.gun.relay_url)?;
@@ -292,12 +300,16 @@ impl Config {
         if let Some(api) = &self.resolver.oip_api {
             validate_http_url("resolver.oip_api", api)?;
         }
-        let positive: [(&str, u64); 13] = [
+        let positive: [(&str, u64); 14] = [
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,
             ),
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            (
+                "server.request_head_timeout_ms",
+                self.server.request_head_timeout_ms,
+            ),
             ("gun.request_timeout_ms", self.gun.request_timeout_ms),
             ("gun.max_attempts", self.gun.max_attempts.into()),
             ("gun.breaker_failures", self.gun.breaker_failures.into()),

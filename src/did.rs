@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::gun::{validate_soul, SoulError, MAX_SOUL_BYTES};
+use crate::soul::{validate_soul, SoulError, MAX_SOUL_BYTES};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Did {

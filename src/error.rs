@@ -5,9 +5,10 @@ use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 
 use crate::{
     did::DidError,
-    gun::{FetchError, SoulError},
+    gun::FetchError,
     media::{access::AccessError, path::PathError, MediaError},
     resolver::ResolveError,
+    soul::SoulError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -54,70 +55,68 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn code(&self) -> &'static str {
+        self.describe().1
+    }
+
+    /// The status and the stable code of every failure, side by side in one match.
+    fn describe(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
         match self {
-            ApiError::MissingParameter(_) => "missing_parameter",
-            ApiError::InvalidParameter { .. } => "invalid_parameter",
-            ApiError::InvalidQuery(_) => "invalid_query",
-            ApiError::InvalidSoul(_) => "invalid_soul",
-            ApiError::InvalidDid(_) => "invalid_did",
-            ApiError::InvalidBody(_) => "invalid_body",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::NotConfigured(_) => "not_configured",
-            ApiError::SoulNotFound => "not_found",
-            ApiError::RouteNotFound { .. } => "route_not_found",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::Upstream(e) | ApiError::Resolve(ResolveError::Upstream(_, e)) => {
-                fetch_code(e)
-            }
+            ApiError::MissingParameter(_) => (S::BAD_REQUEST, "missing_parameter"),
+            ApiError::InvalidParameter { .. } => (S::BAD_REQUEST, "invalid_parameter"),
+            ApiError::InvalidQuery(_) => (S::BAD_REQUEST, "invalid_query"),
+            ApiError::InvalidSoul(_) => (S::BAD_REQUEST, "invalid_soul"),
+            ApiError::InvalidDid(_) => (S::BAD_REQUEST, "invalid_did"),
+            ApiError::InvalidBody(_) => (S::BAD_REQUEST, "invalid_body"),
+            ApiError::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotConfigured(_) => (S::NOT_FOUND, "not_configured"),
+            ApiError::SoulNotFound => (S::NOT_FOUND, "not_found"),
+            ApiError::RouteNotFound { .. } => (S::NOT_FOUND, "route_not_found"),
+            ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Upstream(e) => fetch_failure(e),
             ApiError::Resolve(e) => match e {
-                ResolveError::NotFound(_) => "record_not_found",
-                ResolveError::Unsupported(_) => "unsupported_did",
-                ResolveError::Budget(_) => "budget_exceeded",
-                ResolveError::Upstream(_, e) => fetch_code(e),
+                ResolveError::NotFound(_) => (S::NOT_FOUND, "record_not_found"),
+                ResolveError::Unsupported(_) => (S::BAD_REQUEST, "unsupported_did"),
+                ResolveError::Budget(_) => (S::BAD_REQUEST, "budget_exceeded"),
+                ResolveError::Upstream(_, e) => fetch_failure(e),
             },
             ApiError::Media(e) => match e {
-                MediaError::Path(PathError::BadMediaId) => "invalid_media_id",
-                MediaError::Path(PathError::BadPath) => "invalid_path",
-                MediaError::Path(PathError::NotFound | PathError::Outside) => "media_not_found",
-                MediaError::Access(AccessError::NoValidToken) => "unauthorized",
-                MediaError::Access(AccessError::NotTheOwner) => "forbidden",
-                MediaError::Access(AccessError::NoSecret) => "private_media_disabled",
-                MediaError::NoManifest => "manifest_not_found",
-                MediaError::Io => "media_unreadable",
+                MediaError::Path(PathError::BadMediaId) => (S::BAD_REQUEST, "invalid_media_id"),
+                MediaError::Path(PathError::BadPath) => (S::BAD_REQUEST, "invalid_path"),
+                // A path that leaves the root is answered like one that does not exist: the
+                // client learns nothing about what lies outside.
+                MediaError::Path(PathError::NotFound | PathError::Outside) => {
+                    (S::NOT_FOUND, "media_not_found")
+                }
+                MediaError::Access(AccessError::NoValidToken) => (S::UNAUTHORIZED, "unauthorized"),
+                MediaError::Access(AccessError::NotTheOwner) => (S::FORBIDDEN, "forbidden"),
+                MediaError::Access(AccessError::NoSecret) => {
+                    (S::FORBIDDEN, "private_media_disabled")
+                }
+                MediaError::NoManifest => (S::NOT_FOUND, "manifest_not_found"),
+                MediaError::Io => (S::INTERNAL_SERVER_ERROR, "media_unreadable"),
             },
-            ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
-            ApiError::PreconditionFailed => "precondition_failed",
-            ApiError::Unavailable => "unavailable",
+            ApiError::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
+            ApiError::PreconditionFailed => (S::PRECONDITION_FAILED, "precondition_failed"),
+            ApiError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }
 
 /// A relay or indexer failure, whether met by the relay proxy or while resolving a root.
-fn fetch_code(e: &FetchError) -> &'static str {
+fn fetch_failure(e: &FetchError) -> (StatusCode, &'static str) {
+    use StatusCode as S;
     match e {
-        FetchError::CircuitOpen => "relay_circuit_open",
-        FetchError::Unreachable(_) => "relay_unreachable",
-        FetchError::Timeout => "relay_timeout",
-        FetchError::Status(_) => "relay_error",
-        FetchError::TooLarge(_) => "relay_response_too_large",
-        FetchError::Malformed(_) => "relay_bad_response",
-        FetchError::Cancelled => "relay_unavailable",
-        FetchError::Unsupported => "unsupported_did",
-    }
-}
-
-fn fetch_status(e: &FetchError) -> StatusCode {
-    match e {
-        FetchError::CircuitOpen | FetchError::Unreachable(_) | FetchError::Cancelled => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        FetchError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        FetchError::Unsupported => StatusCode::BAD_REQUEST,
-        FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::Malformed(_) => {
-            StatusCode::BAD_GATEWAY
-        }
+        FetchError::CircuitOpen => (S::SERVICE_UNAVAILABLE, "relay_circuit_open"),
+        FetchError::Unreachable(_) => (S::SERVICE_UNAVAILABLE, "relay_unreachable"),
+        FetchError::Cancelled => (S::SERVICE_UNAVAILABLE, "relay_unavailable"),
+        FetchError::Timeout => (S::GATEWAY_TIMEOUT, "relay_timeout"),
+        FetchError::Unsupported => (S::BAD_REQUEST, "unsupported_did"),
+        FetchError::Status(_) => (S::BAD_GATEWAY, "relay_error"),
+        FetchError::TooLarge(_) => (S::BAD_GATEWAY, "relay_response_too_large"),
+        FetchError::Malformed(_) => (S::BAD_GATEWAY, "relay_bad_response"),
     }
 }
 
@@ -129,44 +128,7 @@ impl From<actix::MailboxError> for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::MissingParameter(_)
-            | ApiError::InvalidParameter { .. }
-            | ApiError::InvalidQuery(_)
-            | ApiError::InvalidSoul(_)
-            | ApiError::InvalidDid(_)
-            | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotConfigured(_)
-            | ApiError::SoulNotFound
-            | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Upstream(e) => fetch_status(e),
-            ApiError::Resolve(e) => match e {
-                ResolveError::NotFound(_) => StatusCode::NOT_FOUND,
-                ResolveError::Unsupported(_) | ResolveError::Budget(_) => StatusCode::BAD_REQUEST,
-                ResolveError::Upstream(_, e) => fetch_status(e),
-            },
-            ApiError::Media(e) => match e {
-                MediaError::Path(PathError::BadMediaId | PathError::BadPath) => {
-                    StatusCode::BAD_REQUEST
-                }
-                // A path that leaves the root is answered like one that does not exist: the
-                // client learns nothing about what lies outside.
-                MediaError::Path(PathError::NotFound | PathError::Outside)
-                | MediaError::NoManifest => StatusCode::NOT_FOUND,
-                MediaError::Access(AccessError::NoValidToken) => StatusCode::UNAUTHORIZED,
-                MediaError::Access(AccessError::NotTheOwner | AccessError::NoSecret) => {
-                    StatusCode::FORBIDDEN
-                }
-                MediaError::Io => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.describe().0
     }
 
     fn error_response(&self) -> HttpResponse {

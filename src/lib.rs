@@ -1,8 +1,14 @@
 //! oip-resolver: resolves OIP records from a GUN relay to a chosen depth, and streams media.
 //!
 //! One actor per concern (see DESIGN.md): `GunFetcher` talks to the relay, `NegativeCache` holds
-//! the souls known missing, `MemoryMonitor` reports memory. Handlers in `http` stay thin: they
-//! validate, send one message, and map the reply.
+//! the souls known missing, `RecordCache` (shared, not an actor) the records found, `Resolver`
+//! walks references, `MediaActor` opens files and keeps the stream registry, `MemoryMonitor`
+//! reports memory. Handlers in `http` stay thin: they validate, send one message, and map the
+//! reply.
+//!
+//! The composition root is here: `start` starts the actors from a `Config`, `app` builds the
+//! application from what `start` returned, and `serve` runs it. The binary and the tests use
+//! the same three.
 
 #![forbid(unsafe_code)]
 
@@ -16,19 +22,24 @@ pub mod metrics;
 pub mod monitor;
 pub mod resolver;
 pub mod server;
+pub mod soul;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Instant};
 
 use actix::{Actor, Arbiter, SyncArbiter};
-use actix_web::{middleware, web, App};
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceFactory, ServiceRequest, ServiceResponse},
+    middleware, web, App,
+};
 
 use crate::{
     config::{Config, GunSource},
     gun::{
-        fetcher::Source, record_cache::RecordCache, upstream::FileStore, GunFetcher, NegativeCache,
+        fetcher::Reader,
+        record_cache::RecordCache,
+        upstream::{FileStore, HttpKind, HttpSource, Upstream},
+        GunFetcher, NegativeCache,
     },
     http::AppState,
     media::{Media, MediaActor},
@@ -52,14 +63,14 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
-/// Starts the actors and the HTTP server, and runs until the server stops.
-pub async fn serve(config: Config) -> Result<(), StartError> {
-    let addr = config.bind_addr()?;
-    let source = match config.gun.source {
-        GunSource::File => Source::File(FileStore::load(&config.gun.file)?),
-        GunSource::Relay => Source::Relay(config.gun.clone()),
+/// Starts the actors from `config` and returns what every worker's application shares. Must run
+/// inside an actix system.
+pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
+    let store = match config.gun.source {
+        GunSource::File => Some(FileStore::load(&config.gun.file)?),
+        GunSource::Relay => None,
     };
-    log_summary(&config, &source);
+    log_summary(&config, store.as_ref());
 
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
@@ -76,14 +87,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         metrics.clone(),
     ));
     let fetcher = {
-        let (c, m, n, r) = (
-            config.clone(),
-            metrics.clone(),
-            negative.clone(),
-            records.clone(),
-        );
+        let (gun, oip_api) = (config.gun.clone(), config.resolver.oip_api.clone());
+        let (m, n, r) = (metrics.clone(), negative.clone(), records.clone());
         GunFetcher::start_in_arbiter(&gun_thread.handle(), move |_| {
-            GunFetcher::new(source, &c, n, r, m)
+            let upstream = Upstream::open(&gun, store, m.clone());
+            // The indexer shares the relay's timeouts, retry and breaker settings.
+            let indexer =
+                oip_api.map(|base| HttpSource::new(HttpKind::Indexer, &base, &gun, m.clone()));
+            GunFetcher::new(upstream, indexer, n, r, m)
         })
     };
     MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
@@ -98,61 +109,77 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         SyncArbiter::start(threads.max(4), move || MediaActor::new(shared.clone()))
     };
 
-    let state = web::Data::new(AppState {
-        config: config.clone(),
-        fetcher,
+    Ok(web::Data::new(AppState {
+        config,
+        gun: Reader { fetcher, records },
         negative,
-        records,
         media,
         metrics,
         started: Instant::now(),
-    });
-    let access_log = config.log.access;
-    let settings = server::Settings {
-        workers: config.server.workers,
-        shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
-        stall_timeout: Duration::from_secs(config.media.stall_timeout_secs),
-    };
-    let factory = move || {
+        gun_thread: gun_thread.handle(),
+    }))
+}
+
+/// The application of one worker, over the shared state `start` returned.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    // One resolver per worker: assembling answers is CPU work, spread over the cores.
+    let resolver = web::Data::new(
+        Resolver::new(
+            state.gun.clone(),
+            state.config.resolver.clone(),
+            state.metrics.clone(),
+        )
+        .start(),
+    );
+    App::new()
+        .wrap(middleware::Condition::new(
+            state.config.log.access,
+            middleware::Logger::default(),
+        ))
+        .wrap_fn(http::observe)
+        .configure(move |cfg| http::configure_app(cfg, state, resolver))
+}
+
+/// Starts the actors and the HTTP server, and runs until the server stops.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let addr = config.bind_addr()?;
+    let state = start(config)?;
+    let server::Running {
+        addr: bound,
+        server,
+    } = server::start(addr, server::Settings::new(&state.config), {
         let state = state.clone();
-        // One resolver per worker: assembling answers is CPU work, spread over the cores.
-        let resolver = web::Data::new(
-            Resolver::new(
-                state.fetcher.clone(),
-                state.records.clone(),
-                state.config.resolver.clone(),
-                state.metrics.clone(),
-            )
-            .start(),
-        );
-        App::new()
-            .wrap(middleware::Condition::new(
-                access_log,
-                middleware::Logger::default(),
-            ))
-            .wrap_fn(http::observe)
-            .configure(move |cfg| http::configure_app(cfg, state, resolver))
-    };
-    let (bound, server) =
-        server::start(addr, settings, factory).map_err(|source| StartError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
+        move || app(state.clone())
+    })
+    .map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
     log::info!("oip-resolver listening on http://{bound}");
     server.await.map_err(StartError::Serve)?;
-    gun_thread.stop();
+    state.gun_thread.stop();
     log::info!("oip-resolver stopped");
     Ok(())
 }
 
-fn log_summary(config: &Config, source: &Source) {
-    let source = match source {
-        Source::File(store) => format!(
+fn log_summary(config: &Config, store: Option<&FileStore>) {
+    let source = match store {
+        Some(store) => format!(
             "file {} ({} records)",
             config.gun.file.display(),
             store.len()
         ),
-        Source::Relay(gun) => format!("relay {}", gun.relay_url),
+        None => format!("relay {}", config.gun.relay_url),
     };
     let set = |v: &Option<String>| if v.is_some() { "set" } else { "not set" };
     log::info!(

@@ -58,23 +58,24 @@ struct Histogram {
 pub struct Metrics {
     upstream: Mutex<BTreeMap<String, u64>>,
     indexer: Mutex<BTreeMap<String, u64>>,
-    pub gun_retries: AtomicU64,
-    pub gun_coalesced: AtomicU64,
-    pub gun_circuit_open: AtomicU64,
-    pub negative_lookups: AtomicU64,
-    pub negative_hits: AtomicU64,
-    pub negative_entries: AtomicU64,
-    pub record_cache_hits: AtomicU64,
-    pub record_cache_bytes: AtomicU64,
-    pub resolve_requests: AtomicU64,
-    pub media_active_streams: AtomicU64,
+    gun_retries: AtomicU64,
+    gun_coalesced: AtomicU64,
+    gun_circuit_open: AtomicU64,
+    negative_lookups: AtomicU64,
+    negative_hits: AtomicU64,
+    negative_entries: AtomicU64,
+    record_cache_hits: AtomicU64,
+    record_cache_bytes: AtomicU64,
+    resolve_requests: AtomicU64,
+    media_active_streams: AtomicU64,
     media_streams: [AtomicU64; 3],
-    pub media_bytes_sent: AtomicU64,
+    media_bytes_sent: AtomicU64,
     /// By route template, then by status class (`1xx` to `5xx`).
     http: Mutex<BTreeMap<String, [Option<Histogram>; 5]>>,
 }
 
 /// Process figures read at scrape time (they belong to the memory monitor, not to this module).
+#[derive(Default)]
 pub struct ProcessFigures {
     pub rss_bytes: u64,
     pub heap_bytes: u64,
@@ -92,8 +93,66 @@ impl Metrics {
         count_status(&self.indexer, status);
     }
 
+    /// A relay request that repeats a failed attempt.
+    pub fn retried(&self) {
+        self.gun_retries.fetch_add(1, Relaxed);
+    }
+
+    /// A fetch that joined a request already on its way instead of sending its own.
+    pub fn coalesced(&self) {
+        self.gun_coalesced.fetch_add(1, Relaxed);
+    }
+
+    pub fn set_circuit_open(&self, open: bool) {
+        self.gun_circuit_open.store(open.into(), Relaxed);
+    }
+
+    /// One check of the 404 cache, and whether it knew the soul missing.
+    pub fn negative_lookup(&self, hit: bool) {
+        self.negative_lookups.fetch_add(1, Relaxed);
+        if hit {
+            self.negative_hits.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn set_negative_entries(&self, entries: u64) {
+        self.negative_entries.store(entries, Relaxed);
+    }
+
+    pub fn negative_entries(&self) -> u64 {
+        self.negative_entries.load(Relaxed)
+    }
+
+    pub fn record_cache_hit(&self) {
+        self.record_cache_hits.fetch_add(1, Relaxed);
+    }
+
+    pub fn set_record_cache_bytes(&self, bytes: u64) {
+        self.record_cache_bytes.store(bytes, Relaxed);
+    }
+
+    pub fn record_cache_bytes(&self) -> u64 {
+        self.record_cache_bytes.load(Relaxed)
+    }
+
+    pub fn resolve_requested(&self) {
+        self.resolve_requests.fetch_add(1, Relaxed);
+    }
+
+    pub fn set_active_streams(&self, open: u64) {
+        self.media_active_streams.store(open, Relaxed);
+    }
+
     pub fn stream_ended(&self, outcome: StreamOutcome) {
         self.media_streams[outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn active_streams(&self) -> u64 {
+        self.media_active_streams.load(Relaxed)
+    }
+
+    pub fn media_bytes_sent(&self, bytes: u64) {
+        self.media_bytes_sent.fetch_add(bytes, Relaxed);
     }
 
     /// `route` is the matched route template, never the raw path, so ids cannot explode the

@@ -1,10 +1,7 @@
 //! `MemoryMonitor`: samples resident memory and heap on an interval and reports them. It never
 //! acts on its own: operators read a sawtooth as health and a ramp as a leak, and decide.
 
-use std::{
-    sync::{atomic::Ordering::Relaxed, Arc},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use cap::Cap;
@@ -51,9 +48,9 @@ impl MemoryMonitor {
         log::info!(
             "[Memory Monitor] RSS: {rss_mb}MB, Heap: {}MB, Streams: {}, 404 cache: {} souls, Record cache: {}MB",
             figures.heap_bytes / MB,
-            self.metrics.media_active_streams.load(Relaxed),
-            self.metrics.negative_entries.load(Relaxed),
-            self.metrics.record_cache_bytes.load(Relaxed) / MB,
+            self.metrics.active_streams(),
+            self.metrics.negative_entries(),
+            self.metrics.record_cache_bytes() / MB,
         );
         if rss_mb > self.config.rss_critical_mb {
             log::error!(

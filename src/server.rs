@@ -34,6 +34,8 @@ use actix_web::{
 };
 use futures::{channel::oneshot, future::Shared, FutureExt};
 
+use crate::config::Config;
+
 /// Fails writes that make no progress for `limit`.
 pub struct StallGuard {
     io: TcpStream,
@@ -119,15 +121,33 @@ pub struct Settings {
     pub workers: usize,
     pub shutdown_timeout: Duration,
     pub stall_timeout: Duration,
+    pub keep_alive: Duration,
+    pub request_head_timeout: Duration,
+    /// Off in the in-process tests: the test process keeps its own signals.
+    pub handle_signals: bool,
 }
 
-/// Binds `addr` and serves the apps `factory` builds (one per worker). Returns the bound
-/// address and the running server.
-pub fn start<F, T, B>(
-    addr: SocketAddr,
-    settings: Settings,
-    factory: F,
-) -> io::Result<(SocketAddr, Server)>
+impl Settings {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            workers: config.server.workers,
+            shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
+            stall_timeout: Duration::from_secs(config.media.stall_timeout_secs),
+            keep_alive: Duration::from_secs(config.server.keep_alive_secs),
+            request_head_timeout: Duration::from_millis(config.server.request_head_timeout_ms),
+            handle_signals: true,
+        }
+    }
+}
+
+/// A bound, running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: Server,
+}
+
+/// Binds `addr` and serves the apps `factory` builds (one per worker).
+pub fn start<F, T, B>(addr: SocketAddr, settings: Settings, factory: F) -> io::Result<Running>
 where
     F: Fn() -> App<T> + Send + Clone + 'static,
     T: ServiceFactory<
@@ -155,12 +175,15 @@ where
         .listen("oip-resolver", listener, move || {
             let stopping = stopping.clone();
             let h1 = HttpService::build()
-                .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
-                .client_request_timeout(Duration::from_secs(5))
+                .keep_alive(KeepAlive::Timeout(settings.keep_alive))
+                .client_request_timeout(settings.request_head_timeout)
                 .local_addr(local)
                 .graceful_shutdown_signal(move || stopping.clone().map(|_| ()))
-                .h1(map_config(factory().into_factory(), |_| {
-                    AppConfig::default()
+                // The app learns its real address (for `ConnectionInfo` of requests without a
+                // Host header). actix-web keeps `AppConfig::new` crate-private; this is the same
+                // constructor under the name actix-test uses, and Cargo.lock pins the version.
+                .h1(map_config(factory().into_factory(), move |_| {
+                    AppConfig::__priv_test_new(false, local.to_string(), local)
                 }));
             fn_service(move |io: TcpStream| {
                 let peer = io.peer_addr().ok();
@@ -170,12 +193,17 @@ where
             .and_then(h1)
         })?
         .run();
-    actix_web::rt::spawn(handle_signals(
-        server.handle(),
-        stopping_tx,
-        settings.shutdown_timeout,
-    ));
-    Ok((local, server))
+    if settings.handle_signals {
+        actix_web::rt::spawn(handle_signals(
+            server.handle(),
+            stopping_tx,
+            settings.shutdown_timeout,
+        ));
+    }
+    Ok(Running {
+        addr: local,
+        server,
+    })
 }
 
 async fn handle_signals(server: ServerHandle, stopping: oneshot::Sender<()>, grace: Duration) {

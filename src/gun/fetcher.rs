@@ -1,12 +1,13 @@
-//! `GunFetcher`: the one way to read or write a soul. It answers from the record cache, else makes
-//! sure that at most one request per soul is on its way to the relay at any time: every caller
-//! that asks for a soul while it is being fetched waits for that same request and shares its
-//! outcome, a failure included. A soul the negative cache knows missing never reaches the relay.
+//! `GunFetcher`: the one way to read or write a soul past the record cache. It makes sure that at
+//! most one request per soul is on its way to the relay at any time: every caller that asks for a
+//! soul while it is being fetched waits for that same request and shares its outcome, a failure
+//! included. A soul the negative cache knows missing never reaches the relay. Callers look in the
+//! record cache first, through `Reader`, so a cached record costs no message.
 
 use std::{
     collections::{hash_map::Entry, HashMap},
     rc::Rc,
-    sync::{atomic::Ordering::Relaxed, Arc},
+    sync::Arc,
 };
 
 use actix::prelude::*;
@@ -18,21 +19,10 @@ use super::{
     negative_cache::{Forget, IsMissing, NegativeCache, RecordMissing},
     record_cache::RecordCache,
     resilience::BreakerState,
-    upstream::{FileStore, GetResult, HttpKind, HttpSource, Upstream},
+    upstream::{GetResult, HttpSource, Upstream},
     CacheSource, FetchError, FetchResult, Fetched, Lookup,
 };
-use crate::{
-    config::{Config, GunConfig},
-    did::Did,
-    metrics::Metrics,
-};
-
-/// What the fetcher reads from; built on the fetcher's own thread, since the relay client is not
-/// `Send`.
-pub enum Source {
-    File(FileStore),
-    Relay(GunConfig),
-}
+use crate::{did::Did, metrics::Metrics};
 
 struct InFlight {
     waiters: Vec<oneshot::Sender<FetchResult>>,
@@ -51,8 +41,8 @@ pub struct GunFetcher {
     metrics: Arc<Metrics>,
 }
 
-/// Read one record: a soul from the relay (`Did::Gun`), or another method's DID from the
-/// indexer.
+/// Read one record past the record cache: a soul from the relay (`Did::Gun`), or another
+/// method's DID from the indexer. `Reader::fetch` is how callers send it.
 #[derive(Message)]
 #[rtype(result = "FetchResult")]
 pub struct Fetch(pub Did);
@@ -91,34 +81,25 @@ impl RelayState {
     }
 }
 
+/// Where one fetch goes, with the key it asks for there: a soul of the relay (or file) for
+/// `did:gun:`, the whole DID of the indexer for other methods.
+enum Route {
+    Upstream(Rc<Upstream>, String),
+    Indexer(Rc<HttpSource>, String),
+}
+
 impl GunFetcher {
+    /// `upstream` and `indexer` are built on the fetcher's own thread: awc clients are not `Send`.
     pub fn new(
-        source: Source,
-        config: &Config,
+        upstream: Upstream,
+        indexer: Option<HttpSource>,
         negative: Addr<NegativeCache>,
         records: Arc<RecordCache>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let upstream = match source {
-            Source::File(store) => Upstream::File(store.into()),
-            Source::Relay(gun) => Upstream::Relay(Box::new(HttpSource::new(
-                HttpKind::Relay,
-                &gun.relay_url,
-                &gun,
-                metrics.clone(),
-            ))),
-        };
-        let indexer = config.resolver.oip_api.as_ref().map(|base| {
-            Rc::new(HttpSource::new(
-                HttpKind::Indexer,
-                base,
-                &config.gun,
-                metrics.clone(),
-            ))
-        });
         Self {
             upstream: Rc::new(upstream),
-            indexer,
+            indexer: indexer.map(Rc::new),
             negative,
             records,
             in_flight: HashMap::new(),
@@ -127,10 +108,8 @@ impl GunFetcher {
     }
 
     /// Starts the one fetch for `key` that every waiter shares.
-    fn lead(&mut self, key: Did, ctx: &mut Context<Self>) {
+    fn lead(&mut self, key: Did, route: Route, ctx: &mut Context<Self>) {
         let negative = self.negative.clone();
-        let upstream = self.upstream.clone();
-        let indexer = self.indexer.clone();
         let asked = key.clone();
         let work = async move {
             // Mailbox order makes this safe: a 404 recorded by an earlier fetch of this key was
@@ -142,10 +121,9 @@ impl GunFetcher {
             {
                 return (Ok(None), CacheSource::Negative);
             }
-            let result = match (&asked, indexer) {
-                (Did::Gun(soul), _) => upstream.get(soul).await,
-                (Did::Other(did), Some(indexer)) => indexer.get(did).await,
-                (Did::Other(_), None) => Err(FetchError::Unsupported),
+            let result = match route {
+                Route::Upstream(upstream, soul) => upstream.get(&soul).await,
+                Route::Indexer(indexer, did) => indexer.get(&did).await,
             };
             (result, CacheSource::Miss)
         };
@@ -201,18 +179,18 @@ impl Handler<Fetch> for GunFetcher {
     type Result = ResponseFuture<FetchResult>;
 
     fn handle(&mut self, Fetch(key): Fetch, ctx: &mut Self::Context) -> Self::Result {
-        if let Some(found) = self.records.get(&key) {
-            let hit = Ok(Fetched {
-                lookup: Lookup::Found(found),
-                source: CacheSource::Hit,
-            });
-            return Box::pin(futures::future::ready(hit));
-        }
+        let route = match (&key, &self.indexer) {
+            (Did::Gun(soul), _) => Route::Upstream(self.upstream.clone(), soul.clone()),
+            (Did::Other(did), Some(indexer)) => Route::Indexer(indexer.clone(), did.clone()),
+            (Did::Other(_), None) => {
+                return Box::pin(futures::future::ready(Err(FetchError::Unsupported)))
+            }
+        };
         let (tx, rx) = oneshot::channel();
         match self.in_flight.entry(key) {
             Entry::Occupied(mut flight) => {
                 flight.get_mut().waiters.push(tx);
-                self.metrics.gun_coalesced.fetch_add(1, Relaxed);
+                self.metrics.coalesced();
             }
             Entry::Vacant(slot) => {
                 let key = slot.key().clone();
@@ -220,7 +198,7 @@ impl Handler<Fetch> for GunFetcher {
                     waiters: vec![tx],
                     cacheable: true,
                 });
-                self.lead(key, ctx);
+                self.lead(key, route, ctx);
             }
         }
         Box::pin(async move { rx.await.unwrap_or(Err(FetchError::Cancelled)) })
@@ -258,5 +236,28 @@ impl Handler<RelayStatus> for GunFetcher {
             Some(BreakerState::Open | BreakerState::HalfOpen) => RelayState::Unreachable,
         };
         MessageResult((state, breaker))
+    }
+}
+
+/// How handlers and resolvers read a record: the shared record cache on the caller's own thread,
+/// then, on a miss, the fetcher.
+#[derive(Clone)]
+pub struct Reader {
+    pub fetcher: Addr<GunFetcher>,
+    pub records: Arc<RecordCache>,
+}
+
+impl Reader {
+    pub async fn fetch(&self, did: Did) -> FetchResult {
+        if let Some(found) = self.records.get(&did) {
+            return Ok(Fetched {
+                lookup: Lookup::Found(found),
+                source: CacheSource::Hit,
+            });
+        }
+        self.fetcher
+            .send(Fetch(did))
+            .await
+            .unwrap_or(Err(FetchError::Cancelled))
     }
 }

@@ -4,7 +4,7 @@
 //! Only definite 404s enter: a timeout or a 5xx says nothing about whether the record exists.
 
 use std::{
-    sync::{atomic::Ordering::Relaxed, Arc},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -66,9 +66,7 @@ impl NegativeCache {
     }
 
     fn update_gauge(&self) {
-        self.metrics
-            .negative_entries
-            .store(self.souls.len() as u64, Relaxed);
+        self.metrics.set_negative_entries(self.souls.len() as u64);
     }
 }
 
@@ -94,10 +92,9 @@ impl Handler<IsMissing> for NegativeCache {
             None => false,
         };
         self.lookups += 1;
-        self.metrics.negative_lookups.fetch_add(1, Relaxed);
+        self.metrics.negative_lookup(missing);
         if missing {
             self.hits += 1;
-            self.metrics.negative_hits.fetch_add(1, Relaxed);
         }
         if self.lookups % self.log_every == 0 {
             log::info!(
@@ -154,9 +151,14 @@ mod tests {
         assert!(cache.send(IsMissing(soul())).await.unwrap());
         assert!(cache.send(Forget(soul())).await.unwrap());
         assert!(!cache.send(IsMissing(soul())).await.unwrap());
-        assert_eq!(metrics.negative_lookups.load(Relaxed), 3);
-        assert_eq!(metrics.negative_hits.load(Relaxed), 1);
-        assert_eq!(metrics.negative_entries.load(Relaxed), 0);
+        let text = metrics.render(&Default::default());
+        for sample in [
+            "oip_negative_cache_lookups_total 3\n",
+            "oip_negative_cache_hits_total 1\n",
+            "oip_negative_cache_entries 0\n",
+        ] {
+            assert!(text.contains(sample), "{sample}in {text}");
+        }
     }
 
     #[test]

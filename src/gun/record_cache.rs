@@ -4,7 +4,7 @@
 //! sends no message at all.
 
 use std::{
-    sync::{atomic::Ordering::Relaxed, Arc},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -57,7 +57,7 @@ impl RecordCache {
         let cache = self.cache.as_ref()?;
         let entry = cache.get(key)?;
         if entry.expires > Instant::now() {
-            self.metrics.record_cache_hits.fetch_add(1, Relaxed);
+            self.metrics.record_cache_hit();
             return Some(entry.found);
         }
         cache.remove(key);
@@ -94,9 +94,7 @@ impl RecordCache {
     }
 
     fn update_gauge(&self) {
-        self.metrics
-            .record_cache_bytes
-            .store(self.weight(), Relaxed);
+        self.metrics.set_record_cache_bytes(self.weight());
     }
 }
 
@@ -120,7 +118,9 @@ mod tests {
         let c = RecordCache::new(Duration::from_millis(30), 1 << 20, metrics.clone());
         c.insert(soul("a:1"), record("A"));
         assert!(c.get(&soul("a:1")).is_some());
-        assert_eq!(metrics.record_cache_hits.load(Relaxed), 1);
+        assert!(metrics
+            .render(&Default::default())
+            .contains("oip_record_cache_hits_total 1\n"));
         std::thread::sleep(Duration::from_millis(40));
         assert!(c.get(&soul("a:1")).is_none());
         assert_eq!(c.weight(), 0);

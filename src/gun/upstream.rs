@@ -6,7 +6,7 @@ use std::{
     cell::RefCell,
     collections::HashMap,
     path::Path,
-    sync::{atomic::Ordering::Relaxed, Arc},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -24,6 +24,8 @@ use super::{
 };
 use crate::{config::GunConfig, metrics::Metrics};
 
+/// Where `did:gun:` records come from, as `gun.source` chose: the relay, or the file source loaded
+/// at start-up.
 pub enum Upstream {
     Relay(Box<HttpSource>),
     File(RefCell<FileStore>),
@@ -33,6 +35,20 @@ pub enum Upstream {
 pub type GetResult = Result<Option<Arc<FoundRecord>>, FetchError>;
 
 impl Upstream {
+    /// `store` is the file source when `gun.source` is `file`. Must run on the thread that will
+    /// use it, like `HttpSource::new`.
+    pub fn open(gun: &GunConfig, store: Option<FileStore>, metrics: Arc<Metrics>) -> Self {
+        match store {
+            Some(store) => Upstream::File(store.into()),
+            None => Upstream::Relay(Box::new(HttpSource::new(
+                HttpKind::Relay,
+                &gun.relay_url,
+                gun,
+                metrics,
+            ))),
+        }
+    }
+
     pub async fn get(&self, soul: &str) -> GetResult {
         match self {
             Upstream::Relay(relay) => relay.get(soul).await,
@@ -95,7 +111,7 @@ impl FileStore {
             serde_json::from_slice(&text).map_err(|e| shape(e.to_string()))?;
         let mut records = HashMap::with_capacity(nodes.len());
         for (soul, node) in nodes {
-            super::validate_soul(&soul).map_err(|e| shape(format!("soul {soul:?}: {e}")))?;
+            crate::soul::validate_soul(&soul).map_err(|e| shape(format!("soul {soul:?}: {e}")))?;
             let found = FoundRecord::from_stored_node(node)
                 .map_err(|e| shape(format!("soul {soul}: {e}")))?;
             records.insert(soul, Arc::new(found));
@@ -180,7 +196,7 @@ impl HttpSource {
                         && self.budget.borrow_mut().try_retry() =>
                 {
                     log::debug!("get {key}: attempt {attempt} failed ({e}); retrying");
-                    self.metrics.gun_retries.fetch_add(1, Relaxed);
+                    self.metrics.retried();
                     let pause = backoff(
                         attempt,
                         Duration::from_millis(self.config.backoff_base_ms),
@@ -242,7 +258,7 @@ impl HttpSource {
             _ => breaker.on_success(),
         }
         let open = breaker.state(Instant::now()) != BreakerState::Closed;
-        self.metrics.gun_circuit_open.store(open.into(), Relaxed);
+        self.metrics.set_circuit_open(open);
         result
     }
 

@@ -3,11 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{bearer, resource, AppState};
-use crate::{
-    did::Did,
-    error::ApiError,
-    gun::{negative_cache::Forget, validate_soul},
-};
+use crate::{did::Did, error::ApiError, gun::negative_cache::Forget, soul::validate_soul};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/cache/negative/{soul}").route(web::delete().to(forget_missing)));

@@ -1,5 +1,5 @@
-//! The HTTP face of the service: one `configure_app` entry registers every route group, so the
-//! binary and the tests build exactly the same application.
+//! The HTTP face of the service: one `configure_app` entry registers every route group. `lib::app`
+//! wraps it with the middleware, and the binary and the in-process tests both serve that.
 
 mod admin;
 mod media;
@@ -12,7 +12,7 @@ pub use query::StrictQuery;
 
 use std::{sync::Arc, time::Instant};
 
-use actix::Addr;
+use actix::{Addr, ArbiterHandle};
 use actix_web::{
     dev::{Service, ServiceResponse},
     web::{self, ServiceConfig},
@@ -23,7 +23,7 @@ use futures::{FutureExt, StreamExt};
 use crate::{
     config::Config,
     error::ApiError,
-    gun::{record_cache::RecordCache, GunFetcher, NegativeCache},
+    gun::{fetcher::Reader, NegativeCache},
     media::MediaActor,
     metrics::Metrics,
     resolver::Resolver,
@@ -32,12 +32,14 @@ use crate::{
 /// What every handler may reach: the actors' addresses and the shared, read-only settings.
 pub struct AppState {
     pub config: Arc<Config>,
-    pub fetcher: Addr<GunFetcher>,
+    /// Reads records through the record cache and the fetcher.
+    pub gun: Reader,
     pub negative: Addr<NegativeCache>,
-    pub records: Arc<RecordCache>,
     pub media: Addr<MediaActor>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
+    /// The thread of the fetcher and the negative cache, stopped with the server.
+    pub gun_thread: ArbiterHandle,
 }
 
 /// `resolver` is this worker's own resolver.

@@ -11,7 +11,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (relay, breaker) = state.fetcher.send(RelayStatus).await?;
+    let (relay, breaker) = state.gun.fetcher.send(RelayStatus).await?;
     let serving = relay != RelayState::Unreachable;
     let mut body = serde_json::json!({
         "status": if serving { "ok" } else { "degraded" },

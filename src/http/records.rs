@@ -39,18 +39,9 @@ async fn get_records(
 ) -> Result<HttpResponse, ApiError> {
     let resolve = parse(query.into_inner(), &state.config.resolver)?;
     let resolution = resolver.send(resolve).await??;
-    // The records arrive already serialised; the envelope is written around them.
-    let mut body = Vec::with_capacity(resolution.records.len() + 512);
-    body.extend_from_slice(b"{\"records\":");
-    body.extend_from_slice(&resolution.records);
-    body.extend_from_slice(
-        format!(",\"searchResults\":{},\"resolution\":", resolution.count).as_bytes(),
-    );
-    serde_json::to_writer(&mut body, &resolution.summary).map_err(|_| ApiError::Unavailable)?;
-    body.push(b'}');
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(body))
+        .body(resolution.into_body()))
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {

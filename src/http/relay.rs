@@ -9,7 +9,8 @@ use super::{read_body, resource, AppState, StrictQuery};
 use crate::{
     did::Did,
     error::ApiError,
-    gun::{validate_soul, Fetch, Lookup, Put},
+    gun::{Lookup, Put},
+    soul::validate_soul,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,7 +33,7 @@ async fn get(
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::MissingParameter("soul"))?;
     validate_soul(&soul)?;
-    let fetched = state.fetcher.send(Fetch(Did::Gun(soul))).await??;
+    let fetched = state.gun.fetch(Did::Gun(soul)).await?;
     let x_cache = ("x-cache", fetched.source.header_value());
     Ok(match fetched.lookup {
         Lookup::Found(found) => HttpResponse::Ok()
@@ -66,7 +67,7 @@ async fn put(
     }
     let body = read_body(&req, payload, state.config.server.max_body_bytes).await?;
     let (soul, node) = parse_put(&body)?;
-    let answer = state.fetcher.send(Put { soul, node, body }).await??;
+    let answer = state.gun.fetcher.send(Put { soul, node, body }).await??;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(answer))

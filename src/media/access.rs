@@ -8,6 +8,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+use super::manifest::Manifest;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AccessError {
     #[error("this media is private: a valid bearer token is required")]
@@ -60,21 +62,21 @@ pub fn verify_jwt(token: &str, secret: &[u8], now: SystemTime) -> Option<Verifie
 
 /// Decides whether a request may read the media that `manifest` describes.
 pub fn check(
-    manifest: Option<&Value>,
+    manifest: Option<&Manifest>,
     token: Option<&str>,
     secret: Option<&str>,
 ) -> Result<(), AccessError> {
     let Some(manifest) = manifest else {
         return Ok(());
     };
-    if manifest.get("accessLevel").and_then(Value::as_str) == Some("public") {
+    if manifest.is_public() {
         return Ok(());
     }
     let secret = secret.ok_or(AccessError::NoSecret)?;
     let claims = token
         .and_then(|t| verify_jwt(t, secret.as_bytes(), SystemTime::now()))
         .ok_or(AccessError::NoValidToken)?;
-    let owner = manifest.get("userPublicKey").and_then(Value::as_str);
+    let owner = manifest.user_public_key.as_deref();
     let holder = ["publicKey", "publisherPubKey"]
         .iter()
         .filter_map(|k| claims.0.get(*k).and_then(Value::as_str));
@@ -136,9 +138,10 @@ pub mod tests {
 
     #[test]
     fn manifest_rules() {
-        let public = json!({"accessLevel": "public"});
-        let private = json!({"accessLevel": "private", "userPublicKey": "owner"});
-        let unset = json!({"userPublicKey": "owner"});
+        let manifest = |v: Value| serde_json::from_value::<Manifest>(v).unwrap();
+        let public = manifest(json!({"accessLevel": "public"}));
+        let private = manifest(json!({"accessLevel": "private", "userPublicKey": "owner"}));
+        let unset = manifest(json!({"userPublicKey": "owner"}));
         let owner = sign(&json!({"publicKey": "owner"}), "s");
         let publisher = sign(&json!({"publisherPubKey": "owner"}), "s");
         let other = sign(&json!({"publicKey": "someone"}), "s");
@@ -162,7 +165,7 @@ pub mod tests {
             check(Some(&private), Some(&owner), None),
             Err(AccessError::NoSecret)
         );
-        let ownerless = json!({"accessLevel": "private"});
+        let ownerless = manifest(json!({"accessLevel": "private"}));
         assert_eq!(
             check(Some(&ownerless), Some(&owner), Some("s")),
             Err(AccessError::NotTheOwner)

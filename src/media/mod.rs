@@ -10,6 +10,7 @@
 //! stream registry.
 
 pub mod access;
+pub mod manifest;
 pub mod path;
 pub mod range;
 pub mod stream;
@@ -18,16 +19,16 @@ use std::{
     collections::HashMap,
     fs::File,
     path::{Path, PathBuf},
-    sync::{atomic::Ordering::Relaxed, Arc, Mutex},
+    sync::{Arc, Mutex},
     time::{Instant, SystemTime},
 };
 
 use actix::prelude::*;
 use bytes::Bytes;
-use serde_json::Value;
 
 use self::{
     access::AccessError,
+    manifest::{content_type, Manifest},
     path::{check_media_id, check_relative_path, resolve_under, PathError},
     range::{plan, Conditions, Plan, Validators},
 };
@@ -35,9 +36,6 @@ use crate::{
     config::MediaConfig,
     metrics::{Metrics, StreamOutcome},
 };
-
-/// A manifest is a few hundred bytes; one far larger is not a manifest.
-const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -87,7 +85,7 @@ pub struct Open {
 
 /// The manifest of `mediaId`, under the same access rules as the file.
 #[derive(Message)]
-#[rtype(result = "Result<Value, MediaError>")]
+#[rtype(result = "Result<Manifest, MediaError>")]
 pub struct Info {
     pub id: String,
     pub token: Option<String>,
@@ -113,23 +111,19 @@ impl StreamRegistry {
     pub fn started(&self, id: u64) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.insert(id, Instant::now());
-        self.metrics
-            .media_active_streams
-            .store(open.len() as u64, Relaxed);
+        self.metrics.set_active_streams(open.len() as u64);
     }
 
     /// Body bytes handed to the client.
     pub fn sent(&self, bytes: u64) {
-        self.metrics.media_bytes_sent.fetch_add(bytes, Relaxed);
+        self.metrics.media_bytes_sent(bytes);
     }
 
     pub fn ended(&self, id: u64, outcome: StreamOutcome, bytes: u64) {
         let started = {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
             let started = open.remove(&id);
-            self.metrics
-                .media_active_streams
-                .store(open.len() as u64, Relaxed);
+            self.metrics.set_active_streams(open.len() as u64);
             started
         };
         self.metrics.stream_ended(outcome);
@@ -217,13 +211,13 @@ impl Handler<ReadChunk> for MediaActor {
 }
 
 impl Handler<Info> for MediaActor {
-    type Result = Result<Value, MediaError>;
+    type Result = Result<Manifest, MediaError>;
 
     fn handle(&mut self, msg: Info, _: &mut Self::Context) -> Self::Result {
         let media = &*self.media;
         check_media_id(&msg.id)?;
         let root = media.roots.media.as_deref().ok_or(PathError::NotFound)?;
-        let manifest = read_manifest(root, &msg.id)?.ok_or(MediaError::NoManifest)?;
+        let manifest = Manifest::read(root, &msg.id)?.ok_or(MediaError::NoManifest)?;
         access::check(
             Some(&manifest),
             msg.token.as_deref(),
@@ -239,7 +233,7 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
         Target::Media(id) => {
             check_media_id(&id)?;
             let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
-            let manifest = read_manifest(root, &id)?;
+            let manifest = Manifest::read(root, &id)?;
             access::check(manifest.as_ref(), msg.token.as_deref(), secret)?;
             (
                 resolve_under(root, &Path::new(&id).join("original"))?,
@@ -281,88 +275,4 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
         prefetched,
         registry: media.registry.clone(),
     })
-}
-
-/// `None` when there is no manifest. One that cannot be read as a JSON object is treated as a
-/// manifest without `accessLevel`: private, and so served to no one, rather than public by
-/// accident.
-fn read_manifest(root: &Path, id: &str) -> Result<Option<Value>, MediaError> {
-    let path = match resolve_under(root, &Path::new(id).join("manifest.json")) {
-        Ok(path) => path,
-        Err(PathError::NotFound) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let parsed = std::fs::metadata(&path)
-        .ok()
-        .filter(|m| m.is_file() && m.len() <= MAX_MANIFEST_BYTES)
-        .and_then(|_| std::fs::read(&path).ok())
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .filter(Value::is_object);
-    Ok(Some(parsed.unwrap_or_else(|| {
-        log::warn!(
-            "media {id}: manifest.json is not a readable JSON object; treating it as private"
-        );
-        serde_json::json!({})
-    })))
-}
-
-/// The manifest's `mimeType`, else the extension of its `originalName`, else of the file's own
-/// name, else `application/octet-stream`.
-pub fn content_type(manifest: Option<&Value>, path: &Path) -> String {
-    let field = |k: &str| manifest.and_then(|m| m.get(k)).and_then(Value::as_str);
-    if let Some(mime) = field("mimeType").filter(|m| is_mime(m)) {
-        return mime.to_string();
-    }
-    let by_ext = |name: &str| {
-        Path::new(name)
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| actix_files::file_extension_to_mime(e).to_string())
-            .filter(|m| m != "application/octet-stream")
-    };
-    field("originalName")
-        .and_then(by_ext)
-        .or_else(|| path.file_name().and_then(|n| n.to_str()).and_then(by_ext))
-        .unwrap_or_else(|| "application/octet-stream".to_string())
-}
-
-fn is_mime(m: &str) -> bool {
-    m.len() <= 127
-        && m.split_once('/')
-            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
-        && m.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn content_type_precedence() {
-        let p = Path::new("/m/x/original");
-        assert_eq!(
-            content_type(
-                Some(&json!({"mimeType": "video/webm", "originalName": "a.mp4"})),
-                p
-            ),
-            "video/webm"
-        );
-        assert_eq!(
-            content_type(Some(&json!({"originalName": "clip.mp4"})), p),
-            "video/mp4"
-        );
-        assert_eq!(
-            content_type(
-                Some(&json!({"mimeType": "nonsense"})),
-                Path::new("/w/a.png")
-            ),
-            "image/png"
-        );
-        assert_eq!(content_type(None, p), "application/octet-stream");
-        assert_eq!(
-            content_type(Some(&json!({"mimeType": "text/html\r\nX-Evil: 1"})), p),
-            "application/octet-stream"
-        );
-    }
 }

@@ -1,350 +1,16 @@
-//! `Resolver`: a record together with the records it references, to a chosen depth.
-//!
-//! Resolution runs in two phases. **Gather** walks the reference graph level by level: every
-//! reference found at one level is fetched concurrently (bounded by `resolver.concurrency`), each
-//! distinct DID once per request, so a depth-N answer costs N + 1 relay round trips in time.
-//! **Assemble** then builds the answer from what arrived, applying the depth, names-only, field
-//! and cycle rules; it is pure, so those rules are unit-tested here without a relay.
-//!
-//! One `Resolver` runs on every HTTP worker: assembling is CPU work, and it spreads over the
-//! cores that way. Found records are read from the shared record cache first, so a warm
-//! resolution sends no message to the fetcher at all.
+//! The assembly phase: the answer written from what was gathered, straight into one buffer.
 
-use std::{
-    collections::{HashMap, HashSet},
-    rc::Rc,
-    sync::{atomic::Ordering::Relaxed, Arc},
-    time::{Duration, Instant},
-};
+use std::collections::{HashMap, HashSet};
 
-use actix::prelude::*;
-use futures::{stream, StreamExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{
-    config::ResolverConfig,
-    did::Did,
-    gun::{
-        record_cache::RecordCache, CacheSource, Fetch, FetchError, FoundRecord, GunFetcher, Lookup,
-    },
-    metrics::Metrics,
-};
-
-/// Why a reference stayed a DID string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    NotFound,
-    Unsupported,
-    Error,
-    Timeout,
-    Budget,
-}
-
-/// Which fields' references are resolved (`resolveFieldNames`); `None` means all of them.
-#[derive(Debug, Clone, Default)]
-pub struct FieldFilter(Option<Vec<String>>);
-
-impl FieldFilter {
-    pub fn only(entries: Vec<String>) -> Self {
-        Self(Some(entries))
-    }
-
-    /// An entry selects field `c.k` when it equals `c.k` or `data.c.k`, or is a dotted prefix of
-    /// either (`workout` selects the whole category, `data` everything).
-    pub fn selects(&self, category: &str, key: &str) -> bool {
-        let Some(entries) = &self.0 else {
-            return true;
-        };
-        entries.iter().any(|e| {
-            dotted_prefix(e, &[category, key]) || dotted_prefix(e, &["data", category, key])
-        })
-    }
-}
-
-/// Whether `entry` equals `parts` joined with dots, or is a prefix of that ending at a dot.
-/// Called for every field of every record while resolving: it compares without building the
-/// joined name.
-fn dotted_prefix(entry: &str, parts: &[&str]) -> bool {
-    let mut joined = parts
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| (if i == 0 { "" } else { "." }).bytes().chain(p.bytes()));
-    entry.bytes().all(|b| joined.next() == Some(b)) && matches!(joined.next(), None | Some(b'.'))
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub depth: u32,
-    pub names_only: bool,
-    pub fields: FieldFilter,
-}
-
-#[derive(Message)]
-#[rtype(result = "Result<Resolution, ResolveError>")]
-pub struct Resolve {
-    pub dids: Vec<Did>,
-    pub options: Options,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Unresolved {
-    pub did: String,
-    pub reason: Reason,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub depth: u32,
-    pub fetched: usize,
-    pub from_cache: usize,
-    pub unresolved: Vec<Unresolved>,
-    pub circular: usize,
-    pub elapsed_ms: u64,
-}
-
-#[derive(Debug)]
-pub struct Resolution {
-    /// The records, already serialised as one JSON array.
-    pub records: Vec<u8>,
-    /// How many records the array holds.
-    pub count: usize,
-    pub summary: Summary,
-}
-
-/// No root could be returned.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("no record found for {0}")]
-    NotFound(String),
-    #[error("{0} uses a DID method this server cannot fetch (set resolver.oip_api)")]
-    Unsupported(String),
-    #[error("resolving {0} would exceed resolver.max_records")]
-    Budget(String),
-    #[error("{1} (while fetching {0})")]
-    Upstream(String, FetchError),
-}
-
-/// What the gather phase learnt about one DID.
-#[derive(Debug, Clone)]
-enum State {
-    Found(Arc<FoundRecord>),
-    Missing(Reason),
-    Failed(FetchError),
-}
-
-impl State {
-    fn reason(&self) -> Option<Reason> {
-        match self {
-            State::Found(_) => None,
-            State::Missing(r) => Some(*r),
-            State::Failed(FetchError::Timeout) => Some(Reason::Timeout),
-            State::Failed(FetchError::Unsupported) => Some(Reason::Unsupported),
-            State::Failed(_) => Some(Reason::Error),
-        }
-    }
-}
-
-/// What looking up one DID cost, for the `fetched` and `fromCache` figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cost {
-    /// Not looked up at all (no source for its method).
-    NotAsked,
-    /// Answered by the record or negative cache.
-    Cached,
-    /// Went to (or shared a request to) the relay or indexer.
-    Upstream,
-}
-
-#[derive(Default)]
-struct Gathered {
-    states: HashMap<Did, State>,
-    fetched: usize,
-    from_cache: usize,
-}
-
-pub struct Resolver {
-    walk: Rc<Walk>,
-    metrics: Arc<Metrics>,
-}
-
-impl Resolver {
-    pub fn new(
-        fetcher: Addr<GunFetcher>,
-        records: Arc<RecordCache>,
-        config: ResolverConfig,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Self {
-            walk: Rc::new(Walk {
-                fetcher,
-                records,
-                config,
-            }),
-            metrics,
-        }
-    }
-}
-
-impl Actor for Resolver {
-    type Context = Context<Self>;
-}
-
-impl Handler<Resolve> for Resolver {
-    type Result = ResponseFuture<Result<Resolution, ResolveError>>;
-
-    fn handle(&mut self, msg: Resolve, _: &mut Self::Context) -> Self::Result {
-        self.metrics.resolve_requests.fetch_add(1, Relaxed);
-        let started = Instant::now();
-        let walk = self.walk.clone();
-        let deadline = started + Duration::from_millis(walk.config.deadline_ms);
-        Box::pin(async move {
-            let gathered = walk.gather(&msg.dids, &msg.options, deadline).await;
-            let mut resolution = assemble(
-                &msg.dids,
-                &msg.options,
-                &gathered.states,
-                walk.config.max_records,
-            )?;
-            resolution.summary.fetched = gathered.fetched;
-            resolution.summary.from_cache = gathered.from_cache;
-            resolution.summary.elapsed_ms = started.elapsed().as_millis() as u64;
-            Ok(resolution)
-        })
-    }
-}
-
-/// The gather phase of one request.
-struct Walk {
-    fetcher: Addr<GunFetcher>,
-    records: Arc<RecordCache>,
-    config: ResolverConfig,
-}
-
-impl Walk {
-    async fn gather(&self, roots: &[Did], options: &Options, deadline: Instant) -> Gathered {
-        let mut out = Gathered::default();
-        let mut expanded: HashSet<Did> = HashSet::new();
-        let mut level: Vec<(Did, u32)> = roots.iter().map(|d| (d.clone(), options.depth)).collect();
-        while !level.is_empty() {
-            let mut wanted: Vec<Did> = Vec::new();
-            let mut seen: HashSet<&Did> = HashSet::new();
-            for (did, _) in &level {
-                if !out.states.contains_key(did) && seen.insert(did) {
-                    wanted.push(did.clone());
-                }
-            }
-            let room = self.config.max_records.saturating_sub(out.fetched);
-            for over in wanted.split_off(room.min(wanted.len())) {
-                out.states.insert(over, State::Missing(Reason::Budget));
-            }
-            let finished = self.fetch_level(wanted, deadline, &mut out).await;
-            if !finished {
-                break;
-            }
-            let mut next = Vec::new();
-            for (did, remaining) in level {
-                if remaining == 0 || !expanded.insert(did.clone()) {
-                    continue;
-                }
-                if let Some(State::Found(found)) = out.states.get(&did) {
-                    for_each_reference(&found.record.data, &options.fields, |reference| {
-                        if let Ok(child) = Did::parse(reference) {
-                            next.push((child, remaining - 1));
-                        }
-                    });
-                }
-            }
-            level = next;
-        }
-        out
-    }
-
-    /// Fetches one level concurrently. Returns false when the deadline came first: whatever had
-    /// not arrived is marked `timeout`, and no deeper level is fetched.
-    async fn fetch_level(&self, wanted: Vec<Did>, deadline: Instant, out: &mut Gathered) -> bool {
-        let pending: Vec<Did> = wanted.clone();
-        let mut arrivals = stream::iter(wanted)
-            .map(|did| self.fetch_one(did))
-            .buffer_unordered(self.config.concurrency);
-        let timer = actix_web::rt::time::sleep_until(deadline.into());
-        futures::pin_mut!(timer);
-        loop {
-            match futures::future::select(arrivals.next(), timer.as_mut()).await {
-                futures::future::Either::Left((Some((did, state, cost)), _)) => {
-                    out.fetched += usize::from(cost != Cost::NotAsked);
-                    out.from_cache += usize::from(cost == Cost::Cached);
-                    out.states.insert(did, state);
-                }
-                futures::future::Either::Left((None, _)) => return true,
-                futures::future::Either::Right(_) => {
-                    for did in pending {
-                        out.states
-                            .entry(did)
-                            .or_insert(State::Missing(Reason::Timeout));
-                    }
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// One DID: the shared record cache first, then the fetcher.
-    async fn fetch_one(&self, did: Did) -> (Did, State, Cost) {
-        if matches!(did, Did::Other(_)) && self.config.oip_api.is_none() {
-            return (did, State::Missing(Reason::Unsupported), Cost::NotAsked);
-        }
-        if let Some(found) = self.records.get(&did) {
-            return (did, State::Found(found), Cost::Cached);
-        }
-        let (state, cost) = match self.fetcher.send(Fetch(did.clone())).await {
-            Ok(Ok(fetched)) => {
-                let cost = if fetched.source == CacheSource::Miss {
-                    Cost::Upstream
-                } else {
-                    Cost::Cached
-                };
-                let state = match fetched.lookup {
-                    Lookup::Found(found) => State::Found(found),
-                    Lookup::NotFound => State::Missing(Reason::NotFound),
-                };
-                (state, cost)
-            }
-            Ok(Err(e)) => (State::Failed(e), Cost::Upstream),
-            Err(_) => (State::Failed(FetchError::Cancelled), Cost::Upstream),
-        };
-        (did, state, cost)
-    }
-}
-
-/// A reference: a string that starts with `did:` (as a field's value, or an element of one).
-fn as_reference(value: &Value) -> Option<&str> {
-    value.as_str().filter(|s| s.starts_with("did:"))
-}
-
-/// Calls `f` with every reference in the selected fields of `data`.
-fn for_each_reference(data: &Map<String, Value>, fields: &FieldFilter, mut f: impl FnMut(&str)) {
-    for (category, value) in data {
-        let Value::Object(entries) = value else {
-            continue;
-        };
-        for (key, value) in entries {
-            if !fields.selects(category, key) {
-                continue;
-            }
-            match value {
-                Value::Array(items) => items.iter().filter_map(as_reference).for_each(&mut f),
-                other => as_reference(other).into_iter().for_each(&mut f),
-            }
-        }
-    }
-}
+use super::{as_reference, Options, Reason, Resolution, ResolveError, State, Summary, Unresolved};
+use crate::{did::Did, gun::FetchError, gun::FoundRecord};
 
 /// Builds the answer from what was gathered, writing JSON straight into one buffer: going
 /// through `serde_json::Value` would copy every record twice more and dominated the CPU profile.
-fn assemble(
+pub(super) fn assemble(
     roots: &[Did],
     options: &Options,
     states: &HashMap<Did, State>,
@@ -459,43 +125,51 @@ impl<'a> Assembler<'a> {
         self.out.push(b'}');
     }
 
+    /// `data` with the references of its selected fields resolved.
     fn data(&mut self, data: &'a Map<String, Value>, remaining: u32, path: &mut Vec<Did>) {
+        self.object(data, |asm, category, value| match value {
+            Value::Object(fields) => asm.object(fields, |asm, key, value| {
+                if asm.options.fields.selects(category, key) {
+                    asm.field(value, remaining, path);
+                } else {
+                    asm.value(value);
+                }
+            }),
+            other => asm.value(other),
+        });
+    }
+
+    /// Writes `map` as an object, each value written by `entry`.
+    fn object<'m>(
+        &mut self,
+        map: &'m Map<String, Value>,
+        mut entry: impl FnMut(&mut Self, &'m str, &'m Value),
+    ) {
         self.out.push(b'{');
-        for (i, (category, value)) in data.iter().enumerate() {
+        for (i, (key, value)) in map.iter().enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
-            self.value(category);
+            self.value(key);
             self.out.push(b':');
-            let Value::Object(entries) = value else {
-                self.value(value);
-                continue;
-            };
-            self.out.push(b'{');
-            for (j, (key, value)) in entries.iter().enumerate() {
-                if j > 0 {
-                    self.out.push(b',');
-                }
-                self.value(key);
-                self.out.push(b':');
-                match value {
-                    _ if !self.options.fields.selects(category, key) => self.value(value),
-                    Value::Array(items) => {
-                        self.out.push(b'[');
-                        for (k, item) in items.iter().enumerate() {
-                            if k > 0 {
-                                self.out.push(b',');
-                            }
-                            self.item(item, remaining, path);
-                        }
-                        self.out.push(b']');
-                    }
-                    other => self.item(other, remaining, path),
-                }
-            }
-            self.out.push(b'}');
+            entry(self, key, value);
         }
         self.out.push(b'}');
+    }
+
+    /// A selected field: a reference, or an array whose references are resolved one by one.
+    fn field(&mut self, value: &Value, remaining: u32, path: &mut Vec<Did>) {
+        let Value::Array(items) = value else {
+            return self.item(value, remaining, path);
+        };
+        self.out.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.item(item, remaining, path);
+        }
+        self.out.push(b']');
     }
 
     /// A field's value or an array element: resolved when it is a reference, else as stored.
@@ -573,10 +247,30 @@ impl<'a> Assembler<'a> {
     }
 }
 
+impl Resolution {
+    /// The response body: the records, how many there are, and the resolution summary. The
+    /// records are already serialised; the envelope is written around them.
+    pub fn into_body(self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.records.len() + 512);
+        body.extend_from_slice(b"{\"records\":");
+        body.extend_from_slice(&self.records);
+        body.extend_from_slice(b",\"searchResults\":");
+        body.extend_from_slice(self.count.to_string().as_bytes());
+        body.extend_from_slice(b",\"resolution\":");
+        serde_json::to_writer(&mut body, &self.summary).expect("writing JSON to a Vec cannot fail");
+        body.push(b'}');
+        body
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+
     use serde_json::json;
+
+    use super::*;
+    use crate::resolver::FieldFilter;
 
     /// The records of an answer, parsed back.
     fn parsed(r: &Resolution) -> Vec<Value> {
@@ -807,28 +501,5 @@ mod tests {
             assemble(&[gun("nope"), gun("nope")], &opts(0), &states, 10),
             Err(ResolveError::NotFound(d)) if d == "did:gun:nope"
         ));
-    }
-
-    #[test]
-    fn field_names_match_without_allocating_the_same_way() {
-        assert!(dotted_prefix("a.b", &["a", "b"]));
-        assert!(dotted_prefix("a", &["a", "b"]));
-        assert!(dotted_prefix("data.a", &["data", "a", "b"]));
-        assert!(!dotted_prefix("a.", &["a", "b"]));
-        assert!(!dotted_prefix("a.bc", &["a", "b"]));
-        assert!(!dotted_prefix("ab", &["a", "b"]));
-        assert!(!dotted_prefix("a.b.c", &["a", "b"]));
-        // A key holding a dot still matches by prefix, as a plain string comparison would.
-        assert!(dotted_prefix("c.a", &["c", "a.b"]));
-    }
-
-    #[test]
-    fn references_are_found_in_strings_and_arrays_of_selected_fields() {
-        let data = json!({"a": {"x": "did:gun:1", "y": ["did:gun:2", 3, "plain"], "z": "no"}, "b": "did:gun:9"});
-        let mut seen = Vec::new();
-        for_each_reference(data.as_object().unwrap(), &FieldFilter::default(), |r| {
-            seen.push(r.to_string())
-        });
-        assert_eq!(seen, ["did:gun:1", "did:gun:2"]);
     }
 }

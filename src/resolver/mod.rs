@@ -1,0 +1,243 @@
+//! `Resolver`: a record together with the records it references, to a chosen depth.
+//!
+//! Resolution runs in two phases. **Gather** (`walk`) walks the reference graph level by level:
+//! every reference found at one level is fetched concurrently (bounded by `resolver.concurrency`),
+//! each distinct DID once per request, so a depth-N answer costs N + 1 relay round trips in time.
+//! **Assemble** (`assembler`) then writes the answer from what arrived, applying the depth,
+//! names-only, field and cycle rules; it is pure, so those rules are unit-tested without a relay.
+//!
+//! One `Resolver` runs on every HTTP worker: assembling is CPU work, and it spreads over the
+//! cores that way. Found records are read from the shared record cache first, so a warm
+//! resolution sends no message to the fetcher at all.
+
+mod assembler;
+mod walk;
+
+use std::{
+    rc::Rc,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{
+    config::ResolverConfig,
+    did::Did,
+    gun::{fetcher::Reader, FetchError, FoundRecord},
+    metrics::Metrics,
+};
+use walk::Walk;
+
+/// Why a reference stayed a DID string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    NotFound,
+    Unsupported,
+    Error,
+    Timeout,
+    Budget,
+}
+
+/// Which fields' references are resolved (`resolveFieldNames`); `None` means all of them.
+#[derive(Debug, Clone, Default)]
+pub struct FieldFilter(Option<Vec<String>>);
+
+impl FieldFilter {
+    pub fn only(entries: Vec<String>) -> Self {
+        Self(Some(entries))
+    }
+
+    /// An entry selects field `c.k` when it equals `c.k` or `data.c.k`, or is a dotted prefix of
+    /// either (`workout` selects the whole category, `data` everything).
+    pub fn selects(&self, category: &str, key: &str) -> bool {
+        let Some(entries) = &self.0 else {
+            return true;
+        };
+        entries.iter().any(|e| {
+            dotted_prefix(e, &[category, key]) || dotted_prefix(e, &["data", category, key])
+        })
+    }
+}
+
+/// Whether `entry` equals `parts` joined with dots, or is a prefix of that ending at a dot.
+/// Called for every field of every record while resolving: it compares without building the
+/// joined name.
+fn dotted_prefix(entry: &str, parts: &[&str]) -> bool {
+    let mut joined = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| (if i == 0 { "" } else { "." }).bytes().chain(p.bytes()));
+    entry.bytes().all(|b| joined.next() == Some(b)) && matches!(joined.next(), None | Some(b'.'))
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub depth: u32,
+    pub names_only: bool,
+    pub fields: FieldFilter,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Resolution, ResolveError>")]
+pub struct Resolve {
+    pub dids: Vec<Did>,
+    pub options: Options,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Unresolved {
+    pub did: String,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub depth: u32,
+    pub fetched: usize,
+    pub from_cache: usize,
+    pub unresolved: Vec<Unresolved>,
+    pub circular: usize,
+    pub elapsed_ms: u64,
+}
+
+/// A resolved answer: `Resolution::into_body` writes it as the response body.
+#[derive(Debug)]
+pub struct Resolution {
+    /// The records, already serialised as one JSON array.
+    records: Vec<u8>,
+    /// How many records the array holds.
+    count: usize,
+    summary: Summary,
+}
+
+/// No root could be returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no record found for {0}")]
+    NotFound(String),
+    #[error("{0} uses a DID method this server cannot fetch (set resolver.oip_api)")]
+    Unsupported(String),
+    #[error("resolving {0} would exceed resolver.max_records")]
+    Budget(String),
+    #[error("{1} (while fetching {0})")]
+    Upstream(String, FetchError),
+}
+
+/// What the gather phase learnt about one DID.
+#[derive(Debug, Clone)]
+enum State {
+    Found(Arc<FoundRecord>),
+    Missing(Reason),
+    Failed(FetchError),
+}
+
+impl State {
+    fn reason(&self) -> Option<Reason> {
+        match self {
+            State::Found(_) => None,
+            State::Missing(r) => Some(*r),
+            State::Failed(FetchError::Timeout) => Some(Reason::Timeout),
+            State::Failed(FetchError::Unsupported) => Some(Reason::Unsupported),
+            State::Failed(_) => Some(Reason::Error),
+        }
+    }
+}
+
+pub struct Resolver {
+    walk: Rc<Walk>,
+    metrics: Arc<Metrics>,
+}
+
+impl Resolver {
+    pub fn new(reader: Reader, config: ResolverConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            walk: Rc::new(Walk { reader, config }),
+            metrics,
+        }
+    }
+}
+
+impl Actor for Resolver {
+    type Context = Context<Self>;
+}
+
+impl Handler<Resolve> for Resolver {
+    type Result = ResponseFuture<Result<Resolution, ResolveError>>;
+
+    fn handle(&mut self, msg: Resolve, _: &mut Self::Context) -> Self::Result {
+        self.metrics.resolve_requested();
+        let started = Instant::now();
+        let walk = self.walk.clone();
+        let deadline = started + Duration::from_millis(walk.config.deadline_ms);
+        Box::pin(async move {
+            let gathered = walk.gather(&msg.dids, &msg.options, deadline).await;
+            let mut resolution = assembler::assemble(
+                &msg.dids,
+                &msg.options,
+                &gathered.states,
+                walk.config.max_records,
+            )?;
+            resolution.summary.fetched = gathered.fetched;
+            resolution.summary.from_cache = gathered.from_cache;
+            resolution.summary.elapsed_ms = started.elapsed().as_millis() as u64;
+            Ok(resolution)
+        })
+    }
+}
+
+/// A reference: a string that starts with `did:` (as a field's value, or an element of one).
+fn as_reference(value: &Value) -> Option<&str> {
+    value.as_str().filter(|s| s.starts_with("did:"))
+}
+
+/// Calls `f` with every reference in the selected fields of `data`.
+fn for_each_reference(data: &Map<String, Value>, fields: &FieldFilter, mut f: impl FnMut(&str)) {
+    for (category, value) in data {
+        let Value::Object(entries) = value else {
+            continue;
+        };
+        for (key, value) in entries {
+            if !fields.selects(category, key) {
+                continue;
+            }
+            match value {
+                Value::Array(items) => items.iter().filter_map(as_reference).for_each(&mut f),
+                other => as_reference(other).into_iter().for_each(&mut f),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn field_names_match_without_allocating_the_same_way() {
+        assert!(dotted_prefix("a.b", &["a", "b"]));
+        assert!(dotted_prefix("a", &["a", "b"]));
+        assert!(dotted_prefix("data.a", &["data", "a", "b"]));
+        assert!(!dotted_prefix("a.", &["a", "b"]));
+        assert!(!dotted_prefix("a.bc", &["a", "b"]));
+        assert!(!dotted_prefix("ab", &["a", "b"]));
+        assert!(!dotted_prefix("a.b.c", &["a", "b"]));
+        // A key holding a dot still matches by prefix, as a plain string comparison would.
+        assert!(dotted_prefix("c.a", &["c", "a.b"]));
+    }
+
+    #[test]
+    fn references_are_found_in_strings_and_arrays_of_selected_fields() {
+        let data = json!({"a": {"x": "did:gun:1", "y": ["did:gun:2", 3, "plain"], "z": "no"}, "b": "did:gun:9"});
+        let mut seen = Vec::new();
+        for_each_reference(data.as_object().unwrap(), &FieldFilter::default(), |r| {
+            seen.push(r.to_string())
+        });
+        assert_eq!(seen, ["did:gun:1", "did:gun:2"]);
+    }
+}
