@@ -18,8 +18,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{env_u64, rss_kb, MockRelay, Service};
+use common::{env_u64, relay_config, rss_kb, test_config, ConfigExt, MockRelay, Served, Service};
 use futures::StreamExt;
+use oip_resolver::config::Config;
 use serde_json::{json, Value};
 
 struct Settings {
@@ -236,14 +237,17 @@ fn row(workload: &str, load: &Load, upstream: u64, rss: (f64, f64, f64), notes: 
     }
 }
 
-fn relay_service(relay: &MockRelay, extra: &str) -> Service {
-    Service::start(&format!(
-        "server: {{ bind: \"127.0.0.1:0\" }}\n\
-         gun: {{ source: relay, relay_url: \"{}\" }}\n\
-         negative_cache: {{ log_every: 100000 }}\n\
-         log: {{ access: false }}\n{extra}",
-        relay.url()
-    ))
+/// The service as an operator runs it (one worker per core, default backoff) against `relay`,
+/// with `change` applied.
+fn relay_service(relay: &MockRelay, change: impl FnOnce(&mut Config)) -> Service {
+    let defaults = Config::default();
+    Service::start(&relay_config(&relay.url()).with(|c| {
+        c.server.workers = 0;
+        c.gun.backoff_base_ms = defaults.gun.backoff_base_ms;
+        c.gun.backoff_max_ms = defaults.gun.backoff_max_ms;
+        c.negative_cache.log_every = 100_000;
+        change(c);
+    }))
 }
 
 /// The old service's failure case: one workout whose 56 references are all missing, read again
@@ -266,7 +270,7 @@ fn missing_references(s: &Settings) -> Row {
             json!({"recordType": "workout"}),
         ),
     );
-    let service = relay_service(&relay, "");
+    let service = relay_service(&relay, |_| {});
     let mut souls = vec![workout.to_string()];
     souls.extend(refs);
     let base = service.url("/gun-relay/get?soul=");
@@ -360,10 +364,10 @@ fn resolution(s: &Settings, cache_on: bool, clients: usize, workouts: usize) -> 
     let rtt = relay_round_trip_ms(&relay);
     let ttl = if cache_on { 300 } else { 0 };
     // 60 equipment records sit on one level: let them all be in flight together.
-    let service = relay_service(
-        &relay,
-        &format!("record_cache: {{ ttl_secs: {ttl} }}\nresolver: {{ concurrency: 64 }}\n"),
-    );
+    let service = relay_service(&relay, |c| {
+        c.record_cache.ttl_secs = ttl;
+        c.resolver.concurrency = 64;
+    });
     let base = service.url("/api/records?resolveDepth=2&did=did:gun:bench:w");
     let url = move |n: u64| format!("{base}{}", n % workouts as u64);
     if cache_on {
@@ -506,11 +510,10 @@ fn media(s: &Settings) -> Vec<Row> {
         let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         std::fs::write(root.join(id).join("original"), content).unwrap();
     }
-    let service = Service::start(&format!(
-        "server: {{ bind: \"127.0.0.1:0\" }}\ngun: {{ file: {} }}\nmedia: {{ root: {} }}\nlog: {{ access: false }}\n",
-        common::repo_path("data/demo/records.json").display(),
-        root.display()
-    ));
+    let service = Service::start(&test_config().with(|c| {
+        c.server.workers = 0;
+        c.media.root = root.clone();
+    }));
     let nginx = Nginx::start(&root);
     let mut rows = Vec::new();
     for (id, len) in sizes {

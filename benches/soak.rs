@@ -22,7 +22,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{env_u64, open_fds, rss_kb, sample_value, MockRelay, Mode, Service};
+use common::{
+    env_u64, open_fds, relay_config, rss_kb, sample_value, ConfigExt, MockRelay, Mode, Service,
+};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -204,17 +206,22 @@ fn main() {
     std::fs::write(media.join("small/original"), vec![7u8; 200_000]).unwrap();
     std::fs::create_dir_all(media.join("big")).unwrap();
     std::fs::write(media.join("big/original"), vec![9u8; 4 << 20]).unwrap();
-    let service = Service::start(&format!(
-        "server: {{ bind: \"127.0.0.1:0\" }}\n\
-         gun: {{ source: relay, relay_url: \"{}\", request_timeout_ms: 300, max_attempts: 2, backoff_base_ms: 10, backoff_max_ms: 50, breaker_failures: 100000 }}\n\
-         negative_cache: {{ ttl_secs: 30, sweep_interval_secs: 10, capacity: 1000, log_every: 100000 }}\n\
-         record_cache: {{ ttl_secs: 5 }}\n\
-         media: {{ root: {}, stall_timeout_secs: 2 }}\n\
-         memory_monitor: {{ interval_secs: 60 }}\n\
-         log: {{ access: false }}\n",
-        relay.url(),
-        media.display()
-    ));
+    let service = Service::start(&relay_config(&relay.url()).with(|c| {
+        c.server.workers = 0;
+        c.gun.request_timeout_ms = 300;
+        c.gun.max_attempts = 2;
+        c.gun.backoff_base_ms = 10;
+        c.gun.backoff_max_ms = 50;
+        c.gun.breaker_failures = 100_000;
+        c.negative_cache.ttl_secs = 30;
+        c.negative_cache.sweep_interval_secs = 10;
+        c.negative_cache.capacity = 1000;
+        c.negative_cache.log_every = 100_000;
+        c.record_cache.ttl_secs = 5;
+        c.media.root = media.clone();
+        c.media.stall_timeout_secs = 2;
+        c.memory_monitor.interval_secs = 60;
+    }));
     eprintln!(
         "soak: {secs} s at {concurrency} clients (warm-up {} s), service pid {}",
         warmup.as_secs(),

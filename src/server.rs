@@ -178,7 +178,16 @@ where
                 .keep_alive(KeepAlive::Timeout(settings.keep_alive))
                 .client_request_timeout(settings.request_head_timeout)
                 .local_addr(local)
-                .graceful_shutdown_signal(move || stopping.clone().map(|_| ()))
+                // Only a sent signal means shutdown: a dropped sender (no signal handling, as
+                // in the in-process tests) must not close every connection at once.
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move {
+                        if stopping.await.is_err() {
+                            futures::future::pending::<()>().await;
+                        }
+                    }
+                })
                 // The app learns its real address (for `ConnectionInfo` of requests without a
                 // Host header). actix-web keeps `AppConfig::new` crate-private; this is the same
                 // constructor under the name actix-test uses, and Cargo.lock pins the version.

@@ -8,20 +8,23 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures::future::join_all;
+use oip_resolver::config::Config;
 use serde_json::json;
 
 const SOUL: &str = "a1b2c3d4e5f6:some-record";
 
-fn fault_config(relay_url: &str) -> String {
-    relay_config(
-        relay_url,
-        "  request_timeout_ms: 400\n  max_attempts: 2\n  breaker_failures: 1000\n  max_response_bytes: 65536\n",
-        "negative_cache: { log_every: 100000 }\n",
-    )
+fn fault_config(relay_url: &str) -> Config {
+    relay_config(relay_url).with(|c| {
+        c.gun.request_timeout_ms = 400;
+        c.gun.max_attempts = 2;
+        c.gun.breaker_failures = 1000;
+        c.gun.max_response_bytes = 65536;
+        c.negative_cache.log_every = 100_000;
+    })
 }
 
 /// Sends `n` concurrent asks for distinct souls and returns the statuses and the slowest answer.
-async fn round(service: &Service, n: usize, tag: usize) -> (Vec<u16>, Duration) {
+async fn round(service: &impl Served, n: usize, tag: usize) -> (Vec<u16>, Duration) {
     let started = Instant::now();
     let replies = join_all(
         (0..n).map(|i| get(service.url(&format!("/gun-relay/get?soul={SOUL}-{tag}-{i}")))),
@@ -173,7 +176,7 @@ async fn a_resolution_returns_what_worked_and_lists_what_did_not() {
     relay.set_soul_mode("a1b2c3d4e5f6:ex-hang", Mode::Hang);
     relay.set_soul_mode("a1b2c3d4e5f6:ex-server-error", Mode::Status(500));
     relay.set_soul_mode("a1b2c3d4e5f6:ex-huge", Mode::Huge(200_000));
-    let service = Service::start(&fault_config(&relay.url()));
+    let service = TestApp::start(fault_config(&relay.url()));
     let started = Instant::now();
     let r = get(service.url("/api/records?did=did:gun:a1b2c3d4e5f6:w&resolveDepth=1")).await;
     assert!(started.elapsed() < Duration::from_secs(3));

@@ -101,7 +101,7 @@ async fn a_workout_graph_round_trips_through_a_real_gun_relay() {
     let Some(relay) = start_gun_relay() else {
         return;
     };
-    let service = Service::start(&relay_config(&relay.url, "", ""));
+    let service = Service::start(&relay_config(&relay.url));
     let did = |local: &str| format!("did:gun:{P}:{local}");
 
     put(

@@ -15,20 +15,6 @@ struct Case {
     request: Vec<u8>,
 }
 
-fn req(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut r = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        r.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() {
-        r.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    r.push_str("\r\n");
-    let mut bytes = r.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
     let mut add = |label: &str, request: Vec<u8>| {
@@ -56,7 +42,7 @@ fn cases() -> Vec<Case> {
     ] {
         add(
             &format!("get: {name}"),
-            req("GET", &format!("/gun-relay/get?{q}"), &[], b""),
+            request_bytes("GET", &format!("/gun-relay/get?{q}"), &[], b""),
         );
     }
     for (name, q) in [
@@ -91,7 +77,7 @@ fn cases() -> Vec<Case> {
     ] {
         add(
             &format!("records: {name}"),
-            req("GET", &format!("/api/records?{q}"), &[], b""),
+            request_bytes("GET", &format!("/api/records?{q}"), &[], b""),
         );
     }
     // Bodies: not JSON, wrong shape, too large, wrong content type.
@@ -131,7 +117,7 @@ fn cases() -> Vec<Case> {
     ] {
         add(
             &format!("put: {name}"),
-            req("POST", "/gun-relay/put", headers, &body),
+            request_bytes("POST", "/gun-relay/put", headers, &body),
         );
     }
     // Wrong methods, everywhere.
@@ -147,16 +133,19 @@ fn cases() -> Vec<Case> {
         ("DELETE", "/metrics"),
         ("BREW", "/api/records"),
     ] {
-        add(&format!("{method} {path}"), req(method, path, &[], b""));
+        add(
+            &format!("{method} {path}"),
+            request_bytes(method, path, &[], b""),
+        );
     }
     // Admin without, or with a wrong, token.
     add(
         "admin: anonymous",
-        req("DELETE", "/api/cache/negative/a:1", &[], b""),
+        request_bytes("DELETE", "/api/cache/negative/a:1", &[], b""),
     );
     add(
         "admin: wrong token",
-        req(
+        request_bytes(
             "DELETE",
             "/api/cache/negative/a:1",
             &[("Authorization", "Bearer nope")],
@@ -165,7 +154,7 @@ fn cases() -> Vec<Case> {
     );
     add(
         "admin: basic auth",
-        req(
+        request_bytes(
             "DELETE",
             "/api/cache/negative/a:1",
             &[("Authorization", "Basic YWRtaW46YWRtaW4=")],
@@ -183,11 +172,14 @@ fn cases() -> Vec<Case> {
         "/media",
         "/api/media/nothing/info",
     ] {
-        add(&format!("media {target}"), req("GET", target, &[], b""));
+        add(
+            &format!("media {target}"),
+            request_bytes("GET", target, &[], b""),
+        );
     }
     add(
         "media: unsatisfiable range",
-        req(
+        request_bytes(
             "GET",
             "/api/media/clip",
             &[("Range", "bytes=999999999-")],
@@ -196,7 +188,7 @@ fn cases() -> Vec<Case> {
     );
     add(
         "media: garbage token on private",
-        req(
+        request_bytes(
             "GET",
             "/api/media/private",
             &[("Authorization", "Bearer \u{1}\u{2}")],
@@ -211,14 +203,17 @@ fn cases() -> Vec<Case> {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    add("120 headers", req("GET", "/health", &header_refs, b""));
+    add(
+        "120 headers",
+        request_bytes("GET", "/health", &header_refs, b""),
+    );
     add(
         "raw bytes in the URL",
         b"GET /health?\xff=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec(),
     );
     add(
         "100 KB request line",
-        req(
+        request_bytes(
             "GET",
             &format!("/gun-relay/get?soul={}", "a".repeat(100_000)),
             &[],
@@ -242,14 +237,11 @@ fn every_hostile_request_gets_a_4xx_and_reaches_no_relay() {
         r#"{"accessLevel":"private","userPublicKey":"k"}"#,
     )
     .unwrap();
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        &format!(
-            "media: {{ root: {} }}\nauth: {{ jwt_secret: s, admin_token: the-token }}\n",
-            media.display()
-        ),
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.media.root = media;
+        c.auth.jwt_secret = Some("s".into());
+        c.auth.admin_token = Some("the-token".into());
+    }));
     let mut failures = Vec::new();
     let cases = cases();
     for case in &cases {

@@ -1,5 +1,6 @@
-//! Media routes against the real binary: every range form and status, access rules, traversal
-//! attempts, and the promise that no client behaviour leaks a file handle.
+//! Media routes: every range form and status, access rules, traversal attempts (in process), and
+//! the promise that no client behaviour leaks a file handle (against the binary, whose
+//! descriptors are its own).
 //!
 //! Requests are written by hand on fresh connections (`Connection: close`), so that paths reach
 //! the server exactly as typed and no pooled connection skews the descriptor counts.
@@ -7,15 +8,16 @@
 mod common;
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    io::Read,
+    net::SocketAddr,
     path::Path,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use common::{open_fds, raw_request, Service};
+use common::{open_fds, open_get, raw_request, test_config, ConfigExt, Served, Service, TestApp};
 use hmac::{Hmac, Mac};
+use oip_resolver::config::Config;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -23,8 +25,8 @@ const SECRET: &str = "test-secret";
 const OWNER: &str = "02owner";
 const OUTSIDE_SECRET: &str = "TOP-SECRET-OUTSIDE-THE-ROOT";
 
-fn get(service: &Service, target: &str, headers: &[(&str, &str)]) -> common::Raw {
-    raw_request(service.addr, "GET", target, headers)
+fn get(service: &impl Served, target: &str, headers: &[(&str, &str)]) -> common::Raw {
+    raw_request(service.addr(), "GET", target, headers)
 }
 
 fn token(claims: Value, secret: &str) -> String {
@@ -111,34 +113,39 @@ impl Fixture {
         Self { dir }
     }
 
-    fn config(&self, extra: &str) -> String {
+    /// The fixture's folders as the media roots, without a JWT secret.
+    fn config(&self) -> Config {
         let root = self.dir.path().join("media");
-        format!(
-            "server: {{ bind: \"127.0.0.1:0\", workers: 2 }}\n\
-             gun: {{ file: {} }}\n\
-             media: {{ root: {}, legacy_root: {}, cache_control: \"public, max-age=60\"{extra} }}\n\
-             log: {{ access: false }}\n",
-            common::repo_path("data/demo/records.json").display(),
-            root.display(),
-            root.join("web").display(),
-        )
+        test_config().with(|c| {
+            c.media.legacy_root = root.join("web");
+            c.media.root = root;
+            c.media.cache_control = "public, max-age=60".into();
+        })
     }
 
+    fn with_secret(&self) -> Config {
+        self.config()
+            .with(|c| c.auth.jwt_secret = Some(SECRET.into()))
+    }
+
+    fn app(&self) -> TestApp {
+        TestApp::start(self.with_secret())
+    }
+
+    /// The binary, for what is counted per process (descriptors) or read from its log.
     fn service(&self) -> Service {
-        let mut yaml = self.config("");
-        yaml.push_str(&format!("auth: {{ jwt_secret: {SECRET} }}\n"));
-        Service::start(&yaml)
+        Service::start(&self.with_secret())
     }
 }
 
-fn metric(service: &Service, name: &str) -> f64 {
-    common::scrape(service.addr, name).unwrap_or_else(|| panic!("no sample {name}"))
+fn metric(service: &impl Served, name: &str) -> f64 {
+    common::scrape(service.addr(), name).unwrap_or_else(|| panic!("no sample {name}"))
 }
 
 #[test]
 fn every_range_form() {
     let fx = Fixture::new();
-    let service = fx.service();
+    let service = fx.app();
     let len = 1_000_000u64;
     let slice = |a: u64, b: u64| (a..=b).map(pattern).collect::<Vec<u8>>();
 
@@ -203,7 +210,7 @@ fn every_range_form() {
 #[test]
 fn several_ranges_make_a_multipart_answer() {
     let fx = Fixture::new();
-    let service = fx.service();
+    let service = fx.app();
     let r = get(
         &service,
         "/api/media/clip",
@@ -262,7 +269,7 @@ fn split<'a>(haystack: &'a [u8], needle: &[u8]) -> Vec<&'a [u8]> {
 #[test]
 fn validators_conditionals_and_head() {
     let fx = Fixture::new();
-    let service = fx.service();
+    let service = fx.app();
     let first = get(&service, "/api/media/clip", &[]);
     let etag = first.header("etag").unwrap().to_string();
     let last_modified = first.header("last-modified").unwrap().to_string();
@@ -350,7 +357,7 @@ fn validators_conditionals_and_head() {
 #[test]
 fn content_type_and_no_compression() {
     let fx = Fixture::new();
-    let service = fx.service();
+    let service = fx.app();
     let gz = [("Accept-Encoding", "gzip, br")];
     let song = get(&service, "/api/media/song", &gz);
     assert_eq!(song.header("content-type"), Some("audio/mpeg"));
@@ -381,7 +388,7 @@ fn content_type_and_no_compression() {
 #[test]
 fn private_media_needs_the_owners_token() {
     let fx = Fixture::new();
-    let service = fx.service();
+    let service = fx.app();
     let owner = token(json!({"publicKey": OWNER, "exp": in_an_hour()}), SECRET);
     let publisher = token(json!({"publisherPubKey": OWNER}), SECRET);
     let stranger = token(
@@ -460,7 +467,7 @@ fn private_media_needs_the_owners_token() {
 #[test]
 fn without_a_secret_private_media_is_never_served() {
     let fx = Fixture::new();
-    let service = Service::start(&fx.config(""));
+    let service = Service::start(&fx.config());
     let warning = service
         .wait_for_line("private media will not be served", Duration::from_secs(2))
         .expect("a start-up warning");
@@ -479,7 +486,7 @@ fn without_a_secret_private_media_is_never_served() {
 #[test]
 fn traversal_attempts_are_refused() {
     let fx = Fixture::new();
-    let service = fx.service();
+    let service = fx.app();
     let tmp = fx.dir.path().display().to_string();
     let attempts = [
         "/api/media/..",
@@ -526,9 +533,7 @@ fn traversal_attempts_are_refused() {
 
 /// Opens a stream, reads its head and a little of the body, and goes away.
 fn abort_mid_body(addr: SocketAddr, target: &str) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
-        .unwrap();
+    let mut s = open_get(addr, target);
     let mut buf = [0u8; 32 * 1024];
     let mut got = 0;
     while got < 16 * 1024 {
@@ -576,7 +581,7 @@ fn disconnects_mid_body_leak_nothing() {
 #[test]
 fn streams_report_how_they_ended_and_what_they_sent() {
     let fx = Fixture::new();
-    let service = fx.service();
+    let service = fx.app();
     assert_eq!(get(&service, "/api/media/clip", &[]).body.len(), 1_000_000);
     assert_eq!(
         get(&service, "/api/media/clip", &[("Range", "bytes=0-1")])
@@ -597,9 +602,7 @@ fn streams_report_how_they_ended_and_what_they_sent() {
 
     // A file that shrinks while it is being sent ends its stream in error, and the connection
     // is closed short rather than padded.
-    let mut s = TcpStream::connect(service.addr).unwrap();
-    s.write_all(b"GET /api/media/big HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    let mut s = open_get(service.addr, "/api/media/big");
     let mut buf = vec![0u8; 4096];
     let _ = s.read(&mut buf).unwrap();
     std::fs::File::options()
@@ -628,12 +631,8 @@ fn streams_report_how_they_ended_and_what_they_sent() {
 #[test]
 fn a_stalled_reader_is_cut_off() {
     let fx = Fixture::new();
-    let mut yaml = fx.config(", stall_timeout_secs: 1");
-    yaml.push_str(&format!("auth: {{ jwt_secret: {SECRET} }}\n"));
-    let service = Service::start(&yaml);
-    let mut s = TcpStream::connect(service.addr).unwrap();
-    s.write_all(b"GET /api/media/big HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    let service = Service::start(&fx.with_secret().with(|c| c.media.stall_timeout_secs = 1));
+    let mut s = open_get(service.addr, "/api/media/big");
     let mut buf = vec![0u8; 64 * 1024];
     let _ = s.read(&mut buf).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -680,7 +679,7 @@ fn a_stalled_reader_is_cut_off() {
 #[test]
 fn bad_media_input_is_a_json_400() {
     let fx = Fixture::new();
-    let service = fx.service();
+    let service = fx.app();
     let r = get(&service, "/media", &[]);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["code"], "missing_parameter");

@@ -4,23 +4,25 @@
 mod common;
 
 use std::{
-    io::{Read, Write},
+    io::Read,
     net::TcpStream,
     time::{Duration, Instant},
 };
 
 use common::*;
+use oip_resolver::config::Config;
 
-fn demo_yaml(extra: &str) -> String {
-    format!(
-        "server: {{ bind: \"127.0.0.1:0\", workers: 1, shutdown_timeout_secs: 10 }}\n\
-         gun: {{ file: {} }}\n{extra}",
-        repo_path("data/demo/records.json").display()
-    )
+/// The demo source with one worker and a 10 s drain.
+fn demo() -> Config {
+    test_config().with(|c| {
+        c.server.workers = 1;
+        c.server.shutdown_timeout_secs = 10;
+        c.log.access = true;
+    })
 }
 
-/// A folder with one media file of `len` bytes, and the `media:` line that serves it.
-fn media_dir(len: u64) -> (tempfile::TempDir, String) {
+/// `demo` serving a folder with one media file, `big`, of `len` bytes.
+fn with_media(len: u64) -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("media/big");
     std::fs::create_dir_all(&clip).unwrap();
@@ -28,11 +30,8 @@ fn media_dir(len: u64) -> (tempfile::TempDir, String) {
         .unwrap()
         .set_len(len)
         .unwrap();
-    let line = format!(
-        "media: {{ root: {} }}\n",
-        dir.path().join("media").display()
-    );
-    (dir, line)
+    let config = demo().with(|c| c.media.root = dir.path().join("media"));
+    (dir, config)
 }
 
 fn number_after(line: &str, label: &str) -> u64 {
@@ -50,9 +49,10 @@ fn number_after(line: &str, label: &str) -> u64 {
 
 #[actix_web::test]
 async fn the_memory_monitor_reports_plausible_figures() {
-    let service = Service::start(&demo_yaml(
-        "memory_monitor: { interval_secs: 1 }\nlog: { access: false }\n",
-    ));
+    let service = Service::start(&demo().with(|c| {
+        c.memory_monitor.interval_secs = 1;
+        c.log.access = false;
+    }));
     assert_eq!(
         get(service.url("/gun-relay/get?soul=f3a9c2e1b7d4:nothing"))
             .await
@@ -82,9 +82,11 @@ async fn the_memory_monitor_reports_plausible_figures() {
 
 #[actix_web::test]
 async fn thresholds_below_the_current_rss_warn_and_alarm() {
-    let warn = Service::start(&demo_yaml(
-        "memory_monitor: { interval_secs: 1, rss_warn_mb: 1, rss_critical_mb: 100000 }\n",
-    ));
+    let warn = Service::start(&demo().with(|c| {
+        c.memory_monitor.interval_secs = 1;
+        c.memory_monitor.rss_warn_mb = 1;
+        c.memory_monitor.rss_critical_mb = 100_000;
+    }));
     let line = warn
         .wait_for_line("[Memory Monitor] WARNING: RSS", Duration::from_secs(3))
         .expect("a warning line");
@@ -94,9 +96,11 @@ async fn thresholds_below_the_current_rss_warn_and_alarm() {
     );
     assert!(!warn.log().iter().any(|l| l.contains("CRITICAL")));
 
-    let critical = Service::start(&demo_yaml(
-        "memory_monitor: { interval_secs: 1, rss_warn_mb: 1, rss_critical_mb: 2 }\n",
-    ));
+    let critical = Service::start(&demo().with(|c| {
+        c.memory_monitor.interval_secs = 1;
+        c.memory_monitor.rss_warn_mb = 1;
+        c.memory_monitor.rss_critical_mb = 2;
+    }));
     let line = critical
         .wait_for_line("[Memory Monitor] CRITICAL: RSS ", Duration::from_secs(3))
         .expect("a CRITICAL line");
@@ -111,9 +115,10 @@ async fn thresholds_below_the_current_rss_warn_and_alarm() {
 
 #[actix_web::test]
 async fn start_up_summary_names_settings_but_never_secrets() {
-    let service = Service::start(&demo_yaml(
-        "auth: { jwt_secret: \"sup3r-s3cret-value\", admin_token: \"adm1n-t0ken-value\" }\n",
-    ));
+    let service = Service::start(&demo().with(|c| {
+        c.auth.jwt_secret = Some("sup3r-s3cret-value".into());
+        c.auth.admin_token = Some("adm1n-t0ken-value".into());
+    }));
     let summary = service
         .wait_for_line("starting: bind", Duration::from_secs(2))
         .expect("a start-up summary");
@@ -134,8 +139,8 @@ async fn start_up_summary_names_settings_but_never_secrets() {
 
 #[actix_web::test]
 async fn the_access_log_can_be_switched_off() {
-    let on = Service::start(&demo_yaml("log: { access: true }\n"));
-    let off = Service::start(&demo_yaml("log: { access: false }\n"));
+    let on = Service::start(&demo().with(|c| c.log.access = true));
+    let off = Service::start(&demo().with(|c| c.log.access = false));
     for s in [&on, &off] {
         assert_eq!(get(s.url("/health")).await.status, 200);
     }
@@ -148,7 +153,7 @@ async fn the_access_log_can_be_switched_off() {
 
 #[actix_web::test]
 async fn health_reports_state_uptime_and_version() {
-    let service = Service::start(&demo_yaml(""));
+    let service = TestApp::start(demo());
     let h = get(service.url("/health")).await;
     assert_eq!(h.status, 200);
     let body = h.json();
@@ -160,8 +165,8 @@ async fn health_reports_state_uptime_and_version() {
 
 #[actix_web::test]
 async fn request_durations_are_labelled_by_route_template() {
-    let (_dir, media) = media_dir(1000);
-    let service = Service::start(&demo_yaml(&media));
+    let (_dir, config) = with_media(1000);
+    let service = TestApp::start(config);
     for id in ["big", "other-1", "other-2"] {
         get(service.url(&format!("/api/media/{id}"))).await;
     }
@@ -178,9 +183,7 @@ async fn request_durations_are_labelled_by_route_template() {
 /// Starts a download and reads only its head and first bytes; returns the connection and how
 /// many body bytes came with the head.
 fn start_download(service: &Service) -> (TcpStream, u64) {
-    let mut s = TcpStream::connect(service.addr).unwrap();
-    s.write_all(b"GET /api/media/big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let mut s = open_get(service.addr, "/api/media/big");
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).unwrap();
     let head = buf[..n]
@@ -206,8 +209,8 @@ fn read_rest(mut s: TcpStream) -> u64 {
 #[test]
 fn sigterm_lets_a_stream_in_flight_finish_then_exits_zero() {
     const LEN: u64 = 32 << 20;
-    let (_dir, media) = media_dir(LEN);
-    let mut service = Service::start(&demo_yaml(&media));
+    let (_dir, config) = with_media(LEN);
+    let mut service = Service::start(&config);
     let (download, first) = start_download(&service);
     std::thread::sleep(Duration::from_millis(300));
     service.signal("TERM");
@@ -230,8 +233,8 @@ fn sigterm_lets_a_stream_in_flight_finish_then_exits_zero() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    let (_dir, media) = media_dir(64 << 20);
-    let mut service = Service::start(&demo_yaml(&media));
+    let (_dir, config) = with_media(64 << 20);
+    let mut service = Service::start(&config);
     let (_stalled, _) = start_download(&service);
     service.signal("INT");
     service

@@ -28,7 +28,7 @@ fn soul(local: &str) -> String {
     format!("{P}:{local}")
 }
 
-async fn records(service: &Service, query: &str) -> Reply {
+async fn records(service: &impl Served, query: &str) -> Reply {
     get(service.url(&format!("/api/records?{query}"))).await
 }
 
@@ -59,8 +59,8 @@ fn golden(name: &str, mut answer: Value) {
     );
 }
 
-fn demo_service(relay: &MockRelay) -> Service {
-    Service::start(&relay_config(&relay.url(), "", ""))
+fn demo_service(relay: &MockRelay) -> TestApp {
+    TestApp::start(relay_config(&relay.url()))
 }
 
 #[actix_web::test]
@@ -205,11 +205,7 @@ async fn a_cycle_becomes_a_circular_marker_at_any_depth() {
 #[actix_web::test]
 async fn each_record_is_fetched_once_per_request_and_misses_once_per_ttl() {
     let relay = demo_relay();
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "record_cache: { ttl_secs: 0 }\n",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.record_cache.ttl_secs = 0));
     // workout-upper lists bench-press and pushup, which also reference each other; row and
     // bench-press both need the bench.
     let r = records(
@@ -309,11 +305,7 @@ async fn several_dids_keep_their_order_and_skip_the_missing() {
 #[actix_web::test]
 async fn the_budget_keeps_the_rest_as_dids() {
     let relay = demo_relay();
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "resolver: { max_records: 3 }\n",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.resolver.max_records = 3));
     let r = records(
         &service,
         &format!("did={}&resolveDepth=2", did("workout-full-body")),
@@ -333,11 +325,7 @@ async fn the_budget_keeps_the_rest_as_dids() {
     assert!(exercise.iter().any(|e| e.is_object()));
 
     // Nothing found within the budget: the answer says so rather than "not found".
-    let one = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "resolver: { max_records: 1 }\n",
-    ));
+    let one = TestApp::start(relay_config(&relay.url()).with(|c| c.resolver.max_records = 1));
     let over = records(
         &one,
         &format!("did={},{}", did("nothing-here"), did("workout-legs")),
@@ -351,11 +339,7 @@ async fn the_budget_keeps_the_rest_as_dids() {
 async fn at_the_deadline_what_has_not_arrived_is_a_timeout() {
     let relay = demo_relay();
     relay.set_soul_mode(&soul("exercise-deadlift"), Mode::Hang);
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "resolver: { deadline_ms: 400 }\n",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.resolver.deadline_ms = 400));
     let started = std::time::Instant::now();
     let r = records(
         &service,
@@ -386,11 +370,10 @@ async fn at_the_deadline_what_has_not_arrived_is_a_timeout() {
 async fn failed_references_are_listed_as_errors_and_the_rest_is_returned() {
     let relay = demo_relay();
     relay.set_soul_mode(&soul("exercise-pullup"), Mode::Status(500));
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "  max_attempts: 2\n  breaker_failures: 100\n",
-        "",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_attempts = 2;
+        c.gun.breaker_failures = 100;
+    }));
     let r = records(
         &service,
         &format!("did={}&resolveDepth=1", did("workout-full-body")),
@@ -417,11 +400,9 @@ async fn other_did_methods_come_from_the_oip_indexer() {
         AR,
         json!({"data": {"basic": {"name": "Arweave Warm-up"}, "exercise": {"steps": "[\"jog\",\"skip\"]"}}, "oip": {"recordType": "exercise"}}),
     );
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        &format!("resolver: {{ oip_api: \"{}\" }}\n", indexer.url()),
-    ));
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.resolver.oip_api = Some(indexer.url())),
+    );
     let r = records(&service, &format!("did={workout}&resolveDepth=1"))
         .await
         .json();
@@ -459,7 +440,7 @@ async fn without_an_indexer_other_methods_are_unsupported() {
 #[actix_web::test]
 async fn a_relay_that_is_down_is_a_503() {
     let relay = demo_relay();
-    let service = Service::start(&relay_config(&relay.url(), "  max_attempts: 1\n", ""));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.gun.max_attempts = 1));
     drop(relay.stop());
     let r = records(&service, &format!("did={}", did("workout-legs"))).await;
     assert_eq!(r.status, 503);

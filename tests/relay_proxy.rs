@@ -20,7 +20,7 @@ fn found_node() -> serde_json::Value {
     )
 }
 
-fn get_soul(service: &Service, soul: &str) -> String {
+fn get_soul(service: &impl Served, soul: &str) -> String {
     service.url(&format!("/gun-relay/get?soul={soul}"))
 }
 
@@ -28,11 +28,8 @@ fn get_soul(service: &Service, soul: &str) -> String {
 async fn a_missing_soul_costs_one_upstream_request_per_ttl() {
     let relay = MockRelay::start();
     relay.set_miss_delay(300);
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "negative_cache: { ttl_secs: 2 }\n",
-    ));
+    let service =
+        TestApp::start(relay_config(&relay.url()).with(|c| c.negative_cache.ttl_secs = 2));
 
     let started = Instant::now();
     let first = get(get_soul(&service, MISSING)).await;
@@ -67,7 +64,7 @@ async fn a_missing_soul_costs_one_upstream_request_per_ttl() {
 async fn fifty_concurrent_asks_for_a_new_missing_soul_share_one_request() {
     let relay = MockRelay::start();
     relay.set_miss_delay(500);
-    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    let service = TestApp::start(relay_config(&relay.url()));
     let replies = join_all((0..50).map(|_| get(get_soul(&service, MISSING)))).await;
     assert!(replies.iter().all(|r| r.status == 404));
     assert_eq!(relay.gets(MISSING), 1);
@@ -83,11 +80,7 @@ async fn a_hundred_concurrent_reads_of_one_record_send_one_request() {
     relay.insert(FOUND, found_node());
     relay.set_latency(300);
     // Record cache off: what is measured here is coalescing, not caching.
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "record_cache: { ttl_secs: 0 }\n",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.record_cache.ttl_secs = 0));
     let replies = join_all((0..100).map(|_| get(get_soul(&service, FOUND)))).await;
     for r in &replies {
         assert_eq!(r.status, 200);
@@ -100,7 +93,7 @@ async fn a_hundred_concurrent_reads_of_one_record_send_one_request() {
 async fn found_records_pass_through_and_are_cached() {
     let relay = MockRelay::start();
     relay.insert(FOUND, found_node());
-    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    let service = TestApp::start(relay_config(&relay.url()));
     let first = get(get_soul(&service, FOUND)).await;
     assert_eq!(first.status, 200);
     assert_eq!(first.header("x-cache").as_deref(), Some("MISS"));
@@ -125,11 +118,10 @@ async fn found_records_pass_through_and_are_cached() {
 async fn a_500_is_retried_up_to_max_attempts_and_never_cached_as_missing() {
     let relay = MockRelay::start();
     relay.set_soul_mode(MISSING, Mode::Status(500));
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "  max_attempts: 3\n  breaker_failures: 100\n",
-        "",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_attempts = 3;
+        c.gun.breaker_failures = 100;
+    }));
     let r = get(get_soul(&service, MISSING)).await;
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["code"], "relay_error");
@@ -158,11 +150,10 @@ async fn a_500_is_retried_up_to_max_attempts_and_never_cached_as_missing() {
 async fn a_timeout_is_retried_and_never_cached_as_missing() {
     let relay = MockRelay::start();
     relay.set_soul_mode(MISSING, Mode::Hang);
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "  max_attempts: 2\n  request_timeout_ms: 200\n",
-        "",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_attempts = 2;
+        c.gun.request_timeout_ms = 200;
+    }));
     let r = get(get_soul(&service, MISSING)).await;
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["code"], "relay_timeout");
@@ -188,11 +179,10 @@ async fn an_oversized_or_garbage_answer_is_a_bad_gateway() {
     let relay = MockRelay::start();
     relay.set_soul_mode("big:1", Mode::Huge(200_000));
     relay.set_soul_mode("junk:1", Mode::Garbage);
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "  max_response_bytes: 100000\n  max_attempts: 2\n",
-        "",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_response_bytes = 100000;
+        c.gun.max_attempts = 2;
+    }));
     let big = get(get_soul(&service, "big:1")).await;
     assert_eq!(big.status, 502);
     assert_eq!(big.json()["code"], "relay_response_too_large");
@@ -216,11 +206,12 @@ async fn an_oversized_or_garbage_answer_is_a_bad_gateway() {
 async fn a_relay_that_goes_away_trips_the_breaker_and_service_resumes_when_it_returns() {
     let relay = MockRelay::start();
     relay.insert(FOUND, found_node());
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "  max_attempts: 1\n  breaker_failures: 3\n  breaker_open_ms: 1000\n",
-        "record_cache: { ttl_secs: 0 }\n",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_attempts = 1;
+        c.gun.breaker_failures = 3;
+        c.gun.breaker_open_ms = 1000;
+        c.record_cache.ttl_secs = 0;
+    }));
     assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
     let (addr, state) = relay.stop();
 
@@ -258,11 +249,8 @@ async fn a_relay_that_goes_away_trips_the_breaker_and_service_resumes_when_it_re
 #[actix_web::test]
 async fn the_hit_rate_line_appears_every_log_every_lookups() {
     let relay = MockRelay::start();
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "negative_cache: { log_every: 5 }\n",
-    ));
+    let service =
+        Service::start(&relay_config(&relay.url()).with(|c| c.negative_cache.log_every = 5));
     for _ in 0..10 {
         assert_eq!(get(get_soul(&service, MISSING)).await.status, 404);
     }
@@ -297,11 +285,10 @@ async fn the_hit_rate_line_appears_every_log_every_lookups() {
 #[actix_web::test]
 async fn expired_entries_are_swept_and_logged() {
     let relay = MockRelay::start();
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "negative_cache: { ttl_secs: 1, sweep_interval_secs: 1 }\n",
-    ));
+    let service = Service::start(&relay_config(&relay.url()).with(|c| {
+        c.negative_cache.ttl_secs = 1;
+        c.negative_cache.sweep_interval_secs = 1;
+    }));
     get(get_soul(&service, MISSING)).await;
     get(get_soul(&service, "a1b2c3d4e5f6:other")).await;
     let line = service
@@ -320,7 +307,7 @@ async fn expired_entries_are_swept_and_logged() {
 #[actix_web::test]
 async fn a_put_through_the_service_makes_a_cached_missing_soul_readable_at_once() {
     let relay = MockRelay::start();
-    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    let service = TestApp::start(relay_config(&relay.url()));
     assert_eq!(get(get_soul(&service, MISSING)).await.status, 404);
     assert_eq!(
         get(get_soul(&service, MISSING))
@@ -350,7 +337,7 @@ async fn a_put_through_the_service_makes_a_cached_missing_soul_readable_at_once(
 async fn a_put_invalidates_the_record_cache() {
     let relay = MockRelay::start();
     relay.insert(FOUND, found_node());
-    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    let service = TestApp::start(relay_config(&relay.url()));
     assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
     let renamed = node(json!({"basic": {"name": "Leg Day v2"}}), json!({}));
     let put = send_body(
@@ -369,11 +356,8 @@ async fn a_put_invalidates_the_record_cache() {
 #[actix_web::test]
 async fn bad_input_is_refused_and_never_reaches_the_relay() {
     let relay = MockRelay::start();
-    let service = Service::start(&format!(
-        "server: {{ bind: \"127.0.0.1:0\", max_body_bytes: 1000 }}\n\
-         gun: {{ source: relay, relay_url: \"{}\" }}\n",
-        relay.url()
-    ));
+    let service =
+        TestApp::start(relay_config(&relay.url()).with(|c| c.server.max_body_bytes = 1000));
     let long = "a".repeat(513);
     let gets = [
         ("/gun-relay/get", 400, "missing_parameter"),
@@ -441,16 +425,14 @@ async fn bad_input_is_refused_and_never_reaches_the_relay() {
 #[actix_web::test]
 async fn operators_can_forget_a_missing_soul_with_the_admin_token() {
     let relay = MockRelay::start();
-    let without = Service::start(&relay_config(&relay.url(), "", ""));
+    let without = TestApp::start(relay_config(&relay.url()));
     let r = send(client().delete(without.url(&format!("/api/cache/negative/{MISSING}")))).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["code"], "not_configured");
 
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "",
-        "auth: { admin_token: \"let-me-in\" }\n",
-    ));
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.auth.admin_token = Some("let-me-in".into())),
+    );
     assert_eq!(get(get_soul(&service, MISSING)).await.status, 404);
     let url = service.url(&format!("/api/cache/negative/{MISSING}"));
     let anonymous = send(client().delete(&url)).await;
@@ -470,7 +452,7 @@ async fn operators_can_forget_a_missing_soul_with_the_admin_token() {
 #[actix_web::test]
 async fn metrics_count_exactly() {
     let relay = MockRelay::start();
-    let service = Service::start(&relay_config(&relay.url(), "", ""));
+    let service = TestApp::start(relay_config(&relay.url()));
     for _ in 0..3 {
         get(get_soul(&service, MISSING)).await;
     }
@@ -498,11 +480,10 @@ async fn concurrent_askers_share_a_failure_too() {
     let relay = MockRelay::start();
     relay.set_soul_mode(MISSING, Mode::Status(503));
     relay.set_latency(200);
-    let service = Service::start(&relay_config(
-        &relay.url(),
-        "  max_attempts: 2\n  breaker_failures: 100\n",
-        "",
-    ));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_attempts = 2;
+        c.gun.breaker_failures = 100;
+    }));
     let replies = join_all((0..30).map(|_| get(get_soul(&service, MISSING)))).await;
     assert!(replies.iter().all(|r| r.status == 502));
     assert_eq!(

@@ -7,14 +7,12 @@ use std::process::Command;
 
 use common::*;
 
-fn check_config(yaml: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, yaml).unwrap();
+/// Runs the binary with `args` to its end: whether it succeeded, and all it printed.
+fn run(args: &[&std::ffi::OsStr]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_oip-resolver"))
-        .args(["--check-config", "--config"])
-        .arg(&path)
+        .args(args)
         .env_remove("GUN_PEERS")
+        .env_remove("JWT_SECRET")
         .output()
         .unwrap();
     let text =
@@ -22,19 +20,27 @@ fn check_config(yaml: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `--check-config` of a file holding `yaml`, written as an operator would write it.
+fn check_config(yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    run(&[
+        "--check-config".as_ref(),
+        "--config".as_ref(),
+        path.as_os_str(),
+    ])
+}
+
 #[test]
 fn the_shipped_config_is_valid() {
-    let out = Command::new(env!("CARGO_BIN_EXE_oip-resolver"))
-        .args(["--check-config", "--config"])
-        .arg(repo_path("config.yaml"))
-        .env_remove("GUN_PEERS")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let path = repo_path("config.yaml");
+    let (ok, text) = run(&[
+        "--check-config".as_ref(),
+        "--config".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert!(ok, "{text}");
 }
 
 #[test]
@@ -63,21 +69,14 @@ fn bad_config_stops_start_up_with_one_line_naming_the_key() {
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let out = Command::new(env!("CARGO_BIN_EXE_oip-resolver"))
-        .args(["--config", "/nonexistent/oip.yaml"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/oip.yaml"));
+    let (ok, text) = run(&["--config".as_ref(), "/nonexistent/oip.yaml".as_ref()]);
+    assert!(!ok);
+    assert!(text.contains("/nonexistent/oip.yaml"), "{text}");
 }
 
 #[actix_web::test]
 async fn the_demo_source_serves_records_and_instant_misses() {
-    let yaml = format!(
-        "server: {{ bind: \"127.0.0.1:0\", workers: 1 }}\ngun: {{ file: {} }}\nlog: {{ access: false }}\n",
-        repo_path("data/demo/records.json").display()
-    );
-    let service = Service::start(&yaml);
+    let service = TestApp::start(test_config().with(|c| c.server.workers = 1));
     let found = get(&service.url("/gun-relay/get?soul=f3a9c2e1b7d4:workout-legs")).await;
     assert_eq!(found.status, 200);
     let body = found.json();

@@ -1,5 +1,7 @@
 //! Test harness: a mock GUN relay that counts requests per soul and can be slow, fail, hang or go
-//! away, and the real `oip-resolver` binary started on a free port against it.
+//! away; the application started in this process (`TestApp`) or as the real binary (`Service`)
+//! on a free port against it, from a typed `Config`; and one set of HTTP helpers, from awc to
+//! requests written byte by byte.
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
@@ -17,6 +19,7 @@ use std::{
 };
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use oip_resolver::config::{Config, GunSource};
 use serde_json::{json, Value};
 
 /// How the mock answers a `/get`.
@@ -314,6 +317,106 @@ pub fn node(data: Value, oip: Value) -> Value {
     json!({"data": data.to_string(), "oip": oip.to_string(), "meta": {"v": 1}})
 }
 
+/// A config for tests: a free loopback port, two workers, quick backoff, quiet access log, and
+/// the repository's demo data and media (absolute paths, so no config file folder is needed).
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.server.bind = "127.0.0.1:0".into();
+    c.server.workers = 2;
+    c.server.shutdown_timeout_secs = 2;
+    c.gun.file = repo_path("data/demo/records.json");
+    c.gun.backoff_base_ms = 5;
+    c.gun.backoff_max_ms = 20;
+    c.media.root = repo_path("data/media");
+    c.media.legacy_root = repo_path("data/media/web");
+    c.log.access = false;
+    c
+}
+
+/// `test_config` reading from the relay at `url`.
+pub fn relay_config(url: &str) -> Config {
+    test_config().with(|c| {
+        c.gun.source = GunSource::Relay;
+        c.gun.relay_url = url.to_string();
+    })
+}
+
+pub trait ConfigExt {
+    /// The config with `change` applied: `relay_config(url).with(|c| c.gun.max_attempts = 1)`.
+    fn with(self, change: impl FnOnce(&mut Config)) -> Self;
+}
+
+impl ConfigExt for Config {
+    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self);
+        self
+    }
+}
+
+/// Anything serving the API on a loopback port: the in-process app or the binary.
+pub trait Served {
+    fn addr(&self) -> SocketAddr;
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr(), path)
+    }
+}
+
+/// The application in this process: the same `start` and `app` the binary runs, served by the
+/// same server (stall guard included) on a thread of its own, without the signal handling.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub fn start(config: Config) -> Self {
+        config.validate().expect("the test config is valid");
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let sys = actix_web::rt::System::new();
+            sys.block_on(async move {
+                let state = oip_resolver::start(config).expect("the actors start");
+                let mut settings = oip_resolver::server::Settings::new(&state.config);
+                settings.handle_signals = false;
+                let bind = state.config.bind_addr().expect("a valid bind address");
+                let running = oip_resolver::server::start(bind, settings, {
+                    let state = state.clone();
+                    move || oip_resolver::app(state.clone())
+                })
+                .expect("the test app binds");
+                tx.send((running.addr, running.server.handle())).unwrap();
+                let _ = running.server.await;
+                state.gun_thread.stop();
+            });
+        });
+        let (addr, handle) = rx.recv().expect("the test app started");
+        Self {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Served for TestApp {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            futures::executor::block_on(self.handle.stop(false));
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The real binary, for what needs a process of its own: signals, log lines, descriptor and
+/// memory counts.
 pub struct Service {
     pub addr: SocketAddr,
     child: Child,
@@ -322,12 +425,13 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts the binary with `yaml` as its whole config; `bind` is forced to a free port.
-    pub fn start(yaml: &str) -> Self {
-        Self::try_start(yaml).unwrap_or_else(|lines| panic!("service did not start:\n{lines}"))
+    /// Starts the binary with `config` written as its config file.
+    pub fn start(config: &Config) -> Self {
+        Self::try_start(config).unwrap_or_else(|lines| panic!("service did not start:\n{lines}"))
     }
 
-    pub fn try_start(yaml: &str) -> Result<Self, String> {
+    pub fn try_start(config: &Config) -> Result<Self, String> {
+        let yaml = yaml_serde::to_string(config).expect("a config serialises");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, yaml).unwrap();
@@ -366,10 +470,6 @@ impl Service {
                 Err(lines.lock().unwrap().join("\n"))
             }
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -418,20 +518,17 @@ impl Service {
     }
 }
 
+impl Served for Service {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A config against `relay` with quiet logs; `extra` is appended (sections not named here).
-pub fn relay_config(relay: &str, gun_extra: &str, extra: &str) -> String {
-    format!(
-        "server: {{ bind: \"127.0.0.1:0\", workers: 2, shutdown_timeout_secs: 2 }}\n\
-         gun:\n  source: relay\n  relay_url: {relay}\n  backoff_base_ms: 5\n  backoff_max_ms: 20\n{gun_extra}\n\
-         log: {{ access: false }}\n{extra}"
-    )
 }
 
 pub fn client() -> awc::Client {
@@ -485,7 +582,7 @@ pub async fn send_body(req: awc::ClientRequest, body: impl Into<bytes::Bytes>) -
 }
 
 /// The value of one sample line of `/metrics`, e.g. `oip_negative_cache_hits_total`.
-pub async fn metric(service: &Service, sample: &str) -> Option<f64> {
+pub async fn metric(service: &impl Served, sample: &str) -> Option<f64> {
     let text = get(&service.url("/metrics")).await;
     sample_value(&String::from_utf8_lossy(&text.body), sample)
 }
@@ -644,15 +741,38 @@ impl Raw {
     }
 }
 
-/// One request written by hand on a fresh connection (`Connection: close`): the target reaches
-/// the server exactly as typed.
-pub fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Raw {
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+/// A request written by hand (`Connection: close`, and `Content-Length` when there is a body):
+/// the target reaches the server exactly as typed.
+pub fn request_bytes(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut r = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        r.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("\r\n");
-    raw_send(addr, req.as_bytes(), method == "HEAD")
+    if !body.is_empty() {
+        r.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    r.push_str("\r\n");
+    let mut bytes = r.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// One request written by hand on a fresh connection, read to the end.
+pub fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Raw {
+    raw_send(
+        addr,
+        &request_bytes(method, target, headers, b""),
+        method == "HEAD",
+    )
+}
+
+/// A connection with `GET target` sent and nothing read yet: for clients that read slowly, stop
+/// reading, or go away mid-body.
+pub fn open_get(addr: SocketAddr, target: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(&request_bytes("GET", target, &[], b""))
+        .unwrap();
+    s
 }
 
 /// Sends `request` exactly as given and reads the answer until the server closes.
