@@ -2,7 +2,7 @@
 //! with hits, misses and cycles; media streams that complete, abort, stall or ask for ranges;
 //! relay faults; hostile input. Every 30 s it prints RSS, heap, open descriptors, active streams
 //! and cache sizes. After warm-up, it fails if RSS grows more than 10%, descriptors grow at all,
-//! or any answer was a 5xx that its fault did not call for.
+//! or any answer's status was not the one its kind calls for (or no answer came).
 //!
 //! Settings: SOAK_SECS (600), SOAK_CONCURRENCY (32), SOAK_WARMUP_SECS (60).
 
@@ -28,7 +28,7 @@ use common::{
 use futures::StreamExt;
 use serde_json::json;
 
-/// What a request is and which statuses it may get: a 5xx outside `expect` fails the soak.
+/// What a request is and which statuses it may get: any other status fails the soak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     ResolveHit,
@@ -312,7 +312,7 @@ fn main() {
                             requests.fetch_add(1, Relaxed);
                             let mut t = tally.borrow_mut();
                             *t.by_kind.entry((kind, status)).or_default() += 1;
-                            if (status >= 500 || status == 0) && !kind.expect().contains(&status) {
+                            if !kind.expect().contains(&status) {
                                 t.unexpected.push(format!("{kind:?} {path} -> {status}"));
                             }
                         }
@@ -378,7 +378,7 @@ fn main() {
     println!(
         "\nsoak {secs} s: {} requests ({faults} relay faults injected, {} streams aborted or stalled), \
          RSS start {:.1} MB / baseline {:.1} MB / peak {:.1} MB / end {:.1} MB ({:+.1}% after warm-up), \
-         fds {} -> {}, unexpected 5xx {}",
+         fds {} -> {}, unexpected statuses {}",
         requests.load(Relaxed),
         misbehaved.load(Relaxed),
         start_rss as f64 / 1024.0,
@@ -400,7 +400,7 @@ fn main() {
             "rssStartMb": start_rss as f64 / 1024.0,
             "rssBaselineMb": baseline.rss_kb as f64 / 1024.0, "rssPeakMb": peak_rss.load(Relaxed) as f64 / 1024.0,
             "rssEndMb": last.rss_kb as f64 / 1024.0, "fdsBaseline": baseline.fds, "fdsEnd": last.fds,
-            "unexpected5xx": tally.unexpected.len(),
+            "unexpectedStatuses": tally.unexpected.len(),
         }))
         .unwrap(),
     );
@@ -413,7 +413,7 @@ fn main() {
     }
     if !tally.unexpected.is_empty() {
         failed.push(format!(
-            "{} unexpected 5xx, e.g. {:?}",
+            "{} answers with an unexpected status, e.g. {:?}",
             tally.unexpected.len(),
             &tally.unexpected[..tally.unexpected.len().min(5)]
         ));
@@ -422,6 +422,8 @@ fn main() {
         println!("soak PASSED");
     } else {
         println!("soak FAILED: {}", failed.join("; "));
+        // `exit` runs no destructors: stop the service first, or a failed soak leaves it running.
+        drop(service);
         std::process::exit(1);
     }
 }

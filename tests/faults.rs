@@ -43,11 +43,15 @@ async fn round(service: &impl Served, n: usize, tag: usize) -> (Vec<u16>, Durati
 /// The relay connection pool keeps up to one idle connection per concurrent request, and how
 /// many it holds after a round depends on how the requests overlapped; it is full after the
 /// first rounds. A leak grows with every request (the old service lost one stream per request),
-/// so the last round is compared with the most the earlier rounds held.
+/// so the last round is compared with the most the earlier rounds held. The heap is read from
+/// the service's own exact gauge (every allocation is counted), so a leak of a few kilobytes per
+/// failed attempt shows after a few rounds, where resident memory would hide it.
 async fn survive(service: &Service, expected: u16, bound: Duration, label: &str) {
+    const ROUNDS: usize = 6;
+    const HEAP_SLACK: f64 = 256.0 * 1024.0;
     let pid = service.pid();
     let mut after = Vec::new();
-    for r in 0..4 {
+    for r in 0..ROUNDS {
         let (statuses, slowest) = round(service, 20, r).await;
         assert!(
             statuses.iter().all(|s| *s == expected),
@@ -56,16 +60,34 @@ async fn survive(service: &Service, expected: u16, bound: Duration, label: &str)
         assert!(slowest < bound, "{label}: slowest answer took {slowest:?}");
         std::thread::sleep(Duration::from_millis(300));
         if r > 0 {
-            after.push((open_fds(pid), rss_kb(pid)));
+            let heap = scrape(service.addr, "oip_heap_allocated_bytes").expect("a heap gauge");
+            after.push((open_fds(pid), rss_kb(pid), heap));
         }
     }
-    let fds_before = after[..2].iter().map(|a| a.0).max().unwrap();
-    let rss_before = after[..2].iter().map(|a| a.1).max().unwrap();
-    let (fds_last, rss_last) = after[2];
-    eprintln!("{label}: fds {fds_before} -> {fds_last}, RSS {rss_before} -> {rss_last} KB");
+    let early = &after[..2];
+    let fds_before = early.iter().map(|a| a.0).max().unwrap();
+    let rss_before = early.iter().map(|a| a.1).max().unwrap();
+    let heap_before = early.iter().map(|a| a.2).fold(0.0, f64::max);
+    let (mut fds_last, rss_last, heap_last) = *after.last().unwrap();
+    // A connection to the relay may still be closing when the last round is sampled; a leaked
+    // descriptor never closes, so the last count gets a second to settle.
+    let settle = Instant::now() + Duration::from_secs(1);
+    while fds_last > fds_before && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(50));
+        fds_last = open_fds(pid);
+    }
+    let heaps: Vec<u64> = after.iter().map(|a| a.2 as u64 / 1024).collect();
+    eprintln!(
+        "{label}: fds {fds_before} -> {fds_last}, RSS {rss_before} -> {rss_last} KB, heap by round {heaps:?} KB"
+    );
     assert!(
         fds_last <= fds_before,
         "{label}: descriptors grew {fds_before} -> {fds_last}"
+    );
+    assert!(
+        heap_last <= heap_before + HEAP_SLACK,
+        "{label}: the heap grew {heaps:?} KB over {} rounds of 20 failures",
+        ROUNDS - 3
     );
     assert!(
         rss_last <= rss_before + 2048,

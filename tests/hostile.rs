@@ -1,8 +1,8 @@
 //! Hostile input against every endpoint: each request gets a 4xx, nothing reaches the relay,
 //! and the service keeps serving. What the application sees is answered with a JSON
-//! `{"error","code"}`; what the HTTP parser refuses before routing (a header block over its
-//! limit, raw non-ASCII bytes in the request line, a request line too long to buffer) gets
-//! actix-http's own empty 400/431.
+//! `{"error","code"}`; only the cases listed in `PARSER_REFUSES` (a header block over its limit,
+//! raw non-ASCII bytes in the request line, a request line too long to buffer, control bytes in
+//! a header value) are refused by actix-http's parser before routing, with its own empty 400/431.
 
 mod common;
 
@@ -14,6 +14,14 @@ struct Case {
     label: String,
     request: Vec<u8>,
 }
+
+/// The cases that never reach the application: there is no hook for their answer.
+const PARSER_REFUSES: [&str; 4] = [
+    "120 headers",
+    "raw bytes in the URL",
+    "100 KB request line",
+    "control bytes in a header",
+];
 
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
@@ -191,6 +199,15 @@ fn cases() -> Vec<Case> {
         request_bytes(
             "GET",
             "/api/media/private",
+            &[("Authorization", "Bearer %%%.$$$.!!!")],
+            b"",
+        ),
+    );
+    add(
+        "control bytes in a header",
+        request_bytes(
+            "GET",
+            "/api/media/private",
             &[("Authorization", "Bearer \u{1}\u{2}")],
             b"",
         ),
@@ -246,11 +263,13 @@ fn every_hostile_request_gets_a_4xx_and_reaches_no_relay() {
     let cases = cases();
     for case in &cases {
         let r = raw_send(service.addr, &case.request, false);
-        let parser_level = r.body.is_empty() && matches!(r.status, 400 | 431);
-        let json_error = serde_json::from_slice::<serde_json::Value>(&r.body)
-            .ok()
-            .filter(|v| v["code"].is_string() && v["error"].is_string());
-        if !(400..500).contains(&r.status) || (!parser_level && json_error.is_none()) {
+        let answered = if PARSER_REFUSES.contains(&case.label.as_str()) {
+            r.body.is_empty() && matches!(r.status, 400 | 431)
+        } else {
+            serde_json::from_slice::<serde_json::Value>(&r.body)
+                .is_ok_and(|v| v["code"].is_string() && v["error"].is_string())
+        };
+        if !(400..500).contains(&r.status) || !answered {
             failures.push(format!(
                 "{}: {} {}",
                 case.label,

@@ -676,6 +676,62 @@ fn a_stalled_reader_is_cut_off() {
     assert!(total < 64 << 20, "the whole 64 MB arrived: nothing was cut");
 }
 
+/// A player reading at its own pace keeps the socket full most of the time: every write waits,
+/// but each wait ends in progress. Only a wait with no progress for the whole stall timeout may
+/// cut it; this reader takes about three stall timeouts to read the file and must get all of it.
+#[test]
+fn a_slow_steady_reader_gets_the_whole_body_past_the_stall_timeout() {
+    const LEN: u64 = 32 << 20;
+    const PER_TICK: usize = 1 << 20;
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.dir.path().join("media/big/original"),
+        (0..LEN).map(pattern).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let service = Service::start(&fx.with_secret().with(|c| c.media.stall_timeout_secs = 1));
+    let mut s = open_get(service.addr, "/api/media/big");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut received = Vec::with_capacity(LEN as usize + 1024);
+    let mut buf = vec![0u8; 256 * 1024];
+    'reading: loop {
+        let mut this_tick = 0;
+        while this_tick < PER_TICK {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break 'reading,
+                Ok(n) => {
+                    received.extend_from_slice(&buf[..n]);
+                    this_tick += n;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let elapsed = started.elapsed();
+    let head = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let body = &received[head..];
+    eprintln!(
+        "read {} of {LEN} body bytes in {elapsed:?} with a 1 s stall timeout",
+        body.len()
+    );
+    assert_eq!(body.len() as u64, LEN, "the reader was cut off");
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern(i as u64)),
+        "the body arrived intact"
+    );
+    assert_eq!(
+        metric(&service, "oip_media_streams_total{outcome=\"complete\"}"),
+        1.0
+    );
+}
+
 #[test]
 fn bad_media_input_is_a_json_400() {
     let fx = Fixture::new();

@@ -243,8 +243,8 @@ async fn each_record_is_fetched_once_per_request_and_misses_once_per_ttl() {
     );
 }
 
-#[actix_web::test]
-async fn a_level_is_fetched_in_parallel() {
+/// A relay holding a workout `abc:w` with 20 exercises, each answered after 50 ms.
+fn twenty_exercises() -> MockRelay {
     let relay = MockRelay::start();
     relay.set_latency(50);
     let exercises: Vec<String> = (0..20).map(|i| format!("did:gun:abc:ex{i}")).collect();
@@ -258,6 +258,12 @@ async fn a_level_is_fetched_in_parallel() {
             node(json!({"basic": {"name": format!("Ex {i}")}}), json!({})),
         );
     }
+    relay
+}
+
+#[actix_web::test]
+async fn a_level_is_fetched_in_parallel() {
+    let relay = twenty_exercises();
     let service = demo_service(&relay);
     let r = records(&service, "did=did:gun:abc:w&resolveDepth=1").await;
     assert_eq!(r.status, 200);
@@ -271,6 +277,20 @@ async fn a_level_is_fetched_in_parallel() {
         relay.max_in_flight(),
         20,
         "all 20 exercises were in flight together"
+    );
+}
+
+#[actix_web::test]
+async fn resolver_concurrency_bounds_what_is_in_flight() {
+    let relay = twenty_exercises();
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.resolver.concurrency = 5));
+    let r = records(&service, "did=did:gun:abc:w&resolveDepth=1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["resolution"]["fetched"], 21);
+    assert_eq!(
+        relay.max_in_flight(),
+        5,
+        "resolver.concurrency: 5 keeps at most 5 relay requests in flight, and uses all 5"
     );
 }
 

@@ -4,7 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::atomic::Ordering::SeqCst,
+    time::{Duration, Instant},
+};
 
 use common::*;
 use futures::future::join_all;
@@ -150,6 +153,9 @@ async fn a_500_is_retried_up_to_max_attempts_and_never_cached_as_missing() {
 async fn a_timeout_is_retried_and_never_cached_as_missing() {
     let relay = MockRelay::start();
     relay.set_soul_mode(MISSING, Mode::Hang);
+    // A 200 ms timeout is shorter than the real relay's 3 s miss wait: this relay must answer
+    // its misses sooner, or the recovered miss below would time out too.
+    relay.set_miss_delay(50);
     let service = TestApp::start(relay_config(&relay.url()).with(|c| {
         c.gun.max_attempts = 2;
         c.gun.request_timeout_ms = 200;
@@ -220,12 +226,19 @@ async fn a_relay_that_goes_away_trips_the_breaker_and_service_resumes_when_it_re
         assert_eq!(r.status, 503);
         assert_eq!(r.json()["code"], "relay_unreachable");
     }
+    let refused = "oip_gun_upstream_requests_total{status=\"error\"}";
+    assert_eq!(metric(&service, refused).await, Some(3.0));
     let started = Instant::now();
     let fast = get(get_soul(&service, FOUND)).await;
     let open_latency = started.elapsed();
     assert_eq!(fast.status, 503);
     assert_eq!(fast.json()["code"], "relay_circuit_open");
     eprintln!("answer with the breaker open: {open_latency:?}");
+    assert_eq!(
+        metric(&service, refused).await,
+        Some(3.0),
+        "with the breaker open the answer comes without trying the relay"
+    );
     let health = get(&service.url("/health")).await;
     assert_eq!(health.status, 503);
     assert_eq!(health.json()["relay"], "unreachable");
@@ -289,8 +302,12 @@ async fn expired_entries_are_swept_and_logged() {
         c.negative_cache.ttl_secs = 1;
         c.negative_cache.sweep_interval_secs = 1;
     }));
-    get(get_soul(&service, MISSING)).await;
-    get(get_soul(&service, "a1b2c3d4e5f6:other")).await;
+    // Both misses arrive together (each takes the relay's 3 s), so they expire together.
+    join_all([
+        get(get_soul(&service, MISSING)),
+        get(get_soul(&service, "a1b2c3d4e5f6:other")),
+    ])
+    .await;
     let line = service
         .wait_for_line("[GUN Cache] Cleaned", Duration::from_secs(4))
         .expect("sweep line");
@@ -333,6 +350,16 @@ async fn a_put_through_the_service_makes_a_cached_missing_soul_readable_at_once(
     assert_eq!(relay.gets(MISSING), 2);
 }
 
+async fn put(service: &impl Served, soul: &str, node: serde_json::Value) -> Reply {
+    send_body(
+        client()
+            .post(service.url("/gun-relay/put"))
+            .insert_header(("content-type", "application/json")),
+        json!({"soul": soul, "data": node}).to_string(),
+    )
+    .await
+}
+
 #[actix_web::test]
 async fn a_put_invalidates_the_record_cache() {
     let relay = MockRelay::start();
@@ -340,17 +367,74 @@ async fn a_put_invalidates_the_record_cache() {
     let service = TestApp::start(relay_config(&relay.url()));
     assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
     let renamed = node(json!({"basic": {"name": "Leg Day v2"}}), json!({}));
-    let put = send_body(
-        client()
-            .post(service.url("/gun-relay/put"))
-            .insert_header(("content-type", "application/json")),
-        json!({"soul": FOUND, "data": renamed}).to_string(),
-    )
-    .await;
-    assert_eq!(put.status, 200);
+    assert_eq!(put(&service, FOUND, renamed).await.status, 200);
     let after = get(get_soul(&service, FOUND)).await;
     assert_eq!(after.header("x-cache").as_deref(), Some("MISS"));
     assert_eq!(after.json()["data"]["data"]["basic"]["name"], "Leg Day v2");
+}
+
+/// GUN merges a write into the node and keeps a nested object as a node of its own: what is
+/// read back after a put is the relay's merged node, with `meta` as a link.
+#[actix_web::test]
+async fn a_put_reads_back_as_gun_stores_it() {
+    let relay = MockRelay::start();
+    let service = TestApp::start(relay_config(&relay.url()));
+    let first = json!({
+        "data": json!({"basic": {"name": "Row"}}).to_string(),
+        "meta": {"publishedBy": "p"},
+    });
+    assert_eq!(put(&service, FOUND, first).await.status, 200);
+    let only_oip = json!({"oip": json!({"recordType": "exercise"}).to_string()});
+    assert_eq!(put(&service, FOUND, only_oip).await.status, 200);
+    let node = get(get_soul(&service, FOUND)).await.json()["data"].clone();
+    assert_eq!(
+        node["data"]["basic"]["name"], "Row",
+        "the first put's field stays"
+    );
+    assert_eq!(node["oip"]["recordType"], "exercise");
+    assert_eq!(node["meta"], json!({"#": format!("{FOUND}/meta")}));
+    let resolved = get(service.url(&format!("/api/records?did=did:gun:{FOUND}")))
+        .await
+        .json();
+    assert_eq!(resolved["records"][0]["data"]["basic"]["name"], "Row");
+    assert_eq!(resolved["records"][0]["meta"]["#"], format!("{FOUND}/meta"));
+}
+
+/// What GUN cannot store (an array: an error; an empty object: never acknowledged, so a 504
+/// after 20 s while the relay kept it) is refused with a 400 before the relay.
+#[actix_web::test]
+async fn a_put_the_relay_cannot_store_is_refused_before_the_relay() {
+    let relay = MockRelay::start();
+    let service = TestApp::start(relay_config(&relay.url()));
+    let data = json!({"basic": {"name": "x"}}).to_string();
+    for (node, field) in [
+        (json!({"data": {"basic": {"name": "x"}}}), "data.data"),
+        (json!({"data": "not json"}), "data.data"),
+        (json!({"data": data, "oip": {}}), "data.oip"),
+        (json!({"data": data, "tags": ["a", "b"]}), "data.tags"),
+        (json!({"data": data, "meta": {}}), "data.meta"),
+        (
+            json!({"data": data, "meta": {"v": {"list": [1]}}}),
+            "data.meta.v.list",
+        ),
+        (json!({}), "at least one field"),
+    ] {
+        let started = Instant::now();
+        let r = put(&service, FOUND, node.clone()).await;
+        assert_eq!(r.status, 400, "{node}");
+        assert_eq!(r.json()["code"], "invalid_body");
+        let message = r.json()["error"].as_str().unwrap().to_string();
+        assert!(message.contains(field), "{node}: {message}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{node} waited on the relay"
+        );
+    }
+    assert_eq!(
+        relay.state.puts.load(SeqCst),
+        0,
+        "nothing reached the relay"
+    );
 }
 
 #[actix_web::test]

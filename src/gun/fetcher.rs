@@ -13,7 +13,7 @@ use std::{
 use actix::prelude::*;
 use bytes::Bytes;
 use futures::channel::oneshot;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{
     negative_cache::{Forget, IsMissing, NegativeCache, RecordMissing},
@@ -52,9 +52,7 @@ pub struct Fetch(pub Did);
 #[rtype(result = "Result<Bytes, FetchError>")]
 pub struct Put {
     pub soul: String,
-    pub node: Value,
-    /// The request body as the client sent it, forwarded unchanged.
-    pub body: Bytes,
+    pub node: Map<String, Value>,
 }
 
 /// How the relay looks from here, from the breaker: asking never sends a request. The breaker's
@@ -211,7 +209,7 @@ impl Handler<Put> for GunFetcher {
     fn handle(&mut self, put: Put, _: &mut Self::Context) -> Self::Result {
         let upstream = self.upstream.clone();
         let soul = put.soul.clone();
-        let write = async move { upstream.put(&put.soul, put.node, put.body).await };
+        let write = async move { upstream.put(&put.soul, put.node).await };
         Box::pin(write.into_actor(self).map(move |result, this, _| {
             let answer = result?;
             let key = Did::Gun(soul);

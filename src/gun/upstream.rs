@@ -15,7 +15,7 @@ use awc::{
     Client, Connector,
 };
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{
     record::FoundRecord,
@@ -57,11 +57,20 @@ impl Upstream {
     }
 
     /// Stores a node; answers with the body the relay (or the file source, in its shape) gave.
-    pub async fn put(&self, soul: &str, node: Value, body: Bytes) -> Result<Bytes, FetchError> {
+    /// The relay gets the validated node re-serialised, never the client's bytes: a body with
+    /// duplicate keys must not mean one thing here and another there.
+    pub async fn put(&self, soul: &str, node: Map<String, Value>) -> Result<Bytes, FetchError> {
         match self {
-            Upstream::Relay(relay) => relay.put(body).await,
+            Upstream::Relay(relay) => {
+                let body = serde_json::json!({"soul": soul, "data": node});
+                relay
+                    .put(Bytes::from(
+                        serde_json::to_vec(&body).expect("a Value serialises"),
+                    ))
+                    .await
+            }
             Upstream::File(store) => {
-                let found = FoundRecord::from_stored_node(node)
+                let found = FoundRecord::from_stored_node(Value::Object(node))
                     .map_err(|e| FetchError::Malformed(e.to_string()))?;
                 store
                     .borrow_mut()

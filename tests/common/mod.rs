@@ -1,5 +1,6 @@
-//! Test harness: a mock GUN relay that counts requests per soul and can be slow, fail, hang or go
-//! away; the application started in this process (`TestApp`) or as the real binary (`Service`)
+//! Test harness: a mock GUN relay that counts requests per soul, behaves like GUN where the
+//! service can tell (the real relay's miss delay, GUN's rules for writes), and can be slow, fail,
+//! hang or go away; the application started in this process (`TestApp`) or as the real binary (`Service`)
 //! on a free port against it, from a typed `Config`; and one set of HTTP helpers, from awc to
 //! requests written byte by byte.
 
@@ -163,21 +164,83 @@ async fn mock_indexer(
 
 async fn mock_put(state: web::Data<Arc<RelayState>>, body: web::Json<Value>) -> HttpResponse {
     state.puts.fetch_add(1, SeqCst);
-    let (Some(soul), Some(data)) = (body["soul"].as_str(), body.get("data")) else {
+    let (Some(soul), Some(Value::Object(data))) = (body["soul"].as_str(), body.get("data")) else {
         state.bad_requests.fetch_add(1, SeqCst);
         return HttpResponse::BadRequest().json(json!({"error": "soul and data required"}));
     };
-    state
-        .nodes
-        .lock()
-        .unwrap()
-        .insert(soul.to_string(), data.clone());
-    HttpResponse::Ok().json(json!({"success": true, "soul": soul}))
+    match gun_check(soul, data) {
+        Err(GunRefusal::Array(at)) => HttpResponse::InternalServerError()
+            .json(json!({"error": format!("Invalid data: Array at {at}")})),
+        Err(GunRefusal::Empty) => {
+            // GUN never acknowledges a write holding an empty object (it stores it, though).
+            actix_web::rt::time::sleep(Duration::from_secs(3600)).await;
+            HttpResponse::Ok().finish()
+        }
+        Ok(()) => {
+            gun_write(&mut state.nodes.lock().unwrap(), soul, data);
+            HttpResponse::Ok().json(json!({"success": true, "soul": soul}))
+        }
+    }
 }
 
+enum GunRefusal {
+    Array(String),
+    Empty,
+}
+
+/// What GUN refuses in a write: an array anywhere (an error), an empty object anywhere (no
+/// acknowledgement, ever).
+fn gun_check(at: &str, node: &serde_json::Map<String, Value>) -> Result<(), GunRefusal> {
+    if node.is_empty() {
+        return Err(GunRefusal::Empty);
+    }
+    for (key, value) in node {
+        match value {
+            Value::Array(_) => return Err(GunRefusal::Array(format!("{at}.{key}"))),
+            Value::Object(child) if !child.contains_key("#") => {
+                gun_check(&format!("{at}/{key}"), child)?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A write as GUN stores it: fields merge into the node already there, and a nested object
+/// becomes a node of its own (`soul/key`) with a link `{"#": "soul/key"}` in its place.
+fn gun_write(
+    nodes: &mut HashMap<String, Value>,
+    soul: &str,
+    node: &serde_json::Map<String, Value>,
+) {
+    let mut merged = match nodes.remove(soul) {
+        Some(Value::Object(existing)) => existing,
+        _ => serde_json::Map::new(),
+    };
+    for (key, value) in node {
+        let stored = match value {
+            Value::Object(child) if !child.contains_key("#") => {
+                let child_soul = format!("{soul}/{key}");
+                gun_write(nodes, &child_soul, child);
+                json!({"#": child_soul})
+            }
+            other => other.clone(),
+        };
+        merged.insert(key.clone(), stored);
+    }
+    nodes.insert(soul.to_string(), Value::Object(merged));
+}
+
+/// What the real relay waits before it answers a miss (its peers and disk had their chance).
+pub const RELAY_MISS_DELAY_MS: u64 = 3000;
+
 impl MockRelay {
+    /// A relay that behaves like the production one where it matters: a miss costs
+    /// `RELAY_MISS_DELAY_MS`, and puts follow GUN's rules (see `gun_write`).
     pub fn start() -> Self {
-        Self::start_at("127.0.0.1:0".parse().unwrap(), Arc::default())
+        let state = RelayState::default();
+        state.miss_delay_ms.store(RELAY_MISS_DELAY_MS, SeqCst);
+        Self::start_at("127.0.0.1:0".parse().unwrap(), Arc::new(state))
     }
 
     /// Starts on `addr` (to come back where a stopped relay was) with `state` (to keep its
@@ -220,6 +283,8 @@ impl MockRelay {
         format!("http://{}", self.addr)
     }
 
+    /// Stores `node` as the relay holds it (and answers it), bypassing GUN's write rules: the
+    /// shape a publisher's earlier writes left behind.
     pub fn insert(&self, soul: &str, node: Value) {
         self.state
             .nodes
@@ -478,9 +543,24 @@ impl Service {
 
     /// Waits up to `within` for a log line containing `needle`.
     pub fn wait_for_line(&self, needle: &str, within: Duration) -> Option<String> {
+        self.wait_for_line_after(0, needle, within)
+    }
+
+    /// The same, among the lines after the first `skip` (`log().len()` taken earlier).
+    pub fn wait_for_line_after(
+        &self,
+        skip: usize,
+        needle: &str,
+        within: Duration,
+    ) -> Option<String> {
         let end = Instant::now() + within;
         loop {
-            if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
+            if let Some(l) = self
+                .log()
+                .into_iter()
+                .skip(skip)
+                .find(|l| l.contains(needle))
+            {
                 return Some(l);
             }
             if Instant::now() > end {
