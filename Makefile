@@ -22,8 +22,15 @@ fmt:
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# cargo-nextest (on every machine of this kind) runs tests from all files side by side, each in
+# a process of its own (.config/nextest.toml); plain cargo test runs them where it is missing.
 unit:
-	$(CARGO) test
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run; \
+	else \
+		echo "cargo-nextest not found: running cargo test (slower, same tests)"; \
+		$(CARGO) test; \
+	fi
 
 check-config:
 	$(CARGO) run --release -- --config config.yaml --check-config
