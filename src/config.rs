@@ -367,12 +367,27 @@ impl Config {
             ("auth.jwt_secret", &self.auth.jwt_secret),
             ("auth.admin_token", &self.auth.admin_token),
         ] {
-            if value.as_deref() == Some("") {
+            if value.as_ref().is_some_and(|v| v.len() < MIN_SECRET_BYTES) {
                 return Err(invalid(
                     key,
-                    "must not be empty (leave it out or null to disable)",
+                    format!(
+                        "must be at least {MIN_SECRET_BYTES} bytes, or left out (null) to disable: a short secret can be guessed"
+                    ),
                 ));
             }
+        }
+        // A legacy root that is (or holds) the media root would serve private media by path,
+        // with no token.
+        let (media, legacy) = (real(&self.media.root), real(&self.media.legacy_root));
+        if media.starts_with(&legacy) {
+            return Err(invalid(
+                "media.legacy_root",
+                format!(
+                    "{} is or contains media.root {}: private media would be served without a token",
+                    self.media.legacy_root.display(),
+                    self.media.root.display()
+                ),
+            ));
         }
         Ok(())
     }
@@ -415,11 +430,26 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
     })
 }
 
+/// Shorter secrets are refused: an admin token or HMAC key of a few characters can be guessed.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// `path` with its symlinks resolved where it exists, as written where it does not.
+fn real(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn validate_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("https://") {
+        return Err(invalid(
+            key,
+            format!(
+                "{url:?}: this build speaks plain http:// only (no TLS); use http://, or a TLS-terminating proxy in front of it"
+            ),
+        ));
+    }
     let rest = url
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| invalid(key, format!("{url:?} must start with http:// or https://")))?;
+        .ok_or_else(|| invalid(key, format!("{url:?} must start with http://")))?;
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() {
         return Err(invalid(key, format!("{url:?} has no host")));
@@ -504,13 +534,48 @@ mod tests {
     fn gun_peers_switches_to_relay_with_first_peer() {
         let env = |k: &str| match k {
             "GUN_PEERS" => Some("http://10.0.0.5:8765/gun, http://other:1".to_string()),
-            "JWT_SECRET" => Some("s3cret".to_string()),
+            "JWT_SECRET" => Some("s3cret-from-the-environment".to_string()),
             _ => None,
         };
         let c = Config::from_yaml("", Path::new("."), env).unwrap();
         assert_eq!(c.gun.source, GunSource::Relay);
         assert_eq!(c.gun.relay_url, "http://10.0.0.5:8765/gun");
-        assert_eq!(c.auth.jwt_secret.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.auth.jwt_secret.as_deref(),
+            Some("s3cret-from-the-environment")
+        );
+    }
+
+    #[test]
+    fn footguns_are_refused_with_the_key_named() {
+        for (yaml, key) in [
+            ("auth: { jwt_secret: short }", "auth.jwt_secret"),
+            ("auth: { admin_token: \"\" }", "auth.admin_token"),
+            ("auth: { admin_token: fifteen-bytes!! }", "auth.admin_token"),
+            ("media: { root: /m, legacy_root: /m }", "media.legacy_root"),
+            (
+                "media: { root: /m/private, legacy_root: /m }",
+                "media.legacy_root",
+            ),
+            (
+                "gun: { source: relay, relay_url: \"https://relay:8765\" }",
+                "gun.relay_url",
+            ),
+            (
+                "resolver: { oip_api: \"https://api.oip.io\" }",
+                "resolver.oip_api",
+            ),
+        ] {
+            match load(yaml) {
+                Ok(_) => assert!(key.is_empty(), "{yaml} was accepted"),
+                Err(e) => {
+                    assert!(!key.is_empty(), "{yaml}: {e}");
+                    assert!(e.to_string().starts_with(&format!("config {key}: ")), "{e}");
+                }
+            }
+        }
+        assert!(load("auth: { jwt_secret: sixteen-bytes-ok }").is_ok());
+        assert!(load("media: { root: /m, legacy_root: /m/web }").is_ok());
     }
 
     #[test]

@@ -54,9 +54,9 @@ pub enum StartError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Source(#[from] gun::upstream::FileSourceError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {}", bind_reason(source))]
     Bind {
-        addr: String,
+        addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("server stopped with an error: {0}")]
@@ -144,32 +144,42 @@ pub fn app(
     App::new()
         .wrap(middleware::Condition::new(
             state.config.log.access,
-            middleware::Logger::default(),
+            http::access_log::logger(),
         ))
         .wrap_fn(http::observe)
         .configure(move |cfg| http::configure_app(cfg, state, resolver))
 }
 
-/// Starts the actors and the HTTP server, and runs until the server stops.
+/// Binds the port, starts the actors and the HTTP server, and runs until the server stops. The
+/// port comes first: a taken one stops start-up before anything else has started.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let addr = config.bind_addr()?;
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
     let state = start(config)?;
     let server::Running {
         addr: bound,
         server,
-    } = server::start(addr, server::Settings::new(&state.config), {
+    } = server::start(listener, server::Settings::new(&state.config), {
         let state = state.clone();
         move || app(state.clone())
     })
-    .map_err(|source| StartError::Bind {
-        addr: addr.to_string(),
-        source,
-    })?;
+    .map_err(bind_error)?;
     log::info!("oip-resolver listening on http://{bound}");
     server.await.map_err(StartError::Serve)?;
     state.gun_thread.stop();
     log::info!("oip-resolver stopped");
     Ok(())
+}
+
+/// The common reasons in plain words; anything else as the system says it.
+fn bind_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied (a port under 1024?)".into(),
+        std::io::ErrorKind::AddrNotAvailable => "no such address on this machine".into(),
+        _ => e.to_string(),
+    }
 }
 
 fn log_summary(config: &Config, store: Option<&FileStore>) {

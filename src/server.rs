@@ -146,8 +146,8 @@ pub struct Running {
     pub server: Server,
 }
 
-/// Binds `addr` and serves the apps `factory` builds (one per worker).
-pub fn start<F, T, B>(addr: SocketAddr, settings: Settings, factory: F) -> io::Result<Running>
+/// Serves the apps `factory` builds (one per worker) on `listener`.
+pub fn start<F, T, B>(listener: TcpListener, settings: Settings, factory: F) -> io::Result<Running>
 where
     F: Fn() -> App<T> + Send + Clone + 'static,
     T: ServiceFactory<
@@ -159,7 +159,6 @@ where
         > + 'static,
     B: MessageBody + 'static,
 {
-    let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     // Idle keep-alive connections close when shutdown begins, so they do not hold it up.
     let (stopping_tx, stopping_rx) = oneshot::channel::<()>();

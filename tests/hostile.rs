@@ -256,8 +256,8 @@ fn every_hostile_request_gets_a_4xx_and_reaches_no_relay() {
     .unwrap();
     let service = TestApp::start(relay_config(&relay.url()).with(|c| {
         c.media.root = media;
-        c.auth.jwt_secret = Some("s".into());
-        c.auth.admin_token = Some("the-token".into());
+        c.auth.jwt_secret = Some("hostile-test-secret".into());
+        c.auth.admin_token = Some("hostile-admin-token".into());
     }));
     let mut failures = Vec::new();
     let cases = cases();

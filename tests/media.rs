@@ -21,7 +21,7 @@ use oip_resolver::config::Config;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-const SECRET: &str = "test-secret";
+const SECRET: &str = "media-test-secret";
 const OWNER: &str = "02owner";
 const OUTSIDE_SECRET: &str = "TOP-SECRET-OUTSIDE-THE-ROOT";
 

@@ -182,6 +182,38 @@ async fn the_access_log_can_be_switched_off() {
 }
 
 #[actix_web::test]
+async fn tokens_never_reach_the_log() {
+    let service = Service::start(&demo().with(|c| {
+        c.auth.jwt_secret = Some("operations-test-secret".into());
+    }));
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJwdWJsaWNLZXkiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ";
+    let r = send(
+        client()
+            .get(service.url(&format!("/api/media/demo-clip?token={token}&t=1")))
+            .insert_header(("Authorization", format!("bearer {token}")))
+            .insert_header(("Referer", format!("http://app.example/watch?token={token}"))),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let unknown = get(service.url(&format!("/api/media/nothing-here?token={token}"))).await;
+    assert_eq!(unknown.status, 404);
+    let line = service
+        .wait_for_line("/api/media/nothing-here", Duration::from_secs(2))
+        .expect("an access line");
+    assert!(
+        line.contains("GET /api/media/nothing-here?token=[redacted] HTTP/1.1"),
+        "{line}"
+    );
+    let first = service
+        .wait_for_line("/api/media/demo-clip", Duration::from_secs(2))
+        .expect("an access line");
+    assert!(first.contains("?token=[redacted]&t=1"), "{first}");
+    assert!(first.contains("watch?token=[redacted]"), "{first}");
+    let all = service.log().join("\n");
+    assert!(!all.contains(token), "the token was logged:\n{all}");
+}
+
+#[actix_web::test]
 async fn health_reports_state_uptime_and_version() {
     let service = TestApp::start(demo());
     let h = get(service.url("/health")).await;

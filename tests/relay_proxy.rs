@@ -515,7 +515,8 @@ async fn operators_can_forget_a_missing_soul_with_the_admin_token() {
     assert_eq!(r.json()["code"], "not_configured");
 
     let service = TestApp::start(
-        relay_config(&relay.url()).with(|c| c.auth.admin_token = Some("let-me-in".into())),
+        relay_config(&relay.url())
+            .with(|c| c.auth.admin_token = Some("let-me-in-please-now".into())),
     );
     assert_eq!(get(get_soul(&service, MISSING)).await.status, 404);
     let url = service.url(&format!("/api/cache/negative/{MISSING}"));
@@ -525,7 +526,7 @@ async fn operators_can_forget_a_missing_soul_with_the_admin_token() {
     let wrong = send(client().delete(&url).bearer_auth("let-me-ou")).await;
     assert_eq!(wrong.status, 401);
 
-    let ok = send(client().delete(&url).bearer_auth("let-me-in")).await;
+    let ok = send(client().delete(&url).bearer_auth("let-me-in-please-now")).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json(), json!({"soul": MISSING, "forgotten": true}));
     let again = get(get_soul(&service, MISSING)).await;

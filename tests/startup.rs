@@ -7,8 +7,8 @@ use std::process::Command;
 
 use common::*;
 
-/// Runs the binary with `args` to its end: whether it succeeded, and all it printed.
-fn run(args: &[&std::ffi::OsStr]) -> (bool, String) {
+/// Runs the binary with `args` to its end: its exit status, and all it printed.
+fn run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_oip-resolver"))
         .args(args)
         .env_remove("GUN_PEERS")
@@ -17,30 +17,50 @@ fn run(args: &[&std::ffi::OsStr]) -> (bool, String) {
         .unwrap();
     let text =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    (out.status.success(), text)
+    (out.status.code(), text)
 }
 
-/// `--check-config` of a file holding `yaml`, written as an operator would write it.
-fn check_config(yaml: &str) -> (bool, String) {
+/// Runs the binary on a config file holding `yaml`, written as an operator would write it, with
+/// `flags` before `--config`.
+fn run_with_config(flags: &[&str], yaml: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, yaml).unwrap();
-    run(&[
-        "--check-config".as_ref(),
-        "--config".as_ref(),
-        path.as_os_str(),
-    ])
+    let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    args.extend(["--config".as_ref(), path.as_os_str()]);
+    run(&args)
+}
+
+/// `--check-config` of `yaml`: whether it was accepted, and what was said.
+fn check_config(yaml: &str) -> (bool, String) {
+    let (code, text) = run_with_config(&["--check-config"], yaml);
+    (code == Some(0), text)
 }
 
 #[test]
 fn the_shipped_config_is_valid() {
     let path = repo_path("config.yaml");
-    let (ok, text) = run(&[
+    let (code, text) = run(&[
         "--check-config".as_ref(),
         "--config".as_ref(),
         path.as_os_str(),
     ]);
-    assert!(ok, "{text}");
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[test]
+fn a_taken_port_is_one_line_and_exit_status_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = test_config().with(|c| c.server.bind = addr.to_string());
+    let (code, text) = run_with_config(&[], &yaml_serde::to_string(&config).unwrap());
+    assert_eq!(code, Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "one line, and nothing started: {text}");
+    assert!(
+        lines[0].ends_with(&format!("cannot listen on {addr}: address in use")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -57,6 +77,24 @@ fn bad_config_stops_start_up_with_one_line_naming_the_key() {
             "gun.relay_url",
         ),
         ("colour: blue\n", "colour"),
+        ("auth: { jwt_secret: abc }\n", "auth.jwt_secret"),
+        ("auth: { admin_token: letmein }\n", "auth.admin_token"),
+        (
+            "media: { root: /srv/media, legacy_root: /srv }\n",
+            "media.legacy_root",
+        ),
+        (
+            "media: { root: /srv/media, legacy_root: /srv/media }\n",
+            "media.legacy_root",
+        ),
+        (
+            "gun: { source: relay, relay_url: \"https://relay.example:8765\" }\n",
+            "gun.relay_url",
+        ),
+        (
+            "resolver: { oip_api: \"https://api.example\" }\n",
+            "resolver.oip_api",
+        ),
     ] {
         let (ok, text) = check_config(yaml);
         assert!(!ok, "{yaml} was accepted");
@@ -69,8 +107,8 @@ fn bad_config_stops_start_up_with_one_line_naming_the_key() {
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let (ok, text) = run(&["--config".as_ref(), "/nonexistent/oip.yaml".as_ref()]);
-    assert!(!ok);
+    let (code, text) = run(&["--config".as_ref(), "/nonexistent/oip.yaml".as_ref()]);
+    assert_eq!(code, Some(1));
     assert!(text.contains("/nonexistent/oip.yaml"), "{text}");
 }
 

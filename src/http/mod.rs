@@ -1,6 +1,7 @@
 //! The HTTP face of the service: one `configure_app` entry registers every route group. `lib::app`
 //! wraps it with the middleware, and the binary and the in-process tests both serve that.
 
+pub mod access_log;
 mod admin;
 mod media;
 mod ops;
@@ -95,13 +96,18 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     Err(ApiError::MethodNotAllowed(req.method().to_string()))
 }
 
-/// The token of an `Authorization: Bearer` header.
+/// The token of an `Authorization: Bearer` header; the scheme is case-insensitive (RFC 9110).
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// A resource whose other methods answer a JSON 405 rather than actix's empty 404.

@@ -446,7 +446,8 @@ impl TestApp {
                 let mut settings = oip_resolver::server::Settings::new(&state.config);
                 settings.handle_signals = false;
                 let bind = state.config.bind_addr().expect("a valid bind address");
-                let running = oip_resolver::server::start(bind, settings, {
+                let listener = std::net::TcpListener::bind(bind).expect("a free port");
+                let running = oip_resolver::server::start(listener, settings, {
                     let state = state.clone();
                     move || oip_resolver::app(state.clone())
                 })
