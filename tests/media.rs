@@ -90,6 +90,24 @@ impl Fixture {
             Some(&json!({"accessLevel": "private", "userPublicKey": OWNER, "mimeType": "video/webm"}).to_string()),
         );
         add("broken", Some(b"bytes"), Some("{not json"));
+        add(
+            "page",
+            Some(b"<script>alert(document.cookie)</script>"),
+            Some(r#"{"mimeType":"text/html","accessLevel":"public"}"#),
+        );
+        // Not regular files: a FIFO (opening it for reading would wait for a writer), a socket
+        // and a folder, each where a media file would be.
+        for id in ["fifo", "socket", "folder"] {
+            std::fs::create_dir_all(root.join(id)).unwrap();
+        }
+        assert!(std::process::Command::new("mkfifo")
+            .arg(root.join("fifo/original"))
+            .status()
+            .unwrap()
+            .success());
+        // The socket file stays a socket after its listener closes.
+        drop(std::os::unix::net::UnixListener::bind(root.join("socket/original")).unwrap());
+        std::fs::create_dir_all(root.join("folder/original")).unwrap();
         let big = root.join("big");
         std::fs::create_dir_all(&big).unwrap();
         std::fs::File::create(big.join("original"))
@@ -110,6 +128,13 @@ impl Fixture {
         std::fs::write(web.join("sub/page.txt"), b"hello").unwrap();
         std::fs::write(web.join(".hidden"), b"dot").unwrap();
         std::os::unix::fs::symlink(&outside, web.join("link-out.txt")).unwrap();
+        std::fs::write(web.join("drawing.svg"), b"<svg onload=\"alert(1)\"/>").unwrap();
+        std::fs::write(web.join("page.html"), b"<script>alert(1)</script>").unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(web.join("fifo.gif"))
+            .status()
+            .unwrap()
+            .success());
         Self { dir }
     }
 
@@ -730,6 +755,115 @@ fn a_slow_steady_reader_gets_the_whole_body_past_the_stall_timeout() {
         metric(&service, "oip_media_streams_total{outcome=\"complete\"}"),
         1.0
     );
+}
+
+#[test]
+fn answers_are_safe_to_show_in_a_browser() {
+    let fx = Fixture::new();
+    let service = fx.app();
+    for target in [
+        "/api/media/clip",
+        "/api/media/nothing",
+        "/health",
+        "/nowhere",
+    ] {
+        let r = get(&service, target, &[]);
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{target}"
+        );
+    }
+    let video = get(&service, "/api/media/clip", &[]);
+    assert_eq!(video.header("content-security-policy"), None);
+    assert_eq!(
+        video.header("content-disposition"),
+        None,
+        "video plays inline"
+    );
+    assert_eq!(video.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(video.header("vary"), None);
+    for target in [
+        "/api/media/page",
+        "/media?id=drawing.svg",
+        "/media?id=page.html",
+    ] {
+        let r = get(&service, target, &[]);
+        assert_eq!(r.status, 200, "{target}");
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("sandbox"),
+            "{target}"
+        );
+        assert_eq!(
+            r.header("content-disposition"),
+            Some("attachment"),
+            "{target}"
+        );
+    }
+    let owner = token(json!({"publicKey": OWNER, "exp": in_an_hour()}), SECRET);
+    let auth = format!("Bearer {owner}");
+    for target in ["/api/media/private", "/api/media/private/info"] {
+        let r = get(&service, target, &[("Authorization", &auth)]);
+        assert_eq!(r.status, 200, "{target}");
+        assert_eq!(
+            r.header("cache-control"),
+            Some("private, max-age=60"),
+            "{target}"
+        );
+        assert_eq!(r.header("vary"), Some("Authorization"), "{target}");
+    }
+    let public_info = get(&service, "/api/media/clip/info", &[]);
+    assert_eq!(
+        public_info.header("cache-control"),
+        Some("public, max-age=60")
+    );
+}
+
+/// A FIFO, a socket or a folder where a file should be reads like a missing file, and never
+/// holds a media thread: with more such requests at once than the actor has threads, a normal
+/// request is still answered.
+#[test]
+fn only_regular_files_are_served_and_nothing_blocks() {
+    let fx = Fixture::new();
+    let service = fx.app();
+    let missing = get(&service, "/api/media/nothing", &[]);
+    let odd: Vec<_> = (0..16)
+        .map(|i| {
+            let addr = service.addr;
+            let target = [
+                "/api/media/fifo",
+                "/api/media/socket",
+                "/api/media/folder",
+                "/media?id=fifo.gif",
+            ][i % 4];
+            std::thread::spawn(move || (target, raw_request(addr, "GET", target, &[])))
+        })
+        .collect();
+    for handle in odd {
+        let (target, r) = handle.join().unwrap();
+        assert_eq!(r.status, 404, "{target}");
+        if target.starts_with("/api/media/") {
+            assert_eq!(r.body, missing.body, "{target} reads like a missing file");
+        }
+    }
+    assert_eq!(get(&service, "/api/media/clip", &[]).status, 200);
+}
+
+#[test]
+fn outside_the_root_reads_exactly_like_missing() {
+    let fx = Fixture::new();
+    let service = fx.app();
+    for (outside, missing) in [
+        ("/api/media/escape", "/api/media/no-such-id"),
+        ("/media?id=link-out.txt", "/media?id=no-such-file.txt"),
+    ] {
+        let (a, b) = (get(&service, outside, &[]), get(&service, missing, &[]));
+        assert_eq!((a.status, &a.body), (b.status, &b.body), "{outside}");
+    }
+    let hidden = get(&service, "/api/media/.hidden", &[]);
+    assert_eq!(hidden.status, 400);
+    assert_eq!(hidden.json()["code"], "invalid_media_id");
 }
 
 #[test]

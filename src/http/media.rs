@@ -13,6 +13,7 @@ use super::{bearer, resource, AppState, StrictQuery};
 use crate::{
     error::ApiError,
     media::{
+        manifest::browser_safe,
         range::{ByteRange, Conditions, Plan},
         stream::{FileStream, Part},
         Info, MediaFile, Open, Target,
@@ -107,7 +108,38 @@ async fn info(
             token,
         })
         .await??;
-    Ok(HttpResponse::Ok().json(manifest))
+    let mut res = HttpResponse::Ok();
+    caching(
+        &mut res,
+        &state.config.media.cache_control,
+        !manifest.is_public(),
+    );
+    Ok(res.json(manifest))
+}
+
+/// `Cache-Control` from `media.cache_control`; an answer that needed a token is `private` (with
+/// the configured max-age) and varies with `Authorization`, so no shared cache hands it to
+/// someone else.
+fn caching(res: &mut HttpResponseBuilder, cache_control: &str, private: bool) {
+    if !private {
+        res.insert_header((header::CACHE_CONTROL, cache_control));
+        return;
+    }
+    let shared = ["public", "s-maxage", "proxy-revalidate", "private"];
+    let kept = cache_control
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter(|d| {
+            let name = d.split('=').next().unwrap_or_default();
+            !shared.iter().any(|s| name.eq_ignore_ascii_case(s))
+        });
+    let value = std::iter::once("private")
+        .chain(kept)
+        .collect::<Vec<_>>()
+        .join(", ");
+    res.insert_header((header::CACHE_CONTROL, value))
+        .insert_header((header::VARY, "Authorization"));
 }
 
 fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
@@ -140,15 +172,19 @@ fn open_message(req: &HttpRequest, target: Target, token: Option<String>) -> Ope
 /// Turns the planned answer into a response; the body streams what was not prefetched.
 fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpResponse, ApiError> {
     let validators = &file.validators;
+    let cache_control = &state.config.media.cache_control;
+    let active = !browser_safe(&file.content_type);
     let res = |status: StatusCode| {
         let mut b = HttpResponse::build(status);
         b.insert_header((header::ETAG, validators.etag.as_str()))
             .insert_header((header::LAST_MODIFIED, validators.last_modified.as_str()))
-            .insert_header((
-                header::CACHE_CONTROL,
-                state.config.media.cache_control.as_str(),
-            ))
             .insert_header((header::ACCEPT_RANGES, "bytes"));
+        caching(&mut b, cache_control, file.private);
+        if active {
+            // Served from the API's origin, an uploaded page or SVG would run with its rights.
+            b.insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
+                .insert_header((header::CONTENT_DISPOSITION, "attachment"));
+        }
         b
     };
     let (status, parts, content_type, content_range) = match &file.plan {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    path::{resolve_under, PathError},
+    path::{open_regular, resolve_under, PathError},
     MediaError,
 };
 
@@ -70,11 +70,14 @@ impl Manifest {
             Err(PathError::NotFound) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let parsed = std::fs::metadata(&path)
+        let parsed = open_regular(&path)
             .ok()
-            .filter(|m| m.is_file() && m.len() <= MAX_MANIFEST_BYTES)
-            .and_then(|_| std::fs::read(&path).ok())
-            .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok());
+            .filter(|f| f.metadata().is_ok_and(|m| m.len() <= MAX_MANIFEST_BYTES))
+            .and_then(|mut f| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
+                serde_json::from_slice::<Manifest>(&bytes).ok()
+            });
         Ok(Some(parsed.unwrap_or_else(|| {
             log::warn!(
                 "media {id}: manifest.json is not a readable JSON object; treating it as private"
@@ -107,6 +110,27 @@ pub fn content_type(manifest: Option<&Manifest>, path: &Path) -> String {
         .unwrap_or_else(|| "application/octet-stream".to_string())
 }
 
+/// Whether a browser shows or plays this type without running anything: video, audio, raster
+/// images, plain text and subtitles. Everything else (HTML, XHTML, SVG, XML, JavaScript, and any
+/// type not on this list) is sent as a sandboxed download.
+pub fn browser_safe(content_type: &str) -> bool {
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, sub)) = mime.split_once('/') else {
+        return false;
+    };
+    match kind {
+        "video" | "audio" => true,
+        "image" => !sub.contains("svg") && !sub.contains("xml"),
+        "text" => matches!(sub, "plain" | "vtt" | "csv"),
+        _ => false,
+    }
+}
+
 fn is_mime(m: &str) -> bool {
     m.len() <= 127
         && m.split_once('/')
@@ -135,6 +159,35 @@ mod tests {
         assert_eq!(content_type(None, p), "application/octet-stream");
         let m = manifest(json!({"mimeType": "text/html\r\nX-Evil: 1"}));
         assert_eq!(content_type(Some(&m), p), "application/octet-stream");
+    }
+
+    #[test]
+    fn only_types_that_cannot_run_script_are_browser_safe() {
+        for safe in [
+            "video/mp4",
+            "audio/mpeg",
+            "image/png",
+            "image/gif",
+            "text/plain; charset=utf-8",
+            "text/vtt",
+            "VIDEO/WEBM",
+        ] {
+            assert!(browser_safe(safe), "{safe}");
+        }
+        for active in [
+            "text/html",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "text/xml",
+            "application/xml",
+            "application/javascript",
+            "text/javascript",
+            "application/pdf",
+            "application/octet-stream",
+            "nonsense",
+        ] {
+            assert!(!browser_safe(active), "{active}");
+        }
     }
 
     #[test]

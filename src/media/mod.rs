@@ -29,7 +29,7 @@ use bytes::Bytes;
 use self::{
     access::AccessError,
     manifest::{content_type, Manifest},
-    path::{check_media_id, check_relative_path, resolve_under, PathError},
+    path::{check_media_id, check_relative_path, open_regular, resolve_under, PathError},
     range::{plan, Conditions, Plan, Validators},
 };
 use crate::{
@@ -64,6 +64,8 @@ pub struct MediaFile {
     pub len: u64,
     pub validators: Validators,
     pub content_type: String,
+    /// Reading it needed a token: the answer must not be kept by shared caches.
+    pub private: bool,
     pub plan: Plan,
     /// The first chunk of the first range, read while the file was opened: a small range is
     /// answered without a second trip to the blocking pool.
@@ -246,11 +248,8 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
             (resolve_under(root, Path::new(&rel))?, None)
         }
     };
-    let file = File::open(&path).map_err(|_| PathError::NotFound)?;
+    let file = open_regular(&path)?;
     let meta = file.metadata().map_err(|_| MediaError::Io)?;
-    if !meta.is_file() {
-        return Err(PathError::NotFound.into());
-    }
     let len = meta.len();
     let validators = Validators::new(len, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
     let plan = plan(&msg.conditions, len, &validators);
@@ -270,6 +269,7 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
         len,
         validators,
         content_type: content_type(manifest.as_ref(), &path),
+        private: manifest.as_ref().is_some_and(|m| !m.is_public()),
         file,
         plan,
         prefetched,

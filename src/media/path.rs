@@ -1,8 +1,9 @@
 //! Mapping request ids to files without ever leaving the media roots.
 //!
-//! Input is checked twice: syntactically (no `..`, separators, NULs or control characters ever
-//! reach the filesystem), then by canonicalising the final path and requiring it to lie under the
-//! canonical root, which also refuses symlinks that point outside.
+//! Input is checked twice: syntactically (no `..`, separators, hidden names, NULs or control
+//! characters ever reach the filesystem), then by canonicalising the final path and requiring it
+//! to lie under the canonical root, which also refuses symlinks that point outside. Only regular
+//! files are served; anything else, and anything outside, reads exactly like a missing file.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -12,21 +13,20 @@ pub enum PathError {
     BadMediaId,
     #[error("the path must be relative, with segments that are not empty, '.', '..' or hidden")]
     BadPath,
+    /// Missing, outside the root, or not a regular file: the client is told nothing more.
     #[error("no such media")]
     NotFound,
-    #[error("the path leaves the media folder")]
-    Outside,
 }
 
 const MAX_ID_LEN: usize = 255;
 const MAX_PATH_LEN: usize = 1024;
 
-/// `mediaId`: one segment of `[A-Za-z0-9._-]`, not `.` or `..`.
+/// `mediaId`: one segment of `[A-Za-z0-9._-]`, not hidden (so neither `.` nor `..`), as the
+/// legacy paths' segments.
 pub fn check_media_id(id: &str) -> Result<(), PathError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id != "."
-        && id != ".."
+        && !id.starts_with('.')
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -47,8 +47,7 @@ pub fn check_relative_path(path: &str) -> Result<(), PathError> {
 }
 
 /// Resolves `root.join(rel)` (with `root` already canonical) and accepts it only under `root`.
-/// A path that does not exist is `NotFound`; one that leaves the root, by a symlink or otherwise,
-/// `Outside`.
+/// A path that does not exist, or leaves the root by a symlink, is `NotFound`.
 ///
 /// `rel` was checked to hold plain segments only, so the joined path can leave the root only
 /// through a symlink below it: each component is looked at with `lstat`, and only when one is a
@@ -80,8 +79,33 @@ fn canonical_under(root: &Path, rel: &Path) -> Result<PathBuf, PathError> {
     if real.starts_with(root) {
         Ok(real)
     } else {
-        Err(PathError::Outside)
+        Err(PathError::NotFound)
     }
+}
+
+/// Opens `path` for reading only if it is a regular file. The type is checked before the open,
+/// and the open does not block either way: opening a FIFO for reading waits for a writer, and
+/// would hold a media thread until one came.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, PathError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let regular = |meta: std::fs::Metadata| meta.is_file().then_some(());
+    std::fs::metadata(path)
+        .ok()
+        .and_then(regular)
+        .ok_or(PathError::NotFound)?;
+    // Between the check and the open the path could be swapped for a FIFO: O_NONBLOCK makes that
+    // open return at once, and the type is checked again on what was opened. On a regular file
+    // the flag changes nothing.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|_| PathError::NotFound)?;
+    file.metadata()
+        .ok()
+        .and_then(regular)
+        .ok_or(PathError::NotFound)?;
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -90,7 +114,7 @@ mod tests {
 
     #[test]
     fn media_ids() {
-        for ok in ["abc", "a.b-c_d", "QmXyZ123", "..a", "a..b"] {
+        for ok in ["abc", "a.b-c_d", "QmXyZ123", "a..b", "a."] {
             assert_eq!(check_media_id(ok), Ok(()), "{ok}");
         }
         let long = "a".repeat(256);
@@ -98,6 +122,8 @@ mod tests {
             "",
             ".",
             "..",
+            "..a",
+            ".hidden",
             "a/b",
             "a\\b",
             "a b",
@@ -135,6 +161,25 @@ mod tests {
     }
 
     #[test]
+    fn only_regular_files_open_and_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(open_regular(&fifo).err(), Some(PathError::NotFound));
+        assert_eq!(open_regular(dir.path()).err(), Some(PathError::NotFound));
+        assert_eq!(
+            open_regular(Path::new("/dev/null")).err(),
+            Some(PathError::NotFound)
+        );
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        assert!(open_regular(&dir.path().join("f")).is_ok());
+    }
+
+    #[test]
     fn symlinks_out_of_the_root_are_refused() {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), "s").unwrap();
@@ -147,7 +192,7 @@ mod tests {
         assert!(resolve_under(&root_path, Path::new("ok-link")).is_ok());
         assert_eq!(
             resolve_under(&root_path, Path::new("link")),
-            Err(PathError::Outside)
+            Err(PathError::NotFound)
         );
         assert_eq!(
             resolve_under(&root_path, Path::new("nope")),
@@ -161,7 +206,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), root_path.join("dir-out")).unwrap();
         assert_eq!(
             resolve_under(&root_path, Path::new("dir-out/secret")),
-            Err(PathError::Outside)
+            Err(PathError::NotFound)
         );
         std::fs::create_dir(root_path.join("real")).unwrap();
         std::fs::write(root_path.join("real/f"), "f").unwrap();
