@@ -163,6 +163,9 @@ pub struct ResolverConfig {
     pub default_depth: u32,
     pub max_depth: u32,
     pub max_records: usize,
+    /// Relay (and indexer) requests one resolution may send; references past it stay DIDs with
+    /// reason `budget`.
+    pub max_upstream_per_request: usize,
     pub concurrency: usize,
     pub deadline_ms: u64,
     pub oip_api: Option<String>,
@@ -174,6 +177,7 @@ impl Default for ResolverConfig {
             default_depth: 2,
             max_depth: 5,
             max_records: 1000,
+            max_upstream_per_request: 200,
             concurrency: 32,
             deadline_ms: 15_000,
             oip_api: None,
@@ -300,7 +304,7 @@ impl Config {
         if let Some(api) = &self.resolver.oip_api {
             validate_http_url("resolver.oip_api", api)?;
         }
-        let positive: [(&str, u64); 14] = [
+        let positive: [(&str, u64); 15] = [
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,
@@ -325,6 +329,10 @@ impl Config {
                 self.negative_cache.sweep_interval_secs,
             ),
             ("resolver.max_records", self.resolver.max_records as u64),
+            (
+                "resolver.max_upstream_per_request",
+                self.resolver.max_upstream_per_request as u64,
+            ),
             ("resolver.concurrency", self.resolver.concurrency as u64),
             (
                 "memory_monitor.interval_secs",

@@ -112,6 +112,7 @@ fn fetch_failure(e: &FetchError) -> (StatusCode, &'static str) {
         FetchError::Cancelled => (S::SERVICE_UNAVAILABLE, "relay_unavailable"),
         FetchError::Timeout => (S::GATEWAY_TIMEOUT, "relay_timeout"),
         FetchError::Unsupported => (S::BAD_REQUEST, "unsupported_did"),
+        FetchError::OverBudget => (S::BAD_REQUEST, "budget_exceeded"),
         FetchError::Status(_) => (S::BAD_GATEWAY, "relay_error"),
         FetchError::TooLarge(_) => (S::BAD_GATEWAY, "relay_response_too_large"),
         FetchError::Malformed(_) => (S::BAD_GATEWAY, "relay_bad_response"),

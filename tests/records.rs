@@ -355,6 +355,50 @@ async fn the_budget_keeps_the_rest_as_dids() {
     assert_eq!(over.json()["code"], "budget_exceeded");
 }
 
+/// A record with 300 references, none of them stored: however it is asked for, one request
+/// sends at most `resolver.max_upstream_per_request` relay requests.
+#[actix_web::test]
+async fn one_request_cannot_make_more_relay_requests_than_its_budget() {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(10);
+    let refs: Vec<String> = (0..300).map(|i| format!("did:gun:{P}:gone-{i}")).collect();
+    relay.insert(
+        &soul("many"),
+        node(json!({"workout": {"exercise": refs}}), json!({})),
+    );
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.resolver.max_upstream_per_request = 50),
+    );
+    let mut before = 0;
+    for round in 0..3 {
+        let r = records(&service, &format!("did={}&resolveDepth=1", did("many"))).await;
+        assert_eq!(r.status, 200);
+        let body = r.json();
+        let sent = relay.total_gets() - before;
+        before = relay.total_gets();
+        assert!(
+            sent <= 50,
+            "round {round}: one request sent {sent} relay requests"
+        );
+        let unresolved = body["resolution"]["unresolved"].as_array().unwrap();
+        assert_eq!(unresolved.len(), 300);
+        let over = unresolved
+            .iter()
+            .filter(|u| u["reason"] == "budget")
+            .count();
+        assert!(
+            over >= 250,
+            "round {round}: {over} references over the budget"
+        );
+        let exercise = &body["records"][0]["data"]["workout"]["exercise"];
+        assert_eq!(
+            exercise[299],
+            refs[299].as_str(),
+            "past the budget a reference stays a DID"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn at_the_deadline_what_has_not_arrived_is_a_timeout() {
     let relay = demo_relay();

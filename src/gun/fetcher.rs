@@ -20,7 +20,7 @@ use super::{
     record_cache::RecordCache,
     resilience::BreakerState,
     upstream::{GetResult, HttpSource, Upstream},
-    CacheSource, FetchError, FetchResult, Fetched, Lookup,
+    CacheSource, FetchError, FetchResult, Fetched, Lookup, UpstreamBudget,
 };
 use crate::{did::Did, metrics::Metrics};
 
@@ -45,7 +45,11 @@ pub struct GunFetcher {
 /// method's DID from the indexer. `Reader::fetch` is how callers send it.
 #[derive(Message)]
 #[rtype(result = "FetchResult")]
-pub struct Fetch(pub Did);
+pub struct Fetch {
+    pub did: Did,
+    /// A resolution's budget of relay requests; `None` for the relay proxy's single reads.
+    pub budget: Option<UpstreamBudget>,
+}
 
 /// Write one node; on success the soul leaves both caches.
 #[derive(Message)]
@@ -176,7 +180,11 @@ impl Actor for GunFetcher {
 impl Handler<Fetch> for GunFetcher {
     type Result = ResponseFuture<FetchResult>;
 
-    fn handle(&mut self, Fetch(key): Fetch, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        Fetch { did: key, budget }: Fetch,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
         let route = match (&key, &self.indexer) {
             (Did::Gun(soul), _) => Route::Upstream(self.upstream.clone(), soul.clone()),
             (Did::Other(did), Some(indexer)) => Route::Indexer(indexer.clone(), did.clone()),
@@ -191,6 +199,11 @@ impl Handler<Fetch> for GunFetcher {
                 self.metrics.coalesced();
             }
             Entry::Vacant(slot) => {
+                // Joining a fetch on its way is free; leading one may cost a relay request (the
+                // negative cache may still answer it), so it takes one from the budget.
+                if budget.is_some_and(|b| !b.take()) {
+                    return Box::pin(futures::future::ready(Err(FetchError::OverBudget)));
+                }
                 let key = slot.key().clone();
                 slot.insert(InFlight {
                     waiters: vec![tx],
@@ -246,7 +259,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub async fn fetch(&self, did: Did) -> FetchResult {
+    pub async fn fetch(&self, did: Did, budget: Option<UpstreamBudget>) -> FetchResult {
         if let Some(found) = self.records.get(&did) {
             return Ok(Fetched {
                 lookup: Lookup::Found(found),
@@ -254,7 +267,7 @@ impl Reader {
             });
         }
         self.fetcher
-            .send(Fetch(did))
+            .send(Fetch { did, budget })
             .await
             .unwrap_or(Err(FetchError::Cancelled))
     }

@@ -65,6 +65,10 @@ pub enum FetchError {
     Cancelled,
     #[error("no source is configured for this DID method")]
     Unsupported,
+    #[error(
+        "this request has used its budget of relay requests (resolver.max_upstream_per_request)"
+    )]
+    OverBudget,
 }
 
 impl FetchError {
@@ -76,12 +80,32 @@ impl FetchError {
             FetchError::CircuitOpen
             | FetchError::TooLarge(_)
             | FetchError::Cancelled
-            | FetchError::Unsupported => false,
+            | FetchError::Unsupported
+            | FetchError::OverBudget => false,
         }
     }
 }
 
 pub type FetchResult = Result<Fetched, FetchError>;
+
+/// How many more lookups one request may send past the record cache (shared by the request's
+/// concurrent fetches, and checked on the fetcher's thread).
+#[derive(Debug, Clone)]
+pub struct UpstreamBudget(Arc<std::sync::atomic::AtomicUsize>);
+
+impl UpstreamBudget {
+    pub fn new(requests: usize) -> Self {
+        Self(Arc::new(requests.into()))
+    }
+
+    /// Takes one request from the budget; false when none is left.
+    pub fn take(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0
+            .fetch_update(Relaxed, Relaxed, |left| left.checked_sub(1))
+            .is_ok()
+    }
+}
 
 #[cfg(test)]
 mod tests {

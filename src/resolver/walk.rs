@@ -11,7 +11,7 @@ use super::{for_each_reference, Options, Reason, State};
 use crate::{
     config::ResolverConfig,
     did::Did,
-    gun::{fetcher::Reader, CacheSource, FetchError, Lookup},
+    gun::{fetcher::Reader, CacheSource, FetchError, Lookup, UpstreamBudget},
 };
 
 /// What looking up one DID cost, for the `fetched` and `fromCache` figures.
@@ -40,6 +40,7 @@ pub(super) struct Walk {
 
 impl Walk {
     pub async fn gather(&self, roots: &[Did], options: &Options, deadline: Instant) -> Gathered {
+        let budget = UpstreamBudget::new(self.config.max_upstream_per_request);
         let mut out = Gathered::default();
         let mut expanded: HashSet<Did> = HashSet::new();
         let mut level: Vec<(Did, u32)> = roots.iter().map(|d| (d.clone(), options.depth)).collect();
@@ -55,7 +56,7 @@ impl Walk {
             for over in wanted.split_off(room.min(wanted.len())) {
                 out.states.insert(over, State::Missing(Reason::Budget));
             }
-            let finished = self.fetch_level(wanted, deadline, &mut out).await;
+            let finished = self.fetch_level(wanted, &budget, deadline, &mut out).await;
             if !finished {
                 break;
             }
@@ -79,10 +80,16 @@ impl Walk {
 
     /// Fetches one level concurrently. Returns false when the deadline came first: whatever had
     /// not arrived is marked `timeout`, and no deeper level is fetched.
-    async fn fetch_level(&self, wanted: Vec<Did>, deadline: Instant, out: &mut Gathered) -> bool {
+    async fn fetch_level(
+        &self,
+        wanted: Vec<Did>,
+        budget: &UpstreamBudget,
+        deadline: Instant,
+        out: &mut Gathered,
+    ) -> bool {
         let pending: Vec<Did> = wanted.clone();
         let mut arrivals = stream::iter(wanted)
-            .map(|did| self.fetch_one(did))
+            .map(|did| self.fetch_one(did, budget.clone()))
             .buffer_unordered(self.config.concurrency);
         let timer = actix_web::rt::time::sleep_until(deadline.into());
         futures::pin_mut!(timer);
@@ -106,8 +113,8 @@ impl Walk {
         }
     }
 
-    async fn fetch_one(&self, did: Did) -> (Did, State, Cost) {
-        let (state, cost) = match self.reader.fetch(did.clone()).await {
+    async fn fetch_one(&self, did: Did, budget: UpstreamBudget) -> (Did, State, Cost) {
+        let (state, cost) = match self.reader.fetch(did.clone(), Some(budget)).await {
             Ok(fetched) => {
                 let cost = if fetched.source == CacheSource::Miss {
                     Cost::Upstream
@@ -120,8 +127,10 @@ impl Walk {
                 };
                 (state, cost)
             }
-            // No source for its method: nothing was asked.
+            // No source for its method, or no relay requests left for this request: nothing was
+            // asked.
             Err(FetchError::Unsupported) => (State::Missing(Reason::Unsupported), Cost::NotAsked),
+            Err(FetchError::OverBudget) => (State::Missing(Reason::Budget), Cost::NotAsked),
             Err(e) => (State::Failed(e), Cost::Upstream),
         };
         (did, state, cost)
