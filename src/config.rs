@@ -99,6 +99,11 @@ pub struct GunConfig {
     pub max_connections: usize,
     /// A relay answer larger than this is refused rather than buffered.
     pub max_response_bytes: usize,
+    /// How long a record whose stored form cannot be decoded is answered 502 without asking the
+    /// relay again.
+    pub malformed_ttl_secs: u64,
+    /// Relay failures are summed up in one WARN line per this many seconds.
+    pub failure_log_interval_secs: u64,
 }
 
 impl Default for GunConfig {
@@ -116,6 +121,8 @@ impl Default for GunConfig {
             breaker_open_ms: 5_000,
             max_connections: 64,
             max_response_bytes: 8 * 1024 * 1024,
+            malformed_ttl_secs: 60,
+            failure_log_interval_secs: 60,
         }
     }
 }
@@ -304,7 +311,7 @@ impl Config {
         if let Some(api) = &self.resolver.oip_api {
             validate_http_url("resolver.oip_api", api)?;
         }
-        let positive: [(&str, u64); 15] = [
+        let positive: [(&str, u64); 16] = [
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,
@@ -319,6 +326,10 @@ impl Config {
             ("gun.breaker_failures", self.gun.breaker_failures.into()),
             ("gun.max_connections", self.gun.max_connections as u64),
             ("gun.max_response_bytes", self.gun.max_response_bytes as u64),
+            (
+                "gun.failure_log_interval_secs",
+                self.gun.failure_log_interval_secs,
+            ),
             (
                 "negative_cache.capacity",
                 self.negative_cache.capacity as u64,

@@ -116,6 +116,7 @@ fn fetch_failure(e: &FetchError) -> (StatusCode, &'static str) {
         FetchError::Status(_) => (S::BAD_GATEWAY, "relay_error"),
         FetchError::TooLarge(_) => (S::BAD_GATEWAY, "relay_response_too_large"),
         FetchError::Malformed(_) => (S::BAD_GATEWAY, "relay_bad_response"),
+        FetchError::RecordMalformed(_) => (S::BAD_GATEWAY, "record_malformed"),
     }
 }
 

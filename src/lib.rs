@@ -94,7 +94,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
             // The indexer shares the relay's timeouts, retry and breaker settings.
             let indexer =
                 oip_api.map(|base| HttpSource::new(HttpKind::Indexer, &base, &gun, m.clone()));
-            GunFetcher::new(upstream, indexer, n, r, m)
+            GunFetcher::new(upstream, indexer, n, r, &gun, m)
         })
     };
     MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();

@@ -16,6 +16,7 @@ pub const INDEXER_REQUESTS: &str = "oip_indexer_requests_total";
 pub const GUN_RETRIES: &str = "oip_gun_retries_total";
 pub const GUN_COALESCED: &str = "oip_gun_coalesced_requests_total";
 pub const GUN_CIRCUIT_OPEN: &str = "oip_gun_circuit_open";
+pub const GUN_MALFORMED_RECORDS: &str = "oip_gun_malformed_records_total";
 pub const NEGATIVE_CACHE_LOOKUPS: &str = "oip_negative_cache_lookups_total";
 pub const NEGATIVE_CACHE_HITS: &str = "oip_negative_cache_hits_total";
 pub const NEGATIVE_CACHE_ENTRIES: &str = "oip_negative_cache_entries";
@@ -61,6 +62,7 @@ pub struct Metrics {
     gun_retries: AtomicU64,
     gun_coalesced: AtomicU64,
     gun_circuit_open: AtomicU64,
+    gun_malformed: AtomicU64,
     negative_lookups: AtomicU64,
     negative_hits: AtomicU64,
     negative_entries: AtomicU64,
@@ -101,6 +103,11 @@ impl Metrics {
     /// A fetch that joined a request already on its way instead of sending its own.
     pub fn coalesced(&self) {
         self.gun_coalesced.fetch_add(1, Relaxed);
+    }
+
+    /// A relay answer (200) whose record could not be decoded.
+    pub fn malformed_record(&self) {
+        self.gun_malformed.fetch_add(1, Relaxed);
     }
 
     pub fn set_circuit_open(&self, open: bool) {
@@ -201,10 +208,11 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{status=\"{status}\"}} {n}");
             }
         }
-        let plain: [(&str, &str, &str, u64); 14] = [
+        let plain: [(&str, &str, &str, u64); 15] = [
             (GUN_RETRIES, "counter", "Relay requests that were retries of a failed attempt.", self.gun_retries.load(Relaxed)),
             (GUN_COALESCED, "counter", "Fetches that joined an in-flight request for the same soul instead of sending their own.", self.gun_coalesced.load(Relaxed)),
             (GUN_CIRCUIT_OPEN, "gauge", "1 while the relay circuit breaker is open.", self.gun_circuit_open.load(Relaxed)),
+            (GUN_MALFORMED_RECORDS, "counter", "Relay answers (200) whose record could not be decoded; the record's problem, not the relay's.", self.gun_malformed.load(Relaxed)),
             (NEGATIVE_CACHE_LOOKUPS, "counter", "Checks of the 404 cache.", self.negative_lookups.load(Relaxed)),
             (NEGATIVE_CACHE_HITS, "counter", "Checks of the 404 cache that found the soul known missing.", self.negative_hits.load(Relaxed)),
             (NEGATIVE_CACHE_ENTRIES, "gauge", "Souls currently known missing.", self.negative_entries.load(Relaxed)),

@@ -198,14 +198,133 @@ async fn an_oversized_or_garbage_answer_is_a_bad_gateway() {
         "too large again next time: not retried"
     );
 
-    let junk = get(get_soul(&service, "junk:1")).await;
-    assert_eq!(junk.status, 502);
-    assert_eq!(junk.json()["code"], "relay_bad_response");
+    // A whole 200 answer that does not decode is what the relay holds for that soul: the
+    // record's problem, not retried, and remembered for a while.
+    for _ in 0..3 {
+        let junk = get(get_soul(&service, "junk:1")).await;
+        assert_eq!(junk.status, 502);
+        assert_eq!(junk.json()["code"], "record_malformed");
+    }
+    assert_eq!(relay.gets("junk:1"), 1, "asked once, then remembered");
+}
+
+/// A record stored with `data` that is not JSON (the real relay then answers 200 with the raw
+/// string), read by anyone, as often as they like.
+#[actix_web::test]
+async fn a_poisoned_record_read_100_times_harms_no_other_record() {
+    const POISON: &str = "a1b2c3d4e5f6:poisoned";
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    relay.insert(POISON, json!({"data": "<b>not json", "oip": "{}"}));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.breaker_failures = 3;
+        c.record_cache.ttl_secs = 0;
+    }));
+    for batch in 0..10 {
+        let replies = join_all((0..10).map(|_| get(get_soul(&service, POISON)))).await;
+        for r in replies {
+            assert_eq!(r.status, 502, "batch {batch}");
+            assert_eq!(r.json()["code"], "record_malformed");
+        }
+        assert_eq!(
+            get(get_soul(&service, FOUND)).await.status,
+            200,
+            "batch {batch}"
+        );
+    }
+    assert_eq!(relay.gets(POISON), 1, "one relay request for 100 reads");
+    let health = get(service.url("/health")).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["circuit"], "closed");
     assert_eq!(
-        relay.gets("junk:1"),
-        2,
-        "garbage may be a cut-short answer: retried"
+        metric(&service, "oip_gun_malformed_records_total").await,
+        Some(1.0)
     );
+    let resolved = get(service.url(&format!("/api/records?did=did:gun:{POISON}"))).await;
+    assert_eq!(resolved.status, 502);
+    assert_eq!(resolved.json()["code"], "record_malformed");
+}
+
+/// One soul the relay answers 500 for, asked again and again, counts once against the relay:
+/// the breaker stays closed and every other soul is served.
+#[actix_web::test]
+async fn a_soul_failing_forever_does_not_open_the_breaker() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    relay.set_soul_mode(MISSING, Mode::Status(500));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_attempts = 2;
+        c.gun.breaker_failures = 3;
+        c.record_cache.ttl_secs = 0;
+    }));
+    for _ in 0..20 {
+        let r = get(get_soul(&service, MISSING)).await;
+        assert_eq!(r.json()["code"], "relay_error");
+    }
+    assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
+    for _ in 0..5 {
+        assert_eq!(get(get_soul(&service, MISSING)).await.status, 502);
+        assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
+    }
+    assert_eq!(
+        get(service.url("/health")).await.json()["circuit"],
+        "closed"
+    );
+    assert!(relay.gets(MISSING) >= 20, "each read still asks the relay");
+
+    // Three different souls failing is the relay's trouble: the breaker opens.
+    for soul in ["x:1", "x:2", "x:3"] {
+        relay.set_soul_mode(soul, Mode::Status(503));
+        get(get_soul(&service, soul)).await;
+    }
+    let r = get(get_soul(&service, FOUND)).await;
+    assert_eq!(r.json()["code"], "relay_circuit_open");
+}
+
+/// What an operator sees when the relay goes away and comes back: a WARN line when the breaker
+/// opens, one when it closes, and a summary of failures per interval.
+#[actix_web::test]
+async fn relay_trouble_is_logged_at_warn_once_per_change() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    let service = Service::start(&relay_config(&relay.url()).with(|c| {
+        c.gun.max_attempts = 1;
+        c.gun.breaker_failures = 3;
+        c.gun.breaker_open_ms = 500;
+        c.gun.failure_log_interval_secs = 1;
+        c.record_cache.ttl_secs = 0;
+    }));
+    let (addr, state) = relay.stop();
+    for i in 0..10 {
+        get(get_soul(&service, &format!("a1b2c3d4e5f6:gone-{i}"))).await;
+    }
+    let opened = service
+        .wait_for_line("circuit open", Duration::from_secs(2))
+        .expect("a line when the breaker opens");
+    assert!(
+        opened.contains("WARN") && opened.contains("[GUN Relay] relay http://"),
+        "{opened}"
+    );
+    let summary = service
+        .wait_for_line("failed requests in the last 1s", Duration::from_secs(3))
+        .expect("a summary line");
+    assert!(
+        summary.contains("WARN") && summary.contains("unreachable 3"),
+        "{summary}"
+    );
+    let _relay = MockRelay::start_at(addr, state);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
+    let closed = service
+        .wait_for_line("circuit closed", Duration::from_secs(2))
+        .expect("a line when it closes");
+    assert!(closed.contains("WARN"), "{closed}");
+    let opens = service
+        .log()
+        .iter()
+        .filter(|l| l.contains("circuit open"))
+        .count();
+    assert_eq!(opens, 1, "one line per change, not per request");
 }
 
 #[actix_web::test]

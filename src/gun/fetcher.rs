@@ -8,6 +8,7 @@ use std::{
     collections::{hash_map::Entry, HashMap},
     rc::Rc,
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use actix::prelude::*;
@@ -22,7 +23,10 @@ use super::{
     upstream::{GetResult, HttpSource, Upstream},
     CacheSource, FetchError, FetchResult, Fetched, Lookup, UpstreamBudget,
 };
-use crate::{did::Did, metrics::Metrics};
+use crate::{config::GunConfig, did::Did, metrics::Metrics};
+
+/// Unreadable records remembered at once; past this the oldest are asked again sooner.
+const MALFORMED_CAPACITY: usize = 1024;
 
 struct InFlight {
     waiters: Vec<oneshot::Sender<FetchResult>>,
@@ -38,6 +42,11 @@ pub struct GunFetcher {
     negative: Addr<NegativeCache>,
     records: Arc<RecordCache>,
     in_flight: HashMap<Did, InFlight>,
+    /// Records the relay answered in a form that does not decode, until when, and why: asked
+    /// again only after `malformed_ttl`, so a poisoned record costs the relay little.
+    malformed: quick_cache::unsync::Cache<Did, (Instant, String)>,
+    malformed_ttl: Duration,
+    failure_log_interval: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -97,6 +106,7 @@ impl GunFetcher {
         indexer: Option<HttpSource>,
         negative: Addr<NegativeCache>,
         records: Arc<RecordCache>,
+        gun: &GunConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -105,7 +115,22 @@ impl GunFetcher {
             negative,
             records,
             in_flight: HashMap::new(),
+            malformed: quick_cache::unsync::Cache::new(MALFORMED_CAPACITY),
+            malformed_ttl: Duration::from_secs(gun.malformed_ttl_secs),
+            failure_log_interval: Duration::from_secs(gun.failure_log_interval_secs),
             metrics,
+        }
+    }
+
+    /// Why `key` is remembered as unreadable, while it is.
+    fn remembered_malformed(&mut self, key: &Did) -> Option<String> {
+        match self.malformed.get(key) {
+            Some((until, reason)) if *until > Instant::now() => Some(reason.clone()),
+            Some(_) => {
+                self.malformed.remove(key);
+                None
+            }
+            None => None,
         }
     }
 
@@ -160,6 +185,13 @@ impl GunFetcher {
                     source,
                 })
             }
+            Err(FetchError::RecordMalformed(reason)) => {
+                if flight.cacheable {
+                    let until = Instant::now() + self.malformed_ttl;
+                    self.malformed.insert(key, (until, reason.clone()));
+                }
+                Err(FetchError::RecordMalformed(reason))
+            }
             Err(e) => Err(e),
         };
         for waiter in flight.waiters {
@@ -174,6 +206,12 @@ impl Actor for GunFetcher {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Callers of a hot soul pile up here while the relay is slow; let the mailbox hold them.
         ctx.set_mailbox_capacity(65_536);
+        ctx.run_interval(self.failure_log_interval, |this, _| {
+            this.upstream.log_failures();
+            if let Some(indexer) = &this.indexer {
+                indexer.log_failures();
+            }
+        });
     }
 }
 
@@ -185,6 +223,11 @@ impl Handler<Fetch> for GunFetcher {
         Fetch { did: key, budget }: Fetch,
         ctx: &mut Self::Context,
     ) -> Self::Result {
+        if let Some(reason) = self.remembered_malformed(&key) {
+            return Box::pin(futures::future::ready(Err(FetchError::RecordMalformed(
+                reason,
+            ))));
+        }
         let route = match (&key, &self.indexer) {
             (Did::Gun(soul), _) => Route::Upstream(self.upstream.clone(), soul.clone()),
             (Did::Other(did), Some(indexer)) => Route::Indexer(indexer.clone(), did.clone()),
@@ -227,6 +270,7 @@ impl Handler<Put> for GunFetcher {
             let answer = result?;
             let key = Did::Gun(soul);
             this.records.remove(&key);
+            this.malformed.remove(&key);
             if let Some(flight) = this.in_flight.get_mut(&key) {
                 flight.cacheable = false;
             }

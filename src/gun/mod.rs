@@ -61,6 +61,10 @@ pub enum FetchError {
     TooLarge(usize),
     #[error("the relay's answer could not be read: {0}")]
     Malformed(String),
+    /// The relay answered 200 with a record that does not decode: that record's problem, not
+    /// the relay's. Not retried, not counted against the relay, remembered for a while.
+    #[error("the record the relay holds for this soul cannot be read: {0}")]
+    RecordMalformed(String),
     #[error("the fetch was dropped before it finished")]
     Cancelled,
     #[error("no source is configured for this DID method")]
@@ -81,7 +85,8 @@ impl FetchError {
             | FetchError::TooLarge(_)
             | FetchError::Cancelled
             | FetchError::Unsupported
-            | FetchError::OverBudget => false,
+            | FetchError::OverBudget
+            | FetchError::RecordMalformed(_) => false,
         }
     }
 }

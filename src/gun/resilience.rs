@@ -4,7 +4,10 @@
 //!
 //! Pure logic, driven by the caller's clock, so it is tested without sleeping.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 /// Full-jitter exponential backoff: a uniform delay in `[0, min(max, base * 2^(retry-1))]`, which
 /// spreads the retries of many callers instead of synchronising them.
@@ -67,15 +70,37 @@ impl BreakerState {
     }
 }
 
-/// Opens after `threshold` consecutive failed attempts; while open every call fails at once;
-/// after `open_for` one probe may go through, and its outcome closes or re-opens the breaker.
+/// What a failed attempt says about the relay.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure<'a> {
+    /// No connection, or it broke: no record causes that, so each one counts.
+    Connection,
+    /// A 5xx, a timeout or a garbled answer for this soul: it may be the record, so a soul
+    /// counts once however often it fails.
+    Soul(&'a str),
+}
+
+/// Opens after `threshold` failures with no success between them, where one soul failing again
+/// and again counts once: a record the relay chokes on cannot open the breaker for everyone,
+/// while a relay that is down fails every soul, or every connection, and opens it. While open
+/// every call fails at once; after `open_for` one probe may go through, and its outcome closes or
+/// re-opens the breaker.
 #[derive(Debug)]
 pub struct Breaker {
     threshold: u32,
     open_for: Duration,
-    failures: u32,
+    connection_failures: u32,
+    failed_souls: HashSet<String>,
     open_until: Option<Instant>,
     probe_in_flight: bool,
+}
+
+/// How an outcome moved the breaker, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    None,
+    Opened,
+    Closed,
 }
 
 impl Breaker {
@@ -83,7 +108,8 @@ impl Breaker {
         Self {
             threshold,
             open_for,
-            failures: 0,
+            connection_failures: 0,
+            failed_souls: HashSet::new(),
             open_until: None,
             probe_in_flight: false,
         }
@@ -110,19 +136,45 @@ impl Breaker {
         }
     }
 
-    pub fn on_success(&mut self) {
-        self.failures = 0;
-        self.open_until = None;
+    /// The relay answered (any answer that is not its own trouble).
+    pub fn on_success(&mut self) -> Transition {
+        let was_open = self.open_until.take().is_some();
+        self.connection_failures = 0;
+        self.failed_souls.clear();
         self.probe_in_flight = false;
+        if was_open {
+            Transition::Closed
+        } else {
+            Transition::None
+        }
     }
 
-    pub fn on_failure(&mut self, now: Instant) {
-        self.failures = self.failures.saturating_add(1);
-        let probing = self.probe_in_flight;
-        self.probe_in_flight = false;
-        if probing || self.failures >= self.threshold {
-            self.open_until = Some(now + self.open_for);
+    pub fn on_failure(&mut self, now: Instant, failure: Failure<'_>) -> Transition {
+        match failure {
+            Failure::Connection => {
+                self.connection_failures = self.connection_failures.saturating_add(1)
+            }
+            // Bounded: past the threshold the breaker is open anyway.
+            Failure::Soul(soul) if self.failures() < self.threshold => {
+                self.failed_souls.insert(soul.to_string());
+            }
+            Failure::Soul(_) => {}
         }
+        let probing = std::mem::take(&mut self.probe_in_flight);
+        let was_closed = self.open_until.is_none();
+        if probing || self.failures() >= self.threshold {
+            self.open_until = Some(now + self.open_for);
+            if was_closed {
+                return Transition::Opened;
+            }
+        }
+        Transition::None
+    }
+
+    /// Failures since the last success, one per distinct soul.
+    pub fn failures(&self) -> u32 {
+        self.connection_failures
+            .saturating_add(self.failed_souls.len() as u32)
     }
 }
 
@@ -162,13 +214,13 @@ mod tests {
     fn breaker_opens_fails_fast_and_probes_once() {
         let t0 = Instant::now();
         let mut b = Breaker::new(3, 1000 * MS);
-        for _ in 0..2 {
+        for soul in ["a:1", "a:2"] {
             assert!(b.try_acquire(t0));
-            b.on_failure(t0);
+            assert_eq!(b.on_failure(t0, Failure::Soul(soul)), Transition::None);
         }
         assert_eq!(b.state(t0), BreakerState::Closed);
         assert!(b.try_acquire(t0));
-        b.on_failure(t0);
+        assert_eq!(b.on_failure(t0, Failure::Connection), Transition::Opened);
         assert_eq!(b.state(t0), BreakerState::Open);
         assert!(!b.try_acquire(t0 + 999 * MS));
 
@@ -176,7 +228,7 @@ mod tests {
         assert_eq!(b.state(later), BreakerState::HalfOpen);
         assert!(b.try_acquire(later), "one probe goes through");
         assert!(!b.try_acquire(later), "a second caller waits for the probe");
-        b.on_failure(later);
+        b.on_failure(later, Failure::Soul("a:1"));
         assert_eq!(
             b.state(later),
             BreakerState::Open,
@@ -185,7 +237,7 @@ mod tests {
 
         let again = later + 1000 * MS;
         assert!(b.try_acquire(again));
-        b.on_success();
+        assert_eq!(b.on_success(), Transition::Closed);
         assert_eq!(b.state(again), BreakerState::Closed);
         assert!(b.try_acquire(again));
     }
@@ -194,11 +246,27 @@ mod tests {
     fn success_resets_the_failure_count() {
         let t0 = Instant::now();
         let mut b = Breaker::new(3, 1000 * MS);
-        b.on_failure(t0);
-        b.on_failure(t0);
-        b.on_success();
-        b.on_failure(t0);
-        b.on_failure(t0);
+        b.on_failure(t0, Failure::Connection);
+        b.on_failure(t0, Failure::Soul("a:1"));
+        assert_eq!(b.on_success(), Transition::None);
+        b.on_failure(t0, Failure::Connection);
+        b.on_failure(t0, Failure::Soul("a:1"));
         assert_eq!(b.state(t0), BreakerState::Closed);
+    }
+
+    #[test]
+    fn one_soul_failing_forever_never_opens_it() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(3, 1000 * MS);
+        for _ in 0..1000 {
+            assert_eq!(
+                b.on_failure(t0, Failure::Soul("poison:1")),
+                Transition::None
+            );
+        }
+        assert_eq!(b.state(t0), BreakerState::Closed);
+        assert_eq!(b.failures(), 1);
+        b.on_failure(t0, Failure::Soul("a:2"));
+        assert_eq!(b.on_failure(t0, Failure::Soul("a:3")), Transition::Opened);
     }
 }

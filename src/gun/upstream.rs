@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::{
     record::FoundRecord,
-    resilience::{backoff, Breaker, BreakerState, RetryBudget},
+    resilience::{backoff, Breaker, BreakerState, Failure, RetryBudget, Transition},
     FetchError,
 };
 use crate::{config::GunConfig, metrics::Metrics};
@@ -64,9 +64,10 @@ impl Upstream {
             Upstream::Relay(relay) => {
                 let body = serde_json::json!({"soul": soul, "data": node});
                 relay
-                    .put(Bytes::from(
-                        serde_json::to_vec(&body).expect("a Value serialises"),
-                    ))
+                    .put(
+                        soul,
+                        Bytes::from(serde_json::to_vec(&body).expect("a Value serialises")),
+                    )
                     .await
             }
             Upstream::File(store) => {
@@ -86,6 +87,12 @@ impl Upstream {
         match self {
             Upstream::Relay(relay) => Some(relay.breaker.borrow().state(Instant::now())),
             Upstream::File(_) => None,
+        }
+    }
+
+    pub fn log_failures(&self) {
+        if let Upstream::Relay(relay) = self {
+            relay.log_failures();
         }
     }
 }
@@ -146,6 +153,15 @@ pub enum HttpKind {
     Indexer,
 }
 
+impl HttpKind {
+    fn name(self) -> &'static str {
+        match self {
+            HttpKind::Relay => "relay",
+            HttpKind::Indexer => "indexer",
+        }
+    }
+}
+
 /// An HTTP upstream with its own retry budget and circuit breaker.
 pub struct HttpSource {
     kind: HttpKind,
@@ -155,6 +171,31 @@ pub struct HttpSource {
     metrics: Arc<Metrics>,
     breaker: RefCell<Breaker>,
     budget: RefCell<RetryBudget>,
+    failures: RefCell<FailureTally>,
+}
+
+/// Failed attempts since the last summary line, by kind.
+#[derive(Debug, Default)]
+struct FailureTally {
+    timeouts: u64,
+    server_errors: u64,
+    unreachable: u64,
+    unreadable: u64,
+}
+
+impl FailureTally {
+    fn count(&mut self, e: &FetchError) {
+        match e {
+            FetchError::Timeout => self.timeouts += 1,
+            FetchError::Status(_) => self.server_errors += 1,
+            FetchError::Unreachable(_) => self.unreachable += 1,
+            _ => self.unreadable += 1,
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.timeouts + self.server_errors + self.unreachable + self.unreadable
+    }
 }
 
 impl HttpSource {
@@ -181,6 +222,7 @@ impl HttpSource {
                 Duration::from_millis(config.breaker_open_ms),
             )),
             budget: RefCell::new(RetryBudget::new(config.retry_budget_percent)),
+            failures: RefCell::default(),
         }
     }
 
@@ -197,7 +239,7 @@ impl HttpSource {
         self.budget.borrow_mut().on_first_attempt();
         let mut attempt = 1;
         loop {
-            let result = self.guarded(self.attempt_get(&url)).await;
+            let result = self.guarded(key, self.attempt_get(&url)).await;
             match result {
                 Err(e)
                     if e.is_transient()
@@ -220,9 +262,9 @@ impl HttpSource {
         }
     }
 
-    async fn put(&self, body: Bytes) -> Result<Bytes, FetchError> {
+    async fn put(&self, soul: &str, body: Bytes) -> Result<Bytes, FetchError> {
         let url = format!("{}/put", self.base);
-        self.guarded(async {
+        self.guarded(soul, async {
             let mut sent = self.count_once();
             let mut res = self
                 .client
@@ -247,10 +289,13 @@ impl HttpSource {
         .await
     }
 
-    /// Runs one attempt under the breaker and the request timeout, and tells the breaker how the
-    /// relay behaved: only trouble on the relay's side (no answer, 5xx, garbage) counts against it.
+    /// Runs one attempt for `key` under the breaker and the request timeout, and tells the
+    /// breaker how the relay behaved: only trouble on the relay's side (no answer, 5xx, a garbled
+    /// answer) counts against it, a soul at most once (see `Breaker`). Breaker transitions are
+    /// logged when they happen; failures are summed up by `log_failures`.
     async fn guarded<T>(
         &self,
+        key: &str,
         attempt: impl std::future::Future<Output = Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
         if !self.breaker.borrow_mut().try_acquire(Instant::now()) {
@@ -262,13 +307,53 @@ impl HttpSource {
             Err(_) => Err(FetchError::Timeout),
         };
         let mut breaker = self.breaker.borrow_mut();
-        match &result {
-            Err(e) if e.is_transient() => breaker.on_failure(Instant::now()),
+        let transition = match &result {
+            Err(e) if e.is_transient() => {
+                self.failures.borrow_mut().count(e);
+                let failure = match e {
+                    FetchError::Unreachable(_) => Failure::Connection,
+                    _ => Failure::Soul(key),
+                };
+                breaker.on_failure(Instant::now(), failure)
+            }
             _ => breaker.on_success(),
+        };
+        match (transition, &result) {
+            (Transition::Opened, Err(e)) => log::warn!(
+                "[GUN Relay] {} {}: circuit open after {} failures across souls and connections (last: {e}); failing fast for {} ms",
+                self.kind.name(),
+                self.base,
+                breaker.failures(),
+                self.config.breaker_open_ms
+            ),
+            (Transition::Closed, _) => log::warn!(
+                "[GUN Relay] {} {}: answering again; circuit closed",
+                self.kind.name(),
+                self.base
+            ),
+            _ => {}
         }
         let open = breaker.state(Instant::now()) != BreakerState::Closed;
         self.metrics.set_circuit_open(open);
         result
+    }
+
+    /// One WARN line with the failures since the last one, if there were any.
+    pub fn log_failures(&self) {
+        let tally = std::mem::take(&mut *self.failures.borrow_mut());
+        if tally.total() > 0 {
+            log::warn!(
+                "[GUN Relay] {} {}: {} failed requests in the last {}s (timeouts {}, 5xx {}, unreachable {}, unreadable answers {})",
+                self.kind.name(),
+                self.base,
+                tally.total(),
+                self.config.failure_log_interval_secs,
+                tally.timeouts,
+                tally.server_errors,
+                tally.unreachable,
+                tally.unreadable
+            );
+        }
     }
 
     async fn attempt_get(&self, url: &str) -> GetResult {
@@ -289,7 +374,10 @@ impl HttpSource {
                 };
                 match found {
                     Ok(found) => Ok(found.map(Arc::new)),
-                    Err(e) => Err(FetchError::Malformed(e.to_string())),
+                    Err(e) => {
+                        self.metrics.malformed_record();
+                        Err(FetchError::RecordMalformed(e.to_string()))
+                    }
                 }
             }
             404 => Ok(None),
