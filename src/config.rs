@@ -104,6 +104,8 @@ pub struct GunConfig {
     pub malformed_ttl_secs: u64,
     /// Relay failures are summed up in one WARN line per this many seconds.
     pub failure_log_interval_secs: u64,
+    /// With the file source, what writes may add in memory; past it a put is 507.
+    pub file_write_limit_bytes: u64,
 }
 
 impl Default for GunConfig {
@@ -123,6 +125,7 @@ impl Default for GunConfig {
             max_response_bytes: 8 * 1024 * 1024,
             malformed_ttl_secs: 60,
             failure_log_interval_secs: 60,
+            file_write_limit_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -217,6 +220,8 @@ impl Default for MediaConfig {
 pub struct AuthConfig {
     pub jwt_secret: Option<String>,
     pub admin_token: Option<String>,
+    /// Lets anyone write through `/gun-relay/put`, for a trusted network only.
+    pub open_writes: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

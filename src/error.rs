@@ -4,6 +4,7 @@
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 
 use crate::{
+    auth::WriteError,
     did::DidError,
     gun::FetchError,
     media::{access::AccessError, path::PathError, MediaError},
@@ -51,6 +52,8 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("the service is shutting down or overloaded")]
     Unavailable,
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 impl ApiError {
@@ -99,6 +102,11 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::PreconditionFailed => (S::PRECONDITION_FAILED, "precondition_failed"),
             ApiError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Write(e) => match e {
+                WriteError::NoValidToken => (S::UNAUTHORIZED, "unauthorized"),
+                WriteError::NotThePublisher(_) => (S::FORBIDDEN, "forbidden"),
+                WriteError::Disabled => (S::FORBIDDEN, "writes_disabled"),
+            },
         }
     }
 }
@@ -113,6 +121,7 @@ fn fetch_failure(e: &FetchError) -> (StatusCode, &'static str) {
         FetchError::Timeout => (S::GATEWAY_TIMEOUT, "relay_timeout"),
         FetchError::Unsupported => (S::BAD_REQUEST, "unsupported_did"),
         FetchError::OverBudget => (S::BAD_REQUEST, "budget_exceeded"),
+        FetchError::StoreFull(_) => (S::INSUFFICIENT_STORAGE, "store_full"),
         FetchError::Status(_) => (S::BAD_GATEWAY, "relay_error"),
         FetchError::TooLarge(_) => (S::BAD_GATEWAY, "relay_response_too_large"),
         FetchError::Malformed(_) => (S::BAD_GATEWAY, "relay_bad_response"),
@@ -135,6 +144,7 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         match self {
             ApiError::Unauthorized
+            | ApiError::Write(WriteError::NoValidToken)
             | ApiError::Media(MediaError::Access(AccessError::NoValidToken)) => {
                 res.insert_header(("www-authenticate", "Bearer"));
             }

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod did;
 pub mod error;
@@ -67,7 +68,10 @@ pub enum StartError {
 /// inside an actix system.
 pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
     let store = match config.gun.source {
-        GunSource::File => Some(FileStore::load(&config.gun.file)?),
+        GunSource::File => Some(FileStore::load(
+            &config.gun.file,
+            config.gun.file_write_limit_bytes,
+        )?),
         GunSource::Relay => None,
     };
     log_summary(&config, store.as_ref());
@@ -194,8 +198,21 @@ fn log_summary(config: &Config, store: Option<&FileStore>) {
         None => format!("relay {}", config.gun.relay_url),
     };
     let set = |v: &Option<String>| if v.is_some() { "set" } else { "not set" };
+    let auth = &config.auth;
+    let writes = match (auth.open_writes, &auth.admin_token, &auth.jwt_secret) {
+        (true, _, _) => "open to anyone",
+        (false, None, None) => "off",
+        (false, Some(_), None) => "admin token",
+        (false, None, Some(_)) => "publisher tokens",
+        (false, Some(_), Some(_)) => "admin token or publisher tokens",
+    };
+    if auth.open_writes {
+        log::warn!(
+            "auth.open_writes is on: anyone who reaches this port can write any record through /gun-relay/put; keep it to a trusted network"
+        );
+    }
     log::info!(
-        "oip-resolver {} starting: bind {}, source {source}, 404 cache {} souls for {}s, record cache {} bytes for {}s, media {} (legacy {}), JWT secret {}, admin token {}",
+        "oip-resolver {} starting: bind {}, source {source}, 404 cache {} souls for {}s, record cache {} bytes for {}s, media {} (legacy {}), JWT secret {}, admin token {}, writes {writes}",
         env!("CARGO_PKG_VERSION"),
         config.server.bind,
         config.negative_cache.capacity,

@@ -84,16 +84,9 @@ fn publisher_node(data: Value, record_type: &str) -> Value {
     n
 }
 
-/// `POST {base}/put` of `node` under `local`, as the service or a client of the relay sends it.
+/// `POST {base}/put` of `node` under `local`, as a client of the relay sends it.
 async fn put_to(base: &str, local: &str, node: Value) -> Reply {
-    send_body(
-        client()
-            .post(format!("{base}/put"))
-            .timeout(std::time::Duration::from_secs(3))
-            .insert_header(("content-type", "application/json")),
-        json!({"soul": format!("{P}:{local}"), "data": node}).to_string(),
-    )
-    .await
+    put_node(base, &format!("{P}:{local}"), node, Some(ADMIN_TOKEN)).await
 }
 
 async fn put(service: &Service, local: &str, node: Value) {

@@ -14,12 +14,9 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use common::{open_fds, open_get, raw_request, test_config, ConfigExt, Served, Service, TestApp};
-use hmac::{Hmac, Mac};
 use oip_resolver::config::Config;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 const SECRET: &str = "media-test-secret";
 const OWNER: &str = "02owner";
@@ -30,14 +27,7 @@ fn get(service: &impl Served, target: &str, headers: &[(&str, &str)]) -> common:
 }
 
 fn token(claims: Value, secret: &str) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{header}.{payload}").as_bytes());
-    format!(
-        "{header}.{payload}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    common::jwt(&claims, secret)
 }
 
 fn in_an_hour() -> u64 {

@@ -84,11 +84,11 @@ async fn the_memory_monitor_reports_plausible_figures() {
     // The heap figure follows what the service holds: a 6 MB record kept by the file source
     // raises the gauge and the monitor's line by at least that much.
     let big = json!({"data": json!({"basic": {"name": "x".repeat(6 << 20)}}).to_string()});
-    let put = send_body(
-        client()
-            .post(service.url("/gun-relay/put"))
-            .insert_header(("content-type", "application/json")),
-        json!({"soul": "f3a9c2e1b7d4:big", "data": big}).to_string(),
+    let put = put_node(
+        &service.url("/gun-relay"),
+        "f3a9c2e1b7d4:big",
+        big,
+        Some(ADMIN_TOKEN),
     )
     .await;
     assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));

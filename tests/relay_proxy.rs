@@ -453,13 +453,7 @@ async fn a_put_through_the_service_makes_a_cached_missing_soul_readable_at_once(
         Some("NEGATIVE")
     );
 
-    let put = send_body(
-        client()
-            .post(service.url("/gun-relay/put"))
-            .insert_header(("content-type", "application/json")),
-        json!({"soul": MISSING, "data": found_node()}).to_string(),
-    )
-    .await;
+    let put = put(&service, MISSING, found_node()).await;
     assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
     assert_eq!(put.json(), json!({"success": true, "soul": MISSING}));
 
@@ -470,13 +464,113 @@ async fn a_put_through_the_service_makes_a_cached_missing_soul_readable_at_once(
 }
 
 async fn put(service: &impl Served, soul: &str, node: serde_json::Value) -> Reply {
-    send_body(
-        client()
-            .post(service.url("/gun-relay/put"))
-            .insert_header(("content-type", "application/json")),
-        json!({"soul": soul, "data": node}).to_string(),
-    )
-    .await
+    put_node(&service.url("/gun-relay"), soul, node, Some(ADMIN_TOKEN)).await
+}
+
+/// Only the admin token, or a token whose key hashes to the soul's publisher prefix, writes;
+/// nothing else reaches the relay or touches the caches.
+#[actix_web::test]
+async fn writes_need_the_admin_token_or_the_souls_publisher() {
+    const SECRET: &str = "relay-proxy-jwt-secret";
+    let key = "02c0ffee-publisher-public-key";
+    let prefix = oip_resolver::auth::publisher_prefix(key);
+    let soul = format!("{prefix}:exercise-new");
+    let relay = MockRelay::start();
+    relay.set_miss_delay(10);
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.auth.jwt_secret = Some(SECRET.into())),
+    );
+    assert_eq!(get(get_soul(&service, &soul)).await.status, 404);
+    let base = service.url("/gun-relay");
+    let node = || found_node();
+    let publisher = jwt(&json!({"publisherPubKey": key}), SECRET);
+    let stranger = jwt(&json!({"publicKey": "02someone-else"}), SECRET);
+    let forged = jwt(&json!({"publicKey": key}), "not-the-service-secret");
+    for (token, status, code) in [
+        (None, 401, "unauthorized"),
+        (Some("not-a-token"), 401, "unauthorized"),
+        (Some(forged.as_str()), 401, "unauthorized"),
+        (Some(stranger.as_str()), 403, "forbidden"),
+    ] {
+        let r = put_node(&base, &soul, node(), token).await;
+        assert_eq!(r.status, status, "{token:?}");
+        assert_eq!(r.json()["code"], code, "{token:?}");
+    }
+    assert_eq!(
+        relay.state.puts.load(SeqCst),
+        0,
+        "nothing reached the relay"
+    );
+    let still = get(get_soul(&service, &soul)).await;
+    assert_eq!(
+        still.header("x-cache").as_deref(),
+        Some("NEGATIVE"),
+        "the caches kept it"
+    );
+
+    assert_eq!(
+        put_node(&base, &soul, node(), Some(&publisher))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(get(get_soul(&service, &soul)).await.status, 200);
+    assert_eq!(
+        put_node(&base, &soul, node(), Some(ADMIN_TOKEN))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(relay.state.puts.load(SeqCst), 2);
+
+    let open = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.auth.admin_token = None;
+        c.auth.open_writes = true;
+    }));
+    assert_eq!(
+        put_node(&open.url("/gun-relay"), &soul, node(), None)
+            .await
+            .status,
+        200
+    );
+    let off = TestApp::start(relay_config(&relay.url()).with(|c| c.auth.admin_token = None));
+    let r = put_node(&off.url("/gun-relay"), &soul, node(), Some(&publisher)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (403, json!("writes_disabled"))
+    );
+}
+
+/// The file source keeps writes in memory: what they may add is bounded.
+#[actix_web::test]
+async fn the_file_source_bounds_what_writes_hold() {
+    let service = TestApp::start(test_config().with(|c| c.gun.file_write_limit_bytes = 100_000));
+    let base = service.url("/gun-relay");
+    let node = |n: usize| json!({"data": json!({"basic": {"name": "x".repeat(n)}}).to_string()});
+    let mut accepted = 0;
+    for i in 0..10 {
+        let r = put_node(
+            &base,
+            &format!("a1b2c3d4e5f6:w{i}"),
+            node(5000),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+        if r.status == 200 {
+            accepted += 1;
+            continue;
+        }
+        assert_eq!(r.status, 507);
+        assert_eq!(r.json()["code"], "store_full");
+        break;
+    }
+    assert!(
+        (1..10).contains(&accepted),
+        "{accepted} writes of ~5 KB under a 100 KB limit"
+    );
+    // Replacing a record that is held already is weighed once.
+    let again = put_node(&base, "a1b2c3d4e5f6:w0", node(5000), Some(ADMIN_TOKEN)).await;
+    assert_eq!(again.status, 200);
 }
 
 #[actix_web::test]
@@ -582,6 +676,7 @@ async fn bad_input_is_refused_and_never_reaches_the_relay() {
     let json_put = || {
         client()
             .post(&put_url)
+            .bearer_auth(ADMIN_TOKEN)
             .insert_header(("content-type", "application/json"))
     };
     let puts: [(awc::ClientRequest, String, u16, &str); 6] = [
@@ -628,7 +723,7 @@ async fn bad_input_is_refused_and_never_reaches_the_relay() {
 #[actix_web::test]
 async fn operators_can_forget_a_missing_soul_with_the_admin_token() {
     let relay = MockRelay::start();
-    let without = TestApp::start(relay_config(&relay.url()));
+    let without = TestApp::start(relay_config(&relay.url()).with(|c| c.auth.admin_token = None));
     let r = send(client().delete(without.url(&format!("/api/cache/negative/{MISSING}")))).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["code"], "not_configured");

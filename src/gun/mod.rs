@@ -73,6 +73,8 @@ pub enum FetchError {
         "this request has used its budget of relay requests (resolver.max_upstream_per_request)"
     )]
     OverBudget,
+    #[error("the file source holds {0} bytes of writes already (gun.file_write_limit_bytes)")]
+    StoreFull(u64),
 }
 
 impl FetchError {
@@ -86,6 +88,7 @@ impl FetchError {
             | FetchError::Cancelled
             | FetchError::Unsupported
             | FetchError::OverBudget
+            | FetchError::StoreFull(_)
             | FetchError::RecordMalformed(_) => false,
         }
     }

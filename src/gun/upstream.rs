@@ -72,11 +72,8 @@ impl Upstream {
             }
             Upstream::File(store) => {
                 let found = FoundRecord::from_stored_node(Value::Object(node))
-                    .map_err(|e| FetchError::Malformed(e.to_string()))?;
-                store
-                    .borrow_mut()
-                    .records
-                    .insert(soul.to_string(), Arc::new(found));
+                    .map_err(|e| FetchError::RecordMalformed(e.to_string()))?;
+                store.borrow_mut().write(soul, found)?;
                 let answer = serde_json::json!({"success": true, "soul": soul});
                 Ok(Bytes::from(answer.to_string()))
             }
@@ -99,6 +96,10 @@ impl Upstream {
 
 pub struct FileStore {
     records: HashMap<String, Arc<FoundRecord>>,
+    /// What puts added, by soul: memory a client can make the file source hold.
+    written: HashMap<String, u64>,
+    written_bytes: u64,
+    write_limit: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +114,9 @@ pub enum FileSourceError {
 }
 
 impl FileStore {
-    pub fn load(path: &Path) -> Result<Self, FileSourceError> {
+    /// Loads the nodes of `path`; writes may then add up to `write_limit` bytes (as weighed by
+    /// the record cache).
+    pub fn load(path: &Path, write_limit: u64) -> Result<Self, FileSourceError> {
         let shown = path.display().to_string();
         let text = std::fs::read(path).map_err(|source| FileSourceError::Read {
             path: shown.clone(),
@@ -132,11 +135,30 @@ impl FileStore {
                 .map_err(|e| shape(format!("soul {soul}: {e}")))?;
             records.insert(soul, Arc::new(found));
         }
-        Ok(Self { records })
+        Ok(Self {
+            records,
+            written: HashMap::new(),
+            written_bytes: 0,
+            write_limit,
+        })
     }
 
     pub fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// Keeps a written record, while all that writes hold stays within the limit.
+    fn write(&mut self, soul: &str, found: FoundRecord) -> Result<(), FetchError> {
+        let size = found.weight();
+        let replaced = self.written.get(soul).copied().unwrap_or(0);
+        let total = self.written_bytes - replaced + size;
+        if total > self.write_limit {
+            return Err(FetchError::StoreFull(self.write_limit));
+        }
+        self.written.insert(soul.to_string(), size);
+        self.written_bytes = total;
+        self.records.insert(soul.to_string(), Arc::new(found));
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -3,7 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{bearer, resource, AppState};
-use crate::{did::Did, error::ApiError, gun::negative_cache::Forget, soul::validate_soul};
+use crate::{
+    auth::same_secret, did::Did, error::ApiError, gun::negative_cache::Forget, soul::validate_soul,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/cache/negative/{soul}").route(web::delete().to(forget_missing)));
@@ -17,7 +19,7 @@ async fn forget_missing(
     let Some(token) = state.config.auth.admin_token.as_deref() else {
         return Err(ApiError::NotConfigured("the admin API (auth.admin_token)"));
     };
-    if !bearer_matches(&req, token) {
+    if !bearer(&req).is_some_and(|given| same_secret(given, token)) {
         return Err(ApiError::Unauthorized);
     }
     let soul = soul.into_inner();
@@ -31,17 +33,4 @@ async fn forget_missing(
     let forgotten = state.negative.send(Forget(key)).await?;
     log::info!("[GUN 404 Cache] operator forgot {soul} (was cached: {forgotten})");
     Ok(HttpResponse::Ok().json(serde_json::json!({"soul": soul, "forgotten": forgotten})))
-}
-
-fn bearer_matches(req: &HttpRequest, expected: &str) -> bool {
-    let Some(given) = bearer(req) else {
-        return false;
-    };
-    // Compare every byte so the time taken does not reveal how much of the token was right.
-    given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }

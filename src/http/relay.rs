@@ -5,8 +5,9 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{read_body, resource, AppState, StrictQuery};
+use super::{bearer, read_body, resource, AppState, StrictQuery};
 use crate::{
+    auth::may_write,
     did::Did,
     error::ApiError,
     gun::{Lookup, Put},
@@ -65,8 +66,15 @@ async fn put(
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
+    let auth = &state.config.auth;
+    let token = bearer(&req);
+    // Nobody without a token reads the body, let alone reaches the relay.
+    if token.is_none() && !auth.open_writes {
+        may_write("", None, auth)?;
+    }
     let body = read_body(&req, payload, state.config.server.max_body_bytes).await?;
     let (soul, node) = parse_put(&body)?;
+    may_write(&soul, token, auth)?;
     let answer = state.gun.fetcher.send(Put { soul, node }).await??;
     Ok(HttpResponse::Ok()
         .content_type("application/json")

@@ -382,10 +382,15 @@ pub fn node(data: Value, oip: Value) -> Value {
     json!({"data": data.to_string(), "oip": oip.to_string(), "meta": {"v": 1}})
 }
 
-/// A config for tests: a free loopback port, two workers, quick backoff, quiet access log, and
-/// the repository's demo data and media (absolute paths, so no config file folder is needed).
+/// The admin token of `test_config`: writes through the service carry it.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A config for tests: a free loopback port, two workers, quick backoff, quiet access log, the
+/// repository's demo data and media (absolute paths, so no config file folder is needed), and
+/// `ADMIN_TOKEN`.
 pub fn test_config() -> Config {
     let mut c = Config::default();
+    c.auth.admin_token = Some(ADMIN_TOKEN.into());
     c.server.bind = "127.0.0.1:0".into();
     c.server.workers = 2;
     c.server.shutdown_timeout_secs = 2;
@@ -650,6 +655,30 @@ pub async fn send(req: awc::ClientRequest) -> Reply {
         headers: res.headers().clone(),
         body,
     }
+}
+
+/// `claims` signed as an HS256 JWT with `secret`, as the OIP apps' tokens are.
+pub fn jwt(claims: &Value, secret: &str) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use hmac::Mac;
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{header}.{payload}").as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{header}.{payload}.{signature}")
+}
+
+/// `POST {base}/put` of `{"soul", "data": node}`, with `token` as the bearer: the service's put
+/// (`base` = its `/gun-relay`) or a relay's own.
+pub async fn put_node(base: &str, soul: &str, node: Value, token: Option<&str>) -> Reply {
+    let mut req = client()
+        .post(format!("{base}/put"))
+        .insert_header(("content-type", "application/json"));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    send_body(req, json!({"soul": soul, "data": node}).to_string()).await
 }
 
 pub async fn send_body(req: awc::ClientRequest, body: impl Into<bytes::Bytes>) -> Reply {
