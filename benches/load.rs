@@ -650,6 +650,106 @@ fn aborted_streams(service: &Service, path: &str, count: u64) -> Row {
 /// What the README promises for abandoned streams: memory comes back.
 const ABORTED_STREAMS_RSS_LIMIT_MB: f64 = 10.0;
 
+/// What a stream whose reader stops (a paused player) may cost, and how close to idle the
+/// service must come back once those readers are gone.
+const STALLED_STREAM_KB: f64 = 64.0;
+const STALLED_RECOVERY_MB: f64 = 20.0;
+
+/// `counts` readers each ask for a 3 MB file, read its first bytes and stop, as a paused
+/// player does. Measured: RSS with all of them stalled, per stream above idle, and where RSS is
+/// 10 s after they all went away.
+fn stalled_readers(_: &Settings) -> Vec<Row> {
+    use std::io::Read;
+    let counts: Vec<u64> = std::env::var("BENCH_STALLED")
+        .unwrap_or_else(|_| "1000,2000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("media");
+    std::fs::create_dir_all(root.join("three-mb")).unwrap();
+    let content: Vec<u8> = (0..3u64 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("three-mb/original"), content).unwrap();
+    let mut rows = Vec::new();
+    for count in counts {
+        let service = Service::start(&test_config().with(|c| {
+            c.server.workers = 0;
+            c.media.root = root.clone();
+            c.media.stall_timeout_secs = 600;
+        }));
+        let pid = service.pid();
+        // One complete read first, so the file is in the page cache and lazily built state
+        // exists at the baseline.
+        assert_eq!(
+            common::raw_request(service.addr, "GET", "/api/media/three-mb", &[]).status,
+            200
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let idle = rss_kb(pid) as f64 / 1024.0;
+        let watch = RssWatch::start(pid);
+        let started = Instant::now();
+        let readers: Vec<std::net::TcpStream> = (0..count)
+            .map(|_| {
+                let mut s = common::open_get(service.addr, "/api/media/three-mb");
+                let mut head = [0u8; 4096];
+                let _ = s.read(&mut head);
+                s
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let active =
+            |pid_addr| common::scrape(pid_addr, "oip_media_active_streams").unwrap_or(0.0) as u64;
+        while active(service.addr) < count && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let stalled = rss_kb(pid) as f64 / 1024.0;
+        let peak = watch.peak_mb();
+        let elapsed = started.elapsed();
+        drop(readers);
+        let gone = Instant::now();
+        let mut after = rss_kb(pid) as f64 / 1024.0;
+        while gone.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(250));
+            after = rss_kb(pid) as f64 / 1024.0;
+            if after <= idle + STALLED_RECOVERY_MB / 2.0 {
+                break;
+            }
+        }
+        let per_stream_kb = (peak - idle) * 1024.0 / count as f64;
+        let notes = format!(
+            "idle {idle:.1} MB, {count} stalled {stalled:.1} MB (peak {peak:.1}); {per_stream_kb:.0} KB per stalled stream; {after:.1} MB {:.1} s after they left",
+            gone.elapsed().as_secs_f64()
+        );
+        let load = Load {
+            requests: count,
+            failures: 0,
+            bytes: 0,
+            elapsed,
+            latencies: Vec::new(),
+        };
+        let mut r = row(
+            &format!("{count} stalled readers of a 3 MB file"),
+            &load,
+            0,
+            (idle, peak, after),
+            notes,
+        );
+        if per_stream_kb > STALLED_STREAM_KB {
+            r.broken.push(format!(
+                "{per_stream_kb:.0} KB of RSS per stalled stream (limit {STALLED_STREAM_KB} KB)"
+            ));
+        }
+        if after > idle + STALLED_RECOVERY_MB {
+            r.broken.push(format!(
+                "RSS {after:.1} MB 10 s after {count} stalled readers left (idle {idle:.1} MB, limit +{STALLED_RECOVERY_MB} MB)"
+            ));
+        }
+        rows.push(r);
+    }
+    rows
+}
+
 fn main() {
     let settings = Settings::from_env();
     let workloads: &[(&str, Workload)] = &[
@@ -658,6 +758,7 @@ fn main() {
         ("resolve-cold", |s| vec![resolve_cold(s)]),
         ("resolve-warm", |s| vec![resolve_warm(s)]),
         ("media", media),
+        ("stalled", stalled_readers),
     ];
     let mut rows = Vec::new();
     for &(name, run) in workloads {

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub keep_alive_secs: u64,
     /// How long a client may take to send a request's head (slowloris guard).
     pub request_head_timeout_ms: u64,
+    /// Connections open at once, over all workers; past it new ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +69,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             keep_alive_secs: 5,
             request_head_timeout_ms: 5_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -202,6 +205,8 @@ pub struct MediaConfig {
     pub legacy_root: PathBuf,
     pub cache_control: String,
     pub stall_timeout_secs: u64,
+    /// Media streams open at once; past it a new one is 503 `too_many_streams`.
+    pub max_streams: usize,
 }
 
 impl Default for MediaConfig {
@@ -211,6 +216,7 @@ impl Default for MediaConfig {
             legacy_root: PathBuf::from("data/media/web"),
             cache_control: "public, max-age=3600".into(),
             stall_timeout_secs: 60,
+            max_streams: 4096,
         }
     }
 }
@@ -316,12 +322,14 @@ impl Config {
         if let Some(api) = &self.resolver.oip_api {
             validate_http_url("resolver.oip_api", api)?;
         }
-        let positive: [(&str, u64); 16] = [
+        let positive: [(&str, u64); 18] = [
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,
             ),
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            ("server.max_connections", self.server.max_connections as u64),
+            ("media.max_streams", self.media.max_streams as u64),
             (
                 "server.request_head_timeout_ms",
                 self.server.request_head_timeout_ms,

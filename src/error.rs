@@ -98,6 +98,7 @@ impl ApiError {
                 }
                 MediaError::NoManifest => (S::NOT_FOUND, "manifest_not_found"),
                 MediaError::Io => (S::INTERNAL_SERVER_ERROR, "media_unreadable"),
+                MediaError::TooManyStreams(_) => (S::SERVICE_UNAVAILABLE, "too_many_streams"),
             },
             ApiError::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::PreconditionFailed => (S::PRECONDITION_FAILED, "precondition_failed"),
@@ -147,6 +148,9 @@ impl ResponseError for ApiError {
             | ApiError::Write(WriteError::NoValidToken)
             | ApiError::Media(MediaError::Access(AccessError::NoValidToken)) => {
                 res.insert_header(("www-authenticate", "Bearer"));
+            }
+            ApiError::Media(MediaError::TooManyStreams(_)) => {
+                res.insert_header(("retry-after", "5"));
             }
             ApiError::RangeNotSatisfiable(len) => {
                 res.insert_header(("content-range", format!("bytes */{len}")));

@@ -11,9 +11,13 @@ use crate::{
     metrics::{Metrics, ProcessFigures},
 };
 
-/// Counts every allocation so the heap figure is exact, whatever the allocator underneath.
+/// Counts every allocation so the heap figure is exact. Underneath, jemalloc rather than glibc's
+/// malloc: glibc kept the pages of freed connection buffers (2,000 paused players left RSS at
+/// 70 MB with 0.5 MB of heap in use, for good); jemalloc, as `.cargo/config.toml` builds it,
+/// hands them back to the system within seconds.
 #[global_allocator]
-static ALLOCATOR: Cap<std::alloc::System> = Cap::new(std::alloc::System, usize::MAX);
+static ALLOCATOR: Cap<tikv_jemallocator::Jemalloc> =
+    Cap::new(tikv_jemallocator::Jemalloc, usize::MAX);
 
 const MB: u64 = 1024 * 1024;
 

@@ -117,12 +117,16 @@ impl AsyncWrite for StallGuard {
     }
 }
 
+/// See `h1_write_buffer_size` below.
+const WRITE_BUFFER_BYTES: usize = 1024;
+
 pub struct Settings {
     pub workers: usize,
     pub shutdown_timeout: Duration,
     pub stall_timeout: Duration,
     pub keep_alive: Duration,
     pub request_head_timeout: Duration,
+    pub max_connections: usize,
     /// Off in the in-process tests: the test process keeps its own signals.
     pub handle_signals: bool,
 }
@@ -135,6 +139,7 @@ impl Settings {
             stall_timeout: Duration::from_secs(config.media.stall_timeout_secs),
             keep_alive: Duration::from_secs(config.server.keep_alive_secs),
             request_head_timeout: Duration::from_millis(config.server.request_head_timeout_ms),
+            max_connections: config.server.max_connections,
             handle_signals: true,
         }
     }
@@ -167,15 +172,24 @@ where
     let mut builder = Server::build()
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .disable_signals();
-    if settings.workers > 0 {
-        builder = builder.workers(settings.workers);
-    }
+    let workers = match settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // actix-server counts connections per worker.
+    builder = builder
+        .workers(workers)
+        .max_concurrent_connections(settings.max_connections.div_ceil(workers));
     let server = builder
         .listen("oip-resolver", listener, move || {
             let stopping = stopping.clone();
             let h1 = HttpService::build()
                 .keep_alive(KeepAlive::Timeout(settings.keep_alive))
                 .client_request_timeout(settings.request_head_timeout)
+                // The body is asked for more only once the connection has written out what it
+                // holds: a client that stops reading pins one body chunk, not a chunk on top of
+                // a 32 KB buffer.
+                .h1_write_buffer_size(WRITE_BUFFER_BYTES)
                 .local_addr(local)
                 // Only a sent signal means shutdown: a dropped sender (no signal handling, as
                 // in the in-process tests) must not close every connection at once.

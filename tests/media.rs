@@ -856,6 +856,123 @@ fn outside_the_root_reads_exactly_like_missing() {
     assert_eq!(hidden.json()["code"], "invalid_media_id");
 }
 
+/// A GET on a fresh connection whose head has arrived, with the bytes read so far.
+fn started_get(addr: SocketAddr, target: &str) -> (std::net::TcpStream, Vec<u8>) {
+    let mut s = open_get(addr, target);
+    let mut first = vec![0u8; 1024];
+    let n = s.read(&mut first).unwrap();
+    first.truncate(n);
+    (s, first)
+}
+
+/// Reads the rest of a response started by `started_get`; returns its body's length.
+fn finish_get((mut s, mut all): (std::net::TcpStream, Vec<u8>)) -> usize {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = s.read_to_end(&mut all);
+    let head = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    all.len() - head
+}
+
+#[test]
+fn past_the_stream_cap_a_new_stream_is_503_and_open_ones_go_on() {
+    let fx = Fixture::new();
+    let service = TestApp::start(fx.with_secret().with(|c| c.media.max_streams = 2));
+    // 64 MB each: more than the socket buffers take, so both streams stay open.
+    let open: Vec<_> = (0..2)
+        .map(|_| started_get(service.addr, "/api/media/big"))
+        .collect();
+    let refused = get(&service, "/api/media/clip", &[]);
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.json()["code"], "too_many_streams");
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    assert_eq!(
+        raw_request(service.addr, "HEAD", "/api/media/clip", &[]).status,
+        200,
+        "HEAD opens no stream"
+    );
+    for stream in open {
+        assert_eq!(finish_get(stream), 64 << 20, "an open stream is unaffected");
+    }
+    assert_eq!(get(&service, "/api/media/clip", &[]).status, 200);
+    assert_eq!(
+        metric(&service, "oip_media_streams_total{outcome=\"complete\"}"),
+        3.0
+    );
+}
+
+#[test]
+fn past_the_connection_cap_new_connections_wait() {
+    let fx = Fixture::new();
+    let service = TestApp::start(fx.with_secret().with(|c| {
+        c.server.workers = 1;
+        c.server.max_connections = 2;
+    }));
+    let held: Vec<_> = (0..2)
+        .map(|_| started_get(service.addr, "/api/media/big"))
+        .collect();
+    let mut third = open_get(service.addr, "/health");
+    third
+        .set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(
+        third.read(&mut buf).is_err(),
+        "a third connection is not served while two are open"
+    );
+    drop(held);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let n = third.read(&mut buf).expect("served once one closed");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+}
+
+/// Readers that ask for a file and never read (paused players) cost a small, bounded amount of
+/// memory each, and it comes back when they go.
+#[test]
+fn stalled_readers_cost_little_and_give_it_back() {
+    const READERS: usize = 400;
+    let fx = Fixture::new();
+    let service = Service::start(&fx.with_secret().with(|c| c.media.stall_timeout_secs = 600));
+    let pid = service.pid();
+    assert_eq!(get(&service, "/api/media/song", &[]).status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let idle_kb = common::rss_kb(pid);
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            // 64 MB: more than loopback's socket buffers take, so every one of them stalls.
+            let mut s = open_get(service.addr, "/api/media/big");
+            let mut head = [0u8; 4096];
+            let _ = s.read(&mut head).unwrap();
+            s
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&service, "oip_media_active_streams") < READERS as f64 {
+        assert!(Instant::now() < deadline, "streams did not open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let stalled_kb = common::rss_kb(pid);
+    let per_stream = (stalled_kb.saturating_sub(idle_kb)) as f64 / READERS as f64;
+    eprintln!("RSS idle {idle_kb} KB, {READERS} stalled {stalled_kb} KB: {per_stream:.0} KB each");
+    assert!(per_stream <= 64.0, "{per_stream:.0} KB per stalled stream");
+    drop(readers);
+    let gone = Instant::now();
+    loop {
+        let now_kb = common::rss_kb(pid);
+        if metric(&service, "oip_media_active_streams") == 0.0 && now_kb <= idle_kb + 4096 {
+            eprintln!("RSS {now_kb} KB {:?} after they left", gone.elapsed());
+            break;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "RSS {now_kb} KB 10 s after they left (idle {idle_kb} KB)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn bad_media_input_is_a_json_400() {
     let fx = Fixture::new();

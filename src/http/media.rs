@@ -228,7 +228,7 @@ fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpR
         return Ok(builder.body(SizedStream::new(len, nothing)));
     }
     let parts = with_prefetch(parts, file.prefetched);
-    let body = FileStream::new(file.file, parts, file.registry, state.media.clone());
+    let body = FileStream::new(file.file, parts, file.registry, state.media.clone())?;
     Ok(builder.body(SizedStream::new(body.content_length(), body)))
 }
 

@@ -47,6 +47,8 @@ pub enum MediaError {
     NoManifest,
     #[error("the media could not be read")]
     Io,
+    #[error("{0} media streams are open, the most this server serves at once: try again shortly")]
+    TooManyStreams(usize),
 }
 
 /// What a request names.
@@ -106,14 +108,21 @@ pub struct ReadChunk {
 /// Every open stream, shared by the actor's threads and told by each body when it ends.
 pub struct StreamRegistry {
     open: Mutex<HashMap<u64, Instant>>,
+    /// `media.max_streams`: past it a new stream is refused, and the open ones go on.
+    max: usize,
     metrics: Arc<Metrics>,
 }
 
 impl StreamRegistry {
-    pub fn started(&self, id: u64) {
+    /// Registers a new stream, unless `max` are open already.
+    pub fn admit(&self, id: u64) -> Result<(), MediaError> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= self.max {
+            return Err(MediaError::TooManyStreams(self.max));
+        }
         open.insert(id, Instant::now());
         self.metrics.set_active_streams(open.len() as u64);
+        Ok(())
     }
 
     /// Body bytes handed to the client.
@@ -185,6 +194,7 @@ impl Media {
             jwt_secret,
             registry: Arc::new(StreamRegistry {
                 open: Mutex::new(HashMap::new()),
+                max: config.max_streams,
                 metrics,
             }),
         }

@@ -98,7 +98,7 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File, PathError> {
     // the flag changes nothing.
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .map_err(|_| PathError::NotFound)?;
     file.metadata()
