@@ -699,10 +699,19 @@ fn stalled_readers(_: &Settings) -> Vec<Row> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let active =
             |pid_addr| common::scrape(pid_addr, "oip_media_active_streams").unwrap_or(0.0) as u64;
-        while active(service.addr) < count && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
+        // On loopback the socket buffers take a whole 3 MB for some readers: those streams end
+        // complete, and only the others stall. The gauge settles once each has done one or the
+        // other.
+        let mut settled = 0;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = active(service.addr);
+            if now == settled && now > 0 {
+                break;
+            }
+            settled = now;
         }
-        std::thread::sleep(Duration::from_secs(2));
+        let stalled_streams = active(service.addr).max(1);
         let stalled = rss_kb(pid) as f64 / 1024.0;
         let peak = watch.peak_mb();
         let elapsed = started.elapsed();
@@ -716,9 +725,9 @@ fn stalled_readers(_: &Settings) -> Vec<Row> {
                 break;
             }
         }
-        let per_stream_kb = (peak - idle) * 1024.0 / count as f64;
+        let per_stream_kb = (peak - idle) * 1024.0 / stalled_streams as f64;
         let notes = format!(
-            "idle {idle:.1} MB, {count} stalled {stalled:.1} MB (peak {peak:.1}); {per_stream_kb:.0} KB per stalled stream; {after:.1} MB {:.1} s after they left",
+            "idle {idle:.1} MB, {stalled_streams} of {count} streams stalled: {stalled:.1} MB (peak {peak:.1}), {per_stream_kb:.0} KB per stalled stream; {after:.1} MB {:.1} s after they left",
             gone.elapsed().as_secs_f64()
         );
         let load = Load {
