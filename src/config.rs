@@ -41,6 +41,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub memory_monitor: MemoryMonitorConfig,
     pub log: LogConfig,
+    pub cors: CorsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -250,6 +251,26 @@ impl Default for MemoryMonitorConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins, `scheme://host:*` for any port of a host, or `*`.
+    pub allowed_origins: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age_secs: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        // A page on another local port (a web app in development) can call `make run`.
+        Self {
+            allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()],
+            allow_credentials: true,
+            max_age_secs: 86_400,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub access: bool,
 }
@@ -407,6 +428,17 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Some(bad) = self
+            .cors
+            .allowed_origins
+            .iter()
+            .find(|o| !crate::http::cors::valid_pattern(o))
+        {
+            return Err(invalid(
+                "cors.allowed_origins",
+                format!("{bad:?} is not an origin (http(s)://host[:port], http(s)://host:* or *)"),
+            ));
         }
         // A legacy root that is (or holds) the media root would serve private media by path,
         // with no token.

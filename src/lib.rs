@@ -146,7 +146,8 @@ pub fn app(
         .start(),
     );
     App::new()
-        // Every answer, media and JSON alike, is read as the type it says it is.
+        .wrap(http::cors::middleware(&state.config.cors))
+        // Every answer, media and JSON alike (preflights too), is read as the type it says it is.
         .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
         .wrap(middleware::Condition::new(
             state.config.log.access,

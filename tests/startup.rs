@@ -95,6 +95,10 @@ fn bad_config_stops_start_up_with_one_line_naming_the_key() {
             "resolver: { oip_api: \"https://api.example\" }\n",
             "resolver.oip_api",
         ),
+        (
+            "cors: { allowed_origins: [\"localhost\"] }\n",
+            "cors.allowed_origins",
+        ),
     ] {
         let (ok, text) = check_config(yaml);
         assert!(!ok, "{yaml} was accepted");

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 mod admin;
+pub mod cors;
 mod media;
 mod ops;
 mod query;

@@ -1,0 +1,145 @@
+//! CORS for the web apps and players of other origins: `cors.allowed_origins` (exact origins,
+//! `scheme://host:*` for any port of a host, or `*`), credentials and max-age as configured. A
+//! request from an origin not allowed is served as usual without CORS headers, so the browser
+//! keeps its answer from the page: blocking it here would break nothing a browser allows.
+
+use actix_cors::Cors;
+use actix_web::http::header;
+
+use crate::config::CorsConfig;
+
+/// What a browser may send beyond the simple headers: tokens, JSON bodies, ranges, conditions.
+const ALLOWED_HEADERS: [header::HeaderName; 7] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    header::RANGE,
+    header::IF_NONE_MATCH,
+    header::IF_RANGE,
+    header::IF_MATCH,
+    header::IF_MODIFIED_SINCE,
+];
+
+/// What a page's script may read of an answer: what players and the relay proxy's callers use.
+const EXPOSED_HEADERS: [&str; 8] = [
+    "content-range",
+    "accept-ranges",
+    "content-length",
+    "etag",
+    "x-cache",
+    "retry-after",
+    "content-disposition",
+    "last-modified",
+];
+
+pub fn middleware(config: &CorsConfig) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "DELETE"])
+        .allowed_headers(ALLOWED_HEADERS)
+        .expose_headers(EXPOSED_HEADERS)
+        .max_age(usize::try_from(config.max_age_secs).unwrap_or(usize::MAX))
+        .block_on_origin_mismatch(false);
+    if config.allowed_origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+        // With credentials the origin is echoed: browsers refuse `*` together with credentials.
+        if !config.allow_credentials {
+            cors = cors.send_wildcard();
+        }
+    } else {
+        let allowed = config.allowed_origins.clone();
+        cors = cors.allowed_origin_fn(move |origin, _| {
+            origin
+                .to_str()
+                .is_ok_and(|o| allowed.iter().any(|pattern| origin_matches(pattern, o)))
+        });
+    }
+    if config.allow_credentials {
+        cors = cors.supports_credentials();
+    }
+    cors
+}
+
+/// `pattern` is an exact origin, or `scheme://host:*` for that host on any port (or none).
+pub fn origin_matches(pattern: &str, origin: &str) -> bool {
+    match pattern.strip_suffix(":*") {
+        Some(host) => {
+            origin == host
+                || origin
+                    .strip_prefix(host)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .is_some_and(|port| {
+                        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                    })
+        }
+        None => pattern.eq_ignore_ascii_case(origin),
+    }
+}
+
+/// A pattern the config may hold: `*`, or `http(s)://host[:port|:*]` with no path.
+pub fn valid_pattern(pattern: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let Some(rest) = pattern
+        .strip_prefix("http://")
+        .or_else(|| pattern.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    !rest.is_empty() && !rest.contains('/') && !rest.starts_with(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_match_exactly_or_on_any_port() {
+        assert!(origin_matches(
+            "http://localhost:*",
+            "http://localhost:5173"
+        ));
+        assert!(origin_matches("http://localhost:*", "http://localhost"));
+        assert!(!origin_matches(
+            "http://localhost:*",
+            "http://localhost.evil.com"
+        ));
+        assert!(!origin_matches(
+            "http://localhost:*",
+            "http://localhost:80x"
+        ));
+        assert!(!origin_matches(
+            "http://localhost:*",
+            "https://localhost:443"
+        ));
+        assert!(origin_matches(
+            "https://app.example.com",
+            "https://app.example.com"
+        ));
+        assert!(!origin_matches(
+            "https://app.example.com",
+            "https://app.example.com.evil"
+        ));
+    }
+
+    #[test]
+    fn patterns_are_origins() {
+        for ok in [
+            "*",
+            "http://localhost:*",
+            "https://app.example.com",
+            "http://10.0.0.1:3000",
+        ] {
+            assert!(valid_pattern(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "localhost",
+            "http://",
+            "https://a.com/path",
+            "ftp://a.com",
+            "http://:80",
+        ] {
+            assert!(!valid_pattern(bad), "{bad}");
+        }
+    }
+}
