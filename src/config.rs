@@ -208,6 +208,8 @@ pub struct MediaConfig {
     pub stall_timeout_secs: u64,
     /// Media streams open at once; past it a new one is 503 `too_many_streams`.
     pub max_streams: usize,
+    /// `Cache-Control` of images under `legacy_root` (the exercise GIFs).
+    pub legacy_cache_control: String,
 }
 
 impl Default for MediaConfig {
@@ -218,6 +220,7 @@ impl Default for MediaConfig {
             cache_control: "public, max-age=3600".into(),
             stall_timeout_secs: 60,
             max_streams: 4096,
+            legacy_cache_control: "public, max-age=31536000, immutable".into(),
         }
     }
 }

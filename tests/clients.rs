@@ -120,3 +120,76 @@ fn any_origin_when_configured() {
         "with credentials the origin is echoed, never *"
     );
 }
+
+/// The old service's media URLs, as stored in published records: `/api/media?id=` (its API
+/// router was mounted at /api) and `/media/<path>` (its static files), both under
+/// `media.legacy_root`, with everything `/media?id=` does.
+#[test]
+fn the_old_media_urls_serve_the_legacy_folder() {
+    let service = TestApp::start(test_config());
+    let poster = std::fs::read(repo_path("data/media/web/demo-poster.jpg")).unwrap();
+    let forms = [
+        "/api/media?id=demo-poster.jpg",
+        "/media/demo-poster.jpg",
+        "/media?id=demo-poster.jpg",
+    ];
+    let mut etags = Vec::new();
+    for target in forms {
+        let r = raw_request(service.addr, "GET", target, &[]);
+        assert_eq!(r.status, 200, "{target}");
+        assert_eq!(r.body, poster, "{target}");
+        assert_eq!(r.header("content-type"), Some("image/jpeg"), "{target}");
+        assert_eq!(
+            r.header("cache-control"),
+            Some("public, max-age=31536000, immutable"),
+            "{target}: images get a year, as the old service sent"
+        );
+        assert!(r.header("last-modified").is_some(), "{target}");
+        assert_eq!(r.header("content-encoding"), None, "{target}");
+        let etag = r.header("etag").unwrap().to_string();
+        let again = raw_request(service.addr, "GET", target, &[("If-None-Match", &etag)]);
+        assert_eq!(again.status, 304, "{target}");
+        let range = raw_request(service.addr, "GET", target, &[("Range", "bytes=0-1")]);
+        assert_eq!(range.status, 206, "{target}");
+        assert_eq!(range.body, poster[..2], "{target}");
+        let head = raw_request(service.addr, "HEAD", target, &[]);
+        assert_eq!(head.status, 200, "{target}");
+        assert_eq!(
+            head.header("content-length"),
+            Some(&*poster.len().to_string())
+        );
+        etags.push(etag);
+    }
+    assert!(etags.windows(2).all(|w| w[0] == w[1]), "one file, one ETag");
+    let complete = scrape(
+        service.addr,
+        "oip_media_streams_total{outcome=\"complete\"}",
+    );
+    assert_eq!(
+        complete,
+        Some(6.0),
+        "every GET went through the stream registry"
+    );
+}
+
+#[test]
+fn the_old_media_urls_never_leave_their_folder() {
+    let service = TestApp::start(test_config());
+    for target in [
+        "/media/../demo-clip/original",
+        "/media/%2e%2e/demo-clip/original",
+        "/media/..%2fdemo-clip%2foriginal",
+        "/media//etc/passwd",
+        "/media/.hidden",
+        "/media/a%00b",
+        "/api/media?id=../demo-clip/original",
+        "/api/media?id=/etc/passwd",
+        "/api/media?id=",
+        "/api/media",
+        "/media/no-such-file.gif",
+    ] {
+        let r = raw_request(service.addr, "GET", target, &[]);
+        assert!(matches!(r.status, 400 | 404), "{target}: {}", r.status);
+        assert!(r.json()["code"].is_string(), "{target}");
+    }
+}

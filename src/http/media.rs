@@ -27,10 +27,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(media))
                 .route(web::head().to(media)),
         )
+        // The old service's URLs, stored in published records: its API router was mounted at
+        // /api (so its media route is /api/media?id=), and its static files at /media/<path>.
+        .service(
+            resource("/api/media")
+                .route(web::get().to(legacy))
+                .route(web::head().to(legacy)),
+        )
         .service(
             resource("/media")
                 .route(web::get().to(legacy))
                 .route(web::head().to(legacy)),
+        )
+        .service(
+            resource("/media/{path:.+}")
+                .route(web::get().to(legacy_static))
+                .route(web::head().to(legacy_static)),
         );
 }
 
@@ -79,7 +91,17 @@ async fn legacy(
     serve(req, state, Target::Legacy(id), query.token).await
 }
 
-/// Both file routes: open through the actor, then answer the plan it made.
+async fn legacy_static(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: StrictQuery<TokenQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let target = Target::Legacy(path.into_inner());
+    serve(req, state, target, query.into_inner().token).await
+}
+
+/// Every file route: open through the actor, then answer the plan it made.
 async fn serve(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -172,7 +194,13 @@ fn open_message(req: &HttpRequest, target: Target, token: Option<String>) -> Ope
 /// Turns the planned answer into a response; the body streams what was not prefetched.
 fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpResponse, ApiError> {
     let validators = &file.validators;
-    let cache_control = &state.config.media.cache_control;
+    let media = &state.config.media;
+    // The old service sent a year of immutable caching for its static images.
+    let cache_control = if file.legacy && file.content_type.starts_with("image/") {
+        &media.legacy_cache_control
+    } else {
+        &media.cache_control
+    };
     let active = !browser_safe(&file.content_type);
     let res = |status: StatusCode| {
         let mut b = HttpResponse::build(status);

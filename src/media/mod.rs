@@ -68,6 +68,8 @@ pub struct MediaFile {
     pub content_type: String,
     /// Reading it needed a token: the answer must not be kept by shared caches.
     pub private: bool,
+    /// Served from `media.legacy_root`, by one of the old service's URLs.
+    pub legacy: bool,
     pub plan: Plan,
     /// The first chunk of the first range, read while the file was opened: a small range is
     /// answered without a second trip to the blocking pool.
@@ -240,6 +242,7 @@ impl Handler<Info> for MediaActor {
 }
 
 fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
+    let legacy = matches!(msg.target, Target::Legacy(_));
     let (roots, secret) = (&media.roots, media.jwt_secret.as_deref());
     let (path, manifest) = match msg.target {
         Target::Media(id) => {
@@ -280,6 +283,7 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
         validators,
         content_type: content_type(manifest.as_ref(), &path),
         private: manifest.as_ref().is_some_and(|m| !m.is_public()),
+        legacy,
         file,
         plan,
         prefetched,
