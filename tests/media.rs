@@ -772,7 +772,13 @@ fn answers_are_safe_to_show_in_a_browser() {
         "video plays inline"
     );
     assert_eq!(video.header("cache-control"), Some("public, max-age=60"));
-    assert_eq!(video.header("vary"), None);
+    assert!(
+        !video
+            .header("vary")
+            .unwrap_or_default()
+            .contains("Authorization"),
+        "a public answer does not vary with the token"
+    );
     for target in [
         "/api/media/page",
         "/media?id=drawing.svg",
@@ -801,7 +807,12 @@ fn answers_are_safe_to_show_in_a_browser() {
             Some("private, max-age=60"),
             "{target}"
         );
-        assert_eq!(r.header("vary"), Some("Authorization"), "{target}");
+        assert!(
+            r.header("vary")
+                .unwrap_or_default()
+                .contains("Authorization"),
+            "{target}"
+        );
     }
     let public_info = get(&service, "/api/media/clip/info", &[]);
     assert_eq!(
