@@ -193,3 +193,134 @@ fn the_old_media_urls_never_leave_their_folder() {
         assert!(r.json()["code"].is_string(), "{target}");
     }
 }
+
+const WORKOUT: &str = "did:gun:f3a9c2e1b7d4:workout-legs";
+
+#[actix_web::test]
+async fn the_old_query_forms_are_understood() {
+    let service = TestApp::start(test_config());
+    let records = |q: String| get(service.url(&format!("/api/records?{q}")));
+    let by_did = records(format!("did={WORKOUT}&resolveDepth=1")).await;
+    let by_did_tx = records(format!("didTx={WORKOUT}&resolveDepth=1")).await;
+    assert_eq!(by_did_tx.status, 200);
+    assert_eq!(by_did_tx.json()["records"], by_did.json()["records"]);
+    let both = records(format!("did={WORKOUT}&didTx={WORKOUT}")).await;
+    assert_eq!(both.status, 400);
+    // A listing's parameters are ignored when a DID is given, as the old API did.
+    let with_listing = records(format!(
+        "did={WORKOUT}&resolveDepth=1&limit=10&sortBy=date:desc&page=2"
+    ))
+    .await;
+    assert_eq!(with_listing.json()["records"], by_did.json()["records"]);
+
+    let keys = by_did.json().to_string();
+    assert!(
+        keys.contains("\"publicKey\""),
+        "the demo records carry keys"
+    );
+    let without = records(format!(
+        "did={WORKOUT}&resolveDepth=1&includePubKeys=false&includeSigs=false"
+    ))
+    .await;
+    assert_eq!(without.status, 200);
+    assert!(!without.json().to_string().contains("\"publicKey\""));
+    assert_eq!(
+        without.json()["records"][0]["oip"]["creator"]["didAddress"],
+        "did:gun:f3a9c2e1b7d4"
+    );
+    let bad = records(format!("did={WORKOUT}&includeSigs=nope")).await;
+    assert_eq!(bad.json()["code"], "invalid_parameter");
+
+    let old_health = get(service.url("/api/health")).await;
+    assert_eq!(old_health.status, 200);
+    assert_eq!(old_health.json()["status"], "ok");
+}
+
+#[actix_web::test]
+async fn signatures_leave_every_oip_block_on_request() {
+    let relay = MockRelay::start();
+    let oip = |did: &str| {
+        serde_json::json!({"recordType": "x", "signature": "c2ln", "did": did,
+            "creator": {"publicKey": "02key", "didAddress": "did:gun:a1b2c3d4e5f6"}})
+    };
+    relay.insert(
+        "a1b2c3d4e5f6:w",
+        node(
+            serde_json::json!({"workout": {"exercise": ["did:gun:a1b2c3d4e5f6:e"]}}),
+            oip("did:gun:a1b2c3d4e5f6:w"),
+        ),
+    );
+    relay.insert(
+        "a1b2c3d4e5f6:e",
+        node(
+            serde_json::json!({"basic": {"name": "E"}}),
+            oip("did:gun:a1b2c3d4e5f6:e"),
+        ),
+    );
+    let service = TestApp::start(relay_config(&relay.url()));
+    let url = |extra: &str| {
+        service.url(&format!(
+            "/api/records?did=did:gun:a1b2c3d4e5f6:w&resolveDepth=1{extra}"
+        ))
+    };
+    let full = get(url("")).await.json().to_string();
+    assert_eq!(full.matches("c2ln").count(), 2);
+    let bare = get(url("&includeSigs=false")).await.json();
+    let text = bare.to_string();
+    assert!(
+        !text.contains("c2ln") && text.matches("02key").count() == 2,
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn force_refresh_goes_past_both_caches_and_refreshes_them() {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(10);
+    let soul = "a1b2c3d4e5f6:fresh";
+    let service = TestApp::start(relay_config(&relay.url()));
+    let ask = |extra: &'static str| {
+        get(service.url(&format!(
+            "/api/records?did=did:gun:{soul}&resolveDepth=0{extra}"
+        )))
+    };
+    assert_eq!(ask("").await.status, 404);
+    relay.insert(
+        soul,
+        node(
+            serde_json::json!({"basic": {"name": "One"}}),
+            serde_json::json!({}),
+        ),
+    );
+    assert_eq!(ask("").await.status, 404, "still known missing");
+    assert_eq!(relay.gets(soul), 1);
+    let fresh = ask("&forceRefresh=true").await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(relay.gets(soul), 2);
+    // What it found refreshed the caches: found now without forceRefresh, from the cache.
+    let cached = ask("").await;
+    assert_eq!(cached.status, 200);
+    assert_eq!(cached.json()["resolution"]["fromCache"], 1);
+    assert_eq!(relay.gets(soul), 2);
+
+    relay.insert(
+        soul,
+        node(
+            serde_json::json!({"basic": {"name": "Two"}}),
+            serde_json::json!({}),
+        ),
+    );
+    let name = |r: &Reply| r.json()["records"][0]["data"]["basic"]["name"].clone();
+    assert_eq!(
+        name(&ask("").await),
+        "One",
+        "the record cache still holds the old one"
+    );
+    let again = ask("&forceRefresh=TRUE").await;
+    assert_eq!(name(&again), "Two");
+    assert_eq!(
+        name(&ask("").await),
+        "Two",
+        "and the cache took the new one"
+    );
+}

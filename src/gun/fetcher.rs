@@ -33,6 +33,8 @@ struct InFlight {
     /// Cleared when the soul is written while this fetch is on its way: its answer predates the
     /// write and must not be cached.
     cacheable: bool,
+    /// Led past the negative cache (`forceRefresh`): a record found must leave it.
+    fresh: bool,
 }
 
 pub struct GunFetcher {
@@ -58,6 +60,9 @@ pub struct Fetch {
     pub did: Did,
     /// A resolution's budget of relay requests; `None` for the relay proxy's single reads.
     pub budget: Option<UpstreamBudget>,
+    /// Past the caches (`forceRefresh`): a fetch already on its way is still shared, and what
+    /// this one finds refreshes the caches.
+    pub fresh: bool,
 }
 
 /// Write one node; on success the soul leaves both caches.
@@ -135,16 +140,17 @@ impl GunFetcher {
     }
 
     /// Starts the one fetch for `key` that every waiter shares.
-    fn lead(&mut self, key: Did, route: Route, ctx: &mut Context<Self>) {
+    fn lead(&mut self, key: Did, route: Route, fresh: bool, ctx: &mut Context<Self>) {
         let negative = self.negative.clone();
         let asked = key.clone();
         let work = async move {
             // Mailbox order makes this safe: a 404 recorded by an earlier fetch of this key was
             // sent to the negative cache before this lookup could be.
-            if negative
-                .send(IsMissing(asked.clone()))
-                .await
-                .unwrap_or(false)
+            if !fresh
+                && negative
+                    .send(IsMissing(asked.clone()))
+                    .await
+                    .unwrap_or(false)
             {
                 return (Ok(None), CacheSource::Negative);
             }
@@ -167,10 +173,13 @@ impl GunFetcher {
         let outcome = match result {
             Ok(Some(found)) => {
                 if flight.cacheable {
-                    self.records.insert(key, found.clone());
+                    self.records.insert(key.clone(), found.clone());
                 }
-                // No need to tell the negative cache: it was asked just now and did not hold
-                // the soul, and only this fetch could have added it since.
+                // A fetch that asked the negative cache found it without the soul, and only this
+                // fetch could have added it since; one that went past it must clear it.
+                if flight.fresh {
+                    self.negative.do_send(Forget(key));
+                }
                 Ok(Fetched {
                     lookup: Lookup::Found(found),
                     source,
@@ -220,7 +229,11 @@ impl Handler<Fetch> for GunFetcher {
 
     fn handle(
         &mut self,
-        Fetch { did: key, budget }: Fetch,
+        Fetch {
+            did: key,
+            budget,
+            fresh,
+        }: Fetch,
         ctx: &mut Self::Context,
     ) -> Self::Result {
         if let Some(reason) = self.remembered_malformed(&key) {
@@ -251,8 +264,9 @@ impl Handler<Fetch> for GunFetcher {
                 slot.insert(InFlight {
                     waiters: vec![tx],
                     cacheable: true,
+                    fresh,
                 });
-                self.lead(key, route, ctx);
+                self.lead(key, route, fresh, ctx);
             }
         }
         Box::pin(async move { rx.await.unwrap_or(Err(FetchError::Cancelled)) })
@@ -303,15 +317,23 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub async fn fetch(&self, did: Did, budget: Option<UpstreamBudget>) -> FetchResult {
-        if let Some(found) = self.records.get(&did) {
-            return Ok(Fetched {
-                lookup: Lookup::Found(found),
-                source: CacheSource::Hit,
-            });
+    /// `fresh` goes past the record and negative caches (`forceRefresh`).
+    pub async fn fetch(
+        &self,
+        did: Did,
+        budget: Option<UpstreamBudget>,
+        fresh: bool,
+    ) -> FetchResult {
+        if !fresh {
+            if let Some(found) = self.records.get(&did) {
+                return Ok(Fetched {
+                    lookup: Lookup::Found(found),
+                    source: CacheSource::Hit,
+                });
+            }
         }
         self.fetcher
-            .send(Fetch { did, budget })
+            .send(Fetch { did, budget, fresh })
             .await
             .unwrap_or(Err(FetchError::Cancelled))
     }

@@ -6,7 +6,9 @@ use super::{resource, AppState};
 use crate::{error::ApiError, gun::RelayState, gun::RelayStatus, monitor};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // `/api/health` is where the old service answered.
     cfg.service(resource("/health").route(web::get().to(health)))
+        .service(resource("/api/health").route(web::get().to(health)))
         .service(resource("/metrics").route(web::get().to(metrics)));
 }
 

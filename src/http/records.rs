@@ -21,8 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/records").route(web::get().to(get_records)));
 }
 
+/// The old API's names are accepted (`didTx`, `resolveFieldName`); parameters of its listings
+/// (`limit`, `sortBy`, ...) are ignored when a `did` is given, as it did.
 #[derive(Deserialize)]
 struct RecordsQuery {
+    #[serde(alias = "didTx")]
     did: Option<String>,
     #[serde(rename = "resolveDepth")]
     depth: Option<String>,
@@ -30,6 +33,12 @@ struct RecordsQuery {
     names_only: Option<String>,
     #[serde(rename = "resolveFieldNames", alias = "resolveFieldName")]
     fields: Option<String>,
+    #[serde(rename = "forceRefresh")]
+    force_refresh: Option<String>,
+    #[serde(rename = "includeSigs")]
+    include_sigs: Option<String>,
+    #[serde(rename = "includePubKeys")]
+    include_pub_keys: Option<String>,
 }
 
 async fn get_records(
@@ -48,6 +57,16 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter {
         name,
         reason: reason.into(),
+    }
+}
+
+/// A `true`/`false` parameter (any case); missing or empty is `default`.
+fn flag(value: Option<&str>, name: &'static str, default: bool) -> Result<bool, ApiError> {
+    match value {
+        None | Some("") => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(_) => Err(invalid(name, "must be true or false")),
     }
 }
 
@@ -87,12 +106,10 @@ fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Resolve, ApiError> 
                 )
             })?,
     };
-    let names_only = match q.names_only.as_deref() {
-        None | Some("") => false,
-        Some(v) if v.eq_ignore_ascii_case("true") => true,
-        Some(v) if v.eq_ignore_ascii_case("false") => false,
-        Some(_) => return Err(invalid("resolveNamesOnly", "must be true or false")),
-    };
+    let names_only = flag(q.names_only.as_deref(), "resolveNamesOnly", false)?;
+    let force_refresh = flag(q.force_refresh.as_deref(), "forceRefresh", false)?;
+    let include_sigs = flag(q.include_sigs.as_deref(), "includeSigs", true)?;
+    let include_pub_keys = flag(q.include_pub_keys.as_deref(), "includePubKeys", true)?;
     let fields = match q.fields.as_deref() {
         None | Some("") => FieldFilter::default(),
         Some(list) => {
@@ -124,6 +141,9 @@ fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Resolve, ApiError> 
             depth,
             names_only,
             fields,
+            force_refresh,
+            include_sigs,
+            include_pub_keys,
         },
     })
 }
@@ -143,6 +163,9 @@ mod tests {
             depth: depth.map(String::from),
             names_only: names.map(String::from),
             fields: fields.map(String::from),
+            force_refresh: None,
+            include_sigs: None,
+            include_pub_keys: None,
         }
     }
 

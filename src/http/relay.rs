@@ -34,7 +34,7 @@ async fn get(
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::MissingParameter("soul"))?;
     validate_soul(&soul)?;
-    let fetched = state.gun.fetch(Did::Gun(soul), None).await?;
+    let fetched = state.gun.fetch(Did::Gun(soul), None, false).await?;
     let x_cache = ("x-cache", fetched.source.header_value());
     Ok(match fetched.lookup {
         Lookup::Found(found) => HttpResponse::Ok()

@@ -235,15 +235,30 @@ impl<'a> Assembler<'a> {
     }
 
     /// `oip` with `did` set to the DID the record was reached by, when the stored record lacks it.
+    /// Also drops the signature and the publisher's key when the request said so.
     fn oip(&mut self, oip: &Value, did: &Did) {
-        match oip {
-            Value::Object(fields) if !fields.contains_key("did") => {
-                let mut fields = fields.clone();
-                fields.insert("did".into(), Value::String(did.to_string()));
-                self.value(&fields);
-            }
-            other => self.value(other),
+        let Value::Object(fields) = oip else {
+            return self.value(oip);
+        };
+        let drop_sig = !self.options.include_sigs && fields.contains_key("signature");
+        let drop_key = !self.options.include_pub_keys
+            && fields
+                .get("creator")
+                .is_some_and(|c| c.get("publicKey").is_some());
+        if fields.contains_key("did") && !drop_sig && !drop_key {
+            return self.value(oip);
         }
+        let mut fields = fields.clone();
+        fields
+            .entry("did")
+            .or_insert_with(|| Value::String(did.to_string()));
+        if drop_sig {
+            fields.remove("signature");
+        }
+        if let Some(Value::Object(creator)) = fields.get_mut("creator").filter(|_| drop_key) {
+            creator.remove("publicKey");
+        }
+        self.value(&fields);
     }
 }
 
@@ -284,7 +299,7 @@ mod tests {
     fn found(name: &str, data: Value) -> State {
         let mut data = data;
         data["basic"] = json!({"name": name});
-        let node = json!({"data": data, "oip": {"recordType": "x"}});
+        let node = json!({"data": data, "oip": {"recordType": "x", "signature": "sig", "creator": {"publicKey": "02k", "didAddress": "d"}}});
         State::Found(Arc::new(FoundRecord::from_stored_node(node).unwrap()))
     }
 
@@ -323,6 +338,9 @@ mod tests {
             depth,
             names_only: false,
             fields: FieldFilter::default(),
+            force_refresh: false,
+            include_sigs: true,
+            include_pub_keys: true,
         }
     }
 
@@ -501,5 +519,29 @@ mod tests {
             assemble(&[gun("nope"), gun("nope")], &opts(0), &states, 10),
             Err(ResolveError::NotFound(d)) if d == "did:gun:nope"
         ));
+    }
+
+    #[test]
+    fn signatures_and_public_keys_leave_every_oip_block_on_request() {
+        let r = resolve(opts(1));
+        let w = &parsed(&r)[0];
+        assert_eq!(w["oip"]["signature"], "sig");
+        assert_eq!(w["oip"]["creator"]["publicKey"], "02k");
+        let mut o = opts(1);
+        o.include_sigs = false;
+        o.include_pub_keys = false;
+        let r = resolve(o);
+        for record in [
+            &parsed(&r)[0],
+            &parsed(&r)[0]["data"]["workout"]["exercise"][0],
+        ] {
+            assert!(record["oip"].get("signature").is_none(), "{record}");
+            assert!(
+                record["oip"]["creator"].get("publicKey").is_none(),
+                "{record}"
+            );
+            assert_eq!(record["oip"]["creator"]["didAddress"], "d");
+            assert!(record["oip"]["did"].is_string());
+        }
     }
 }

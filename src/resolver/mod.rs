@@ -79,6 +79,12 @@ pub struct Options {
     pub depth: u32,
     pub names_only: bool,
     pub fields: FieldFilter,
+    /// `forceRefresh=true`: every lookup goes past the record and negative caches.
+    pub force_refresh: bool,
+    /// `includeSigs=false` drops `signature` from every `oip` block.
+    pub include_sigs: bool,
+    /// `includePubKeys=false` drops `creator.publicKey` from every `oip` block.
+    pub include_pub_keys: bool,
 }
 
 #[derive(Message)]

@@ -56,7 +56,9 @@ impl Walk {
             for over in wanted.split_off(room.min(wanted.len())) {
                 out.states.insert(over, State::Missing(Reason::Budget));
             }
-            let finished = self.fetch_level(wanted, &budget, deadline, &mut out).await;
+            let finished = self
+                .fetch_level(wanted, options, &budget, deadline, &mut out)
+                .await;
             if !finished {
                 break;
             }
@@ -83,13 +85,14 @@ impl Walk {
     async fn fetch_level(
         &self,
         wanted: Vec<Did>,
+        options: &Options,
         budget: &UpstreamBudget,
         deadline: Instant,
         out: &mut Gathered,
     ) -> bool {
         let pending: Vec<Did> = wanted.clone();
         let mut arrivals = stream::iter(wanted)
-            .map(|did| self.fetch_one(did, budget.clone()))
+            .map(|did| self.fetch_one(did, budget.clone(), options))
             .buffer_unordered(self.config.concurrency);
         let timer = actix_web::rt::time::sleep_until(deadline.into());
         futures::pin_mut!(timer);
@@ -113,8 +116,17 @@ impl Walk {
         }
     }
 
-    async fn fetch_one(&self, did: Did, budget: UpstreamBudget) -> (Did, State, Cost) {
-        let (state, cost) = match self.reader.fetch(did.clone(), Some(budget)).await {
+    async fn fetch_one(
+        &self,
+        did: Did,
+        budget: UpstreamBudget,
+        options: &Options,
+    ) -> (Did, State, Cost) {
+        let (state, cost) = match self
+            .reader
+            .fetch(did.clone(), Some(budget), options.force_refresh)
+            .await
+        {
             Ok(fetched) => {
                 let cost = if fetched.source == CacheSource::Miss {
                     Cost::Upstream
