@@ -324,3 +324,68 @@ async fn force_refresh_goes_past_both_caches_and_refreshes_them() {
         "and the cache took the new one"
     );
 }
+
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out).unwrap();
+    out
+}
+
+fn unbrotli(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut brotli::Decompressor::new(body, 4096), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn json_is_compressed_as_asked_and_media_never() {
+    let service = TestApp::start(test_config());
+    let target = format!("/api/records?did={WORKOUT}&resolveDepth=2");
+    let plain = raw_request(service.addr, "GET", &target, &[]);
+    assert_eq!(plain.header("content-encoding"), None);
+    let gz = raw_request(service.addr, "GET", &target, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert!(
+        gz.body.len() < plain.body.len() / 2,
+        "{} of {}",
+        gz.body.len(),
+        plain.body.len()
+    );
+    let unzipped: serde_json::Value = serde_json::from_slice(&gunzip(&gz.body)).unwrap();
+    let original = plain.json();
+    assert_eq!(unzipped["records"], original["records"]);
+    let br = raw_request(
+        service.addr,
+        "GET",
+        &target,
+        &[("Accept-Encoding", "br, gzip")],
+    );
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    let decoded: serde_json::Value = serde_json::from_slice(&unbrotli(&br.body)).unwrap();
+    assert_eq!(decoded["records"], original["records"]);
+    for json in [
+        "/gun-relay/get?soul=f3a9c2e1b7d4:workout-legs",
+        "/api/records?did=not-a-did",
+        "/metrics",
+    ] {
+        let r = raw_request(service.addr, "GET", json, &[("Accept-Encoding", "gzip")]);
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{json}");
+    }
+    for (media, range) in [
+        ("/api/media/demo-clip", None),
+        ("/api/media/demo-clip", Some("bytes=0-99")),
+        ("/media/demo-poster.jpg", None),
+        ("/api/media?id=demo-poster.jpg", Some("bytes=10-")),
+    ] {
+        let mut headers = vec![("Accept-Encoding", "gzip, br")];
+        headers.extend(range.map(|r| ("Range", r)));
+        let r = raw_request(service.addr, "GET", media, &headers);
+        assert!(matches!(r.status, 200 | 206), "{media}");
+        assert_eq!(r.header("content-encoding"), None, "{media} {range:?}");
+        assert_eq!(
+            r.header("content-length"),
+            Some(&*r.body.len().to_string()),
+            "{media}"
+        );
+    }
+}

@@ -2,13 +2,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{bearer, resource, AppState};
+use super::{bearer, compressed, AppState};
 use crate::{
     auth::same_secret, did::Did, error::ApiError, gun::negative_cache::Forget, soul::validate_soul,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/cache/negative/{soul}").route(web::delete().to(forget_missing)));
+    cfg.service(compressed("/api/cache/negative/{soul}").route(web::delete().to(forget_missing)));
 }
 
 async fn forget_missing(

@@ -116,6 +116,23 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
+/// A JSON (or text) resource: its answers, errors included, are compressed as the client's
+/// `Accept-Encoding` asks (brotli or gzip). Media resources are plain `resource`s: a media body
+/// is never compressed, so byte ranges keep meaning bytes of the file.
+fn compressed(
+    path: &str,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    resource(path).wrap(actix_web::middleware::Compress::default())
+}
+
 /// Reads a request body up to `limit` bytes, refusing more before buffering it.
 async fn read_body(
     req: &HttpRequest,

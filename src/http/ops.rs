@@ -2,14 +2,14 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{resource, AppState};
+use super::{compressed, AppState};
 use crate::{error::ApiError, gun::RelayState, gun::RelayStatus, monitor};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // `/api/health` is where the old service answered.
-    cfg.service(resource("/health").route(web::get().to(health)))
-        .service(resource("/api/health").route(web::get().to(health)))
-        .service(resource("/metrics").route(web::get().to(metrics)));
+    cfg.service(compressed("/health").route(web::get().to(health)))
+        .service(compressed("/api/health").route(web::get().to(health)))
+        .service(compressed("/metrics").route(web::get().to(metrics)));
 }
 
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

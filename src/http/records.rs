@@ -4,7 +4,7 @@ use actix::Addr;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{resource, AppState, StrictQuery};
+use super::{compressed, AppState, StrictQuery};
 use crate::{
     config::ResolverConfig,
     did::Did,
@@ -18,7 +18,7 @@ const MAX_FIELD_NAMES: usize = 50;
 const MAX_FIELD_NAME_LEN: usize = 128;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/records").route(web::get().to(get_records)));
+    cfg.service(compressed("/api/records").route(web::get().to(get_records)));
 }
 
 /// The old API's names are accepted (`didTx`, `resolveFieldName`); parameters of its listings

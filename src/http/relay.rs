@@ -5,7 +5,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{bearer, read_body, resource, AppState, StrictQuery};
+use super::{bearer, compressed, read_body, AppState, StrictQuery};
 use crate::{
     auth::may_write,
     did::Did,
@@ -15,8 +15,8 @@ use crate::{
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/gun-relay/get").route(web::get().to(get)))
-        .service(resource("/gun-relay/put").route(web::post().to(put)));
+    cfg.service(compressed("/gun-relay/get").route(web::get().to(get)))
+        .service(compressed("/gun-relay/put").route(web::post().to(put)));
 }
 
 #[derive(Deserialize)]
