@@ -52,6 +52,8 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("the service is shutting down or overloaded")]
     Unavailable,
+    #[error("query parameter `did` is required: a listing (a query without `did`) needs resolver.oip_api")]
+    ListingNeedsIndexer,
     #[error(transparent)]
     Write(#[from] WriteError),
 }
@@ -103,6 +105,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::PreconditionFailed => (S::PRECONDITION_FAILED, "precondition_failed"),
             ApiError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::ListingNeedsIndexer => (S::BAD_REQUEST, "missing_parameter"),
             ApiError::Write(e) => match e {
                 WriteError::NoValidToken => (S::UNAUTHORIZED, "unauthorized"),
                 WriteError::NotThePublisher(_) => (S::FORBIDDEN, "forbidden"),

@@ -389,3 +389,129 @@ fn json_is_compressed_as_asked_and_media_never() {
         );
     }
 }
+
+/// A demo node as the indexer lists a record: `data` and `oip` as objects, with `didTx`.
+fn listed(local: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_path("data/demo/records.json")).unwrap();
+    let nodes: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let node = &nodes[format!("f3a9c2e1b7d4:{local}")];
+    let parse =
+        |k: &str| serde_json::from_str::<serde_json::Value>(node[k].as_str().unwrap()).unwrap();
+    let mut oip = parse("oip");
+    oip["didTx"] = format!("did:gun:f3a9c2e1b7d4:{local}").into();
+    oip.as_object_mut().unwrap().remove("did");
+    serde_json::json!({"data": parse("data"), "oip": oip})
+}
+
+/// The old API's documented envelope of a listing.
+fn envelope(records: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "message": "Records retrieved successfully",
+        "latestArweaveBlockInDB": 1_523_000,
+        "indexingProgress": "99.97%",
+        "totalRecords": 57,
+        "pageSize": 2,
+        "currentPage": 3,
+        "searchResults": 41,
+        "queryParams": {"recordType": "workout", "limit": "2", "page": "3"},
+        "totalPages": 21,
+        "records": records,
+    })
+}
+
+#[actix_web::test]
+async fn listings_go_to_the_indexer_and_come_back_resolved() {
+    let relay = MockRelay::start();
+    relay.load(&repo_path("data/demo/records.json"));
+    let indexer = MockRelay::start();
+    indexer.set_listing(
+        200,
+        envelope(vec![listed("workout-legs"), listed("workout-upper")]),
+    );
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.resolver.oip_api = Some(indexer.url())),
+    );
+    let r = get(service
+        .url("/api/records?recordType=workout&limit=2&page=3&sortBy=date:desc&resolveDepth=1"))
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        indexer.listing_queries(),
+        ["recordType=workout&limit=2&page=3&sortBy=date:desc&resolveDepth=0"]
+    );
+    let body = r.json();
+    let sent = envelope(Vec::new());
+    for key in [
+        "message",
+        "latestArweaveBlockInDB",
+        "indexingProgress",
+        "totalRecords",
+        "pageSize",
+        "currentPage",
+        "searchResults",
+        "queryParams",
+        "totalPages",
+    ] {
+        assert_eq!(body[key], sent[key], "{key} is the indexer's, untouched");
+    }
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["data"]["basic"]["name"], "Leg Day");
+    let exercise = &records[0]["data"]["workout"]["exercise"][0];
+    assert!(
+        exercise["data"]["basic"]["name"].is_string(),
+        "resolved: {exercise}"
+    );
+    assert_eq!(
+        records[1]["oip"]["didTx"],
+        "did:gun:f3a9c2e1b7d4:workout-upper"
+    );
+    assert_eq!(body["resolution"]["depth"], 1);
+    assert!(body["resolution"]["fetched"].as_u64().unwrap() > 0);
+
+    // Names only and the field filter apply to listings as to DIDs.
+    let names =
+        get(service.url("/api/records?recordType=workout&resolveDepth=1&resolveNamesOnly=true"))
+            .await
+            .json();
+    assert!(names["records"][0]["data"]["workout"]["exercise"][0].is_string());
+    assert!(!names["records"][0]["data"]["workout"]["exercise"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("did:"));
+}
+
+#[actix_web::test]
+async fn a_listing_without_an_indexer_or_with_a_failing_one_says_so() {
+    let relay = MockRelay::start();
+    let none = TestApp::start(relay_config(&relay.url()));
+    let r = get(none.url("/api/records?recordType=workout")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "missing_parameter");
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("resolver.oip_api"));
+
+    let indexer = MockRelay::start();
+    indexer.set_listing(500, serde_json::json!({"error": "elasticsearch is down"}));
+    let failing = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.resolver.oip_api = Some(indexer.url());
+        c.gun.max_attempts = 1;
+    }));
+    let r = get(failing.url("/api/records?recordType=workout")).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["code"], "relay_error");
+    indexer.set_listing(200, serde_json::json!({"message": "no records key"}));
+    let r = get(failing.url("/api/records?recordType=workout")).await;
+    assert_eq!(r.status, 502);
+    indexer.set_listing(200, envelope(Vec::new()));
+    let empty = get(failing.url("/api/records?recordType=nothing")).await;
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.json()["records"], serde_json::json!([]));
+    assert_eq!(empty.json()["totalPages"], 21);
+    let gone = indexer.stop();
+    drop(gone);
+    let r = get(failing.url("/api/records?recordType=workout")).await;
+    assert_eq!(r.status, 503);
+}

@@ -65,6 +65,11 @@ pub struct Fetch {
     pub fresh: bool,
 }
 
+/// A listing from the indexer (`resolver.oip_api`): its answer to `GET /api/records?{0}`.
+#[derive(Message)]
+#[rtype(result = "Result<Bytes, FetchError>")]
+pub struct List(pub String);
+
 /// Write one node; on success the soul leaves both caches.
 #[derive(Message)]
 #[rtype(result = "Result<Bytes, FetchError>")]
@@ -270,6 +275,17 @@ impl Handler<Fetch> for GunFetcher {
             }
         }
         Box::pin(async move { rx.await.unwrap_or(Err(FetchError::Cancelled)) })
+    }
+}
+
+impl Handler<List> for GunFetcher {
+    type Result = ResponseFuture<Result<Bytes, FetchError>>;
+
+    fn handle(&mut self, List(query): List, _: &mut Self::Context) -> Self::Result {
+        let Some(indexer) = self.indexer.clone() else {
+            return Box::pin(futures::future::ready(Err(FetchError::Unsupported)));
+        };
+        Box::pin(async move { indexer.list(&query).await })
     }
 }
 

@@ -52,6 +52,12 @@ impl FoundRecord {
             .transpose()
     }
 
+    /// A record as an indexer's listing holds it (the records of `{"records": [...]}`).
+    pub fn from_listed(node: Value) -> Result<Self, RecordError> {
+        let raw = Bytes::from(serde_json::to_vec(&node).expect("a Value always serialises"));
+        Record::from_node(node).map(|record| Self { raw, record })
+    }
+
     /// Decodes a relay `/get` answer `{"success":true,"data":{node}}`.
     pub fn from_relay_answer(raw: Bytes) -> Result<Self, RecordError> {
         let answer: Value =

@@ -248,6 +248,27 @@ impl HttpSource {
         }
     }
 
+    /// An indexer's listing, `GET {base}/api/records?{query}`: its answer as it came.
+    pub async fn list(&self, query: &str) -> Result<Bytes, FetchError> {
+        let url = format!("{}/api/records?{query}", self.base);
+        self.guarded("listing", async {
+            let mut sent = self.count_once();
+            let mut res = self.client.get(url).send().await.map_err(send_error)?;
+            let status = res.status().as_u16();
+            sent.response(status);
+            let body = res
+                .body()
+                .limit(self.config.max_response_bytes)
+                .await
+                .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
+            match status {
+                200 => Ok(body),
+                other => Err(FetchError::Status(other)),
+            }
+        })
+        .await
+    }
+
     /// `key` is a soul for the relay, a whole DID for an indexer.
     pub async fn get(&self, key: &str) -> GetResult {
         let url = match self.kind {

@@ -1,7 +1,7 @@
 //! `GET /api/records`: validate the query, hand it to this worker's resolver, shape the answer.
 
 use actix::Addr;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{compressed, AppState, StrictQuery};
@@ -9,7 +9,7 @@ use crate::{
     config::ResolverConfig,
     did::Did,
     error::ApiError,
-    resolver::{FieldFilter, Options, Resolve, Resolver},
+    resolver::{FieldFilter, Options, Resolve, ResolveListing, Resolver},
 };
 
 /// More DIDs than this in one request is a client bug or abuse, not a use case.
@@ -42,15 +42,42 @@ struct RecordsQuery {
 }
 
 async fn get_records(
+    req: HttpRequest,
     state: web::Data<AppState>,
     resolver: web::Data<Addr<Resolver>>,
     query: StrictQuery<RecordsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let resolve = parse(query.into_inner(), &state.config.resolver)?;
-    let resolution = resolver.send(resolve).await??;
+    let config = &state.config.resolver;
+    let resolution = match parse(query.into_inner(), config)? {
+        Asked::Dids(resolve) => resolver.send(resolve).await??,
+        Asked::Listing(options) => {
+            if config.oip_api.is_none() {
+                return Err(ApiError::ListingNeedsIndexer);
+            }
+            let query = indexer_query(req.query_string());
+            resolver.send(ResolveListing { query, options }).await??
+        }
+    };
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(resolution.into_body()))
+}
+
+/// The query as the indexer gets it: the same, with its own `resolveDepth` 0, since the records
+/// it lists are resolved here.
+fn indexer_query(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some("resolveDepth"))
+        .chain(std::iter::once("resolveDepth=0"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// What a query asks for: records by DID, or (without `did`) a listing of the indexer's.
+enum Asked {
+    Dids(Resolve),
+    Listing(Options),
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {
@@ -70,11 +97,11 @@ fn flag(value: Option<&str>, name: &'static str, default: bool) -> Result<bool, 
     }
 }
 
-fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Resolve, ApiError> {
-    let raw = q
-        .did
-        .filter(|d| !d.trim().is_empty())
-        .ok_or(ApiError::MissingParameter("did"))?;
+fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Asked, ApiError> {
+    let options = options(&q, config)?;
+    let Some(raw) = q.did.filter(|d| !d.trim().is_empty()) else {
+        return Ok(Asked::Listing(options));
+    };
     let entries: Vec<&str> = raw.split(',').map(str::trim).collect();
     if entries.len() > MAX_DIDS {
         return Err(invalid(
@@ -93,6 +120,10 @@ fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Resolve, ApiError> 
         })
         .collect::<Result<Vec<_>, _>>()?;
 
+    Ok(Asked::Dids(Resolve { dids, options }))
+}
+
+fn options(q: &RecordsQuery, config: &ResolverConfig) -> Result<Options, ApiError> {
     let depth = match q.depth.as_deref() {
         None | Some("") => config.default_depth,
         Some(d) => d
@@ -135,16 +166,13 @@ fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Resolve, ApiError> 
             FieldFilter::only(names)
         }
     };
-    Ok(Resolve {
-        dids,
-        options: Options {
-            depth,
-            names_only,
-            fields,
-            force_refresh,
-            include_sigs,
-            include_pub_keys,
-        },
+    Ok(Options {
+        depth,
+        names_only,
+        fields,
+        force_refresh,
+        include_sigs,
+        include_pub_keys,
     })
 }
 
@@ -169,27 +197,36 @@ mod tests {
         }
     }
 
-    fn code(r: Result<Resolve, ApiError>) -> String {
+    fn code(r: Result<Asked, ApiError>) -> String {
         r.err().map(|e| e.code().to_string()).unwrap_or_default()
+    }
+
+    fn dids(asked: Asked) -> Resolve {
+        match asked {
+            Asked::Dids(resolve) => resolve,
+            Asked::Listing(_) => panic!("a DID was given"),
+        }
     }
 
     #[test]
     fn defaults_and_lists() {
         let c = ResolverConfig::default();
-        let r = parse(query("did:gun:a:1, did:gun:b:2", None, None, None), &c).unwrap();
+        let r = dids(parse(query("did:gun:a:1, did:gun:b:2", None, None, None), &c).unwrap());
         assert_eq!(r.dids.len(), 2);
         assert_eq!(r.options.depth, c.default_depth);
         assert!(!r.options.names_only);
-        let r = parse(
-            query(
-                "did:gun:a:1",
-                Some("0"),
-                Some("TRUE"),
-                Some("workout,data.exercise.equipment"),
-            ),
-            &c,
-        )
-        .unwrap();
+        let r = dids(
+            parse(
+                query(
+                    "did:gun:a:1",
+                    Some("0"),
+                    Some("TRUE"),
+                    Some("workout,data.exercise.equipment"),
+                ),
+                &c,
+            )
+            .unwrap(),
+        );
         assert_eq!(r.options.depth, 0);
         assert!(r.options.names_only);
         assert!(r.options.fields.selects("workout", "exercise"));
@@ -227,5 +264,18 @@ mod tests {
         );
         let fifty = vec!["did:gun:a:1"; 50].join(",");
         assert!(parse(query(&fifty, None, None, None), &c).is_ok());
+    }
+
+    #[test]
+    fn without_a_did_it_is_a_listing_asked_of_the_indexer_at_depth_0() {
+        let c = ResolverConfig::default();
+        let mut q = query("", Some("3"), None, None);
+        q.did = None;
+        assert!(matches!(parse(q, &c), Ok(Asked::Listing(o)) if o.depth == 3));
+        assert_eq!(
+            indexer_query("recordType=workout&resolveDepth=3&limit=10"),
+            "recordType=workout&limit=10&resolveDepth=0"
+        );
+        assert_eq!(indexer_query(""), "resolveDepth=0");
     }
 }

@@ -83,6 +83,7 @@ pub(super) fn assemble(
             circular: asm.circular,
             elapsed_ms: 0,
         },
+        envelope: None,
     })
 }
 
@@ -263,14 +264,47 @@ impl<'a> Assembler<'a> {
 }
 
 impl Resolution {
+    /// A listing that listed nothing.
+    pub(super) fn empty(depth: u32) -> Self {
+        Self {
+            records: b"[]".to_vec(),
+            count: 0,
+            summary: Summary {
+                depth,
+                fetched: 0,
+                from_cache: 0,
+                unresolved: Vec::new(),
+                circular: 0,
+                elapsed_ms: 0,
+            },
+            envelope: None,
+        }
+    }
+
     /// The response body: the records, how many there are, and the resolution summary. The
-    /// records are already serialised; the envelope is written around them.
+    /// records are already serialised; the envelope is written around them. A listing keeps the
+    /// indexer's envelope as it sent it (`searchResults` and the pages counted by the indexer),
+    /// with the resolved records in place of its own.
     pub fn into_body(self) -> Vec<u8> {
         let mut body = Vec::with_capacity(self.records.len() + 512);
-        body.extend_from_slice(b"{\"records\":");
+        body.push(b'{');
+        match &self.envelope {
+            Some(envelope) => {
+                for (key, value) in envelope {
+                    serde_json::to_writer(&mut body, key).expect("writing to a Vec");
+                    body.push(b':');
+                    serde_json::to_writer(&mut body, value).expect("writing to a Vec");
+                    body.push(b',');
+                }
+            }
+            None => {
+                body.extend_from_slice(b"\"searchResults\":");
+                body.extend_from_slice(self.count.to_string().as_bytes());
+                body.push(b',');
+            }
+        }
+        body.extend_from_slice(b"\"records\":");
         body.extend_from_slice(&self.records);
-        body.extend_from_slice(b",\"searchResults\":");
-        body.extend_from_slice(self.count.to_string().as_bytes());
         body.extend_from_slice(b",\"resolution\":");
         serde_json::to_writer(&mut body, &self.summary).expect("writing JSON to a Vec cannot fail");
         body.push(b'}');

@@ -14,6 +14,7 @@ mod assembler;
 mod walk;
 
 use std::{
+    collections::HashMap,
     rc::Rc,
     sync::Arc,
     time::{Duration, Instant},
@@ -26,7 +27,10 @@ use serde_json::{Map, Value};
 use crate::{
     config::ResolverConfig,
     did::Did,
-    gun::{fetcher::Reader, FetchError, FoundRecord},
+    gun::{
+        fetcher::{List, Reader},
+        FetchError, FoundRecord,
+    },
     metrics::Metrics,
 };
 use walk::Walk;
@@ -111,6 +115,15 @@ pub struct Summary {
     pub elapsed_ms: u64,
 }
 
+/// A listing: `GET /api/records` without `did`, passed to the indexer with this query (its own
+/// `resolveDepth` replaced by 0); the records it lists are resolved here.
+#[derive(Message)]
+#[rtype(result = "Result<Resolution, ResolveError>")]
+pub struct ResolveListing {
+    pub query: String,
+    pub options: Options,
+}
+
 /// A resolved answer: `Resolution::into_body` writes it as the response body.
 #[derive(Debug)]
 pub struct Resolution {
@@ -119,6 +132,8 @@ pub struct Resolution {
     /// How many records the array holds.
     count: usize,
     summary: Summary,
+    /// For a listing, the indexer's answer around its records, kept as it sent them.
+    envelope: Option<Map<String, Value>>,
 }
 
 /// No root could be returned.
@@ -132,6 +147,34 @@ pub enum ResolveError {
     Budget(String),
     #[error("{1} (while fetching {0})")]
     Upstream(String, FetchError),
+}
+
+/// What a listing's answer is made of: the envelope, and the records it lists by their DIDs.
+type Listed = (Map<String, Value>, Vec<(Did, Arc<FoundRecord>)>);
+
+/// Splits the indexer's answer into its envelope and its records, each by the DID it names
+/// (`oip.did`, or the old `oip.didTx`). A record that names none cannot be resolved, and is left
+/// out.
+fn listed(answer: &[u8]) -> Result<Listed, FetchError> {
+    let bad = |why: &str| FetchError::Malformed(format!("the indexer's listing {why}"));
+    let Ok(Value::Object(mut envelope)) = serde_json::from_slice::<Value>(answer) else {
+        return Err(bad("is not a JSON object"));
+    };
+    let Some(Value::Array(records)) = envelope.remove("records") else {
+        return Err(bad("has no `records` array"));
+    };
+    let mut roots = Vec::with_capacity(records.len());
+    for record in records {
+        let named = ["did", "didTx"]
+            .iter()
+            .find_map(|k| record.get("oip")?.get(*k)?.as_str())
+            .and_then(|d| Did::parse(d).ok());
+        match (named, FoundRecord::from_listed(record)) {
+            (Some(did), Ok(found)) => roots.push((did, Arc::new(found))),
+            _ => log::debug!("a listed record names no DID or cannot be read; left out"),
+        }
+    }
+    Ok((envelope, roots))
 }
 
 /// What the gather phase learnt about one DID.
@@ -172,6 +215,26 @@ impl Actor for Resolver {
     type Context = Context<Self>;
 }
 
+impl Walk {
+    /// Gathers and assembles `roots`, of which `known` are known already.
+    async fn resolve(
+        &self,
+        roots: &[Did],
+        known: HashMap<Did, State>,
+        options: &Options,
+        started: Instant,
+    ) -> Result<Resolution, ResolveError> {
+        let deadline = started + Duration::from_millis(self.config.deadline_ms);
+        let gathered = self.gather(roots, known, options, deadline).await;
+        let mut resolution =
+            assembler::assemble(roots, options, &gathered.states, self.config.max_records)?;
+        resolution.summary.fetched = gathered.fetched;
+        resolution.summary.from_cache = gathered.from_cache;
+        resolution.summary.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(resolution)
+    }
+}
+
 impl Handler<Resolve> for Resolver {
     type Result = ResponseFuture<Result<Resolution, ResolveError>>;
 
@@ -179,18 +242,41 @@ impl Handler<Resolve> for Resolver {
         self.metrics.resolve_requested();
         let started = Instant::now();
         let walk = self.walk.clone();
-        let deadline = started + Duration::from_millis(walk.config.deadline_ms);
         Box::pin(async move {
-            let gathered = walk.gather(&msg.dids, &msg.options, deadline).await;
-            let mut resolution = assembler::assemble(
-                &msg.dids,
-                &msg.options,
-                &gathered.states,
-                walk.config.max_records,
-            )?;
-            resolution.summary.fetched = gathered.fetched;
-            resolution.summary.from_cache = gathered.from_cache;
-            resolution.summary.elapsed_ms = started.elapsed().as_millis() as u64;
+            walk.resolve(&msg.dids, HashMap::new(), &msg.options, started)
+                .await
+        })
+    }
+}
+
+impl Handler<ResolveListing> for Resolver {
+    type Result = ResponseFuture<Result<Resolution, ResolveError>>;
+
+    fn handle(&mut self, msg: ResolveListing, _: &mut Self::Context) -> Self::Result {
+        self.metrics.resolve_requested();
+        let started = Instant::now();
+        let walk = self.walk.clone();
+        Box::pin(async move {
+            let failed = |e| ResolveError::Upstream("the indexer's listing".into(), e);
+            let answer = walk
+                .reader
+                .fetcher
+                .send(List(msg.query))
+                .await
+                .unwrap_or(Err(FetchError::Cancelled))
+                .map_err(failed)?;
+            let (envelope, listed) = listed(&answer).map_err(failed)?;
+            let roots: Vec<Did> = listed.iter().map(|(did, _)| did.clone()).collect();
+            let known = listed
+                .into_iter()
+                .map(|(did, found)| (did, State::Found(found)))
+                .collect();
+            let mut resolution = if roots.is_empty() {
+                Resolution::empty(msg.options.depth)
+            } else {
+                walk.resolve(&roots, known, &msg.options, started).await?
+            };
+            resolution.envelope = Some(envelope);
             Ok(resolution)
         })
     }

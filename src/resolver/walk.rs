@@ -39,9 +39,19 @@ pub(super) struct Walk {
 }
 
 impl Walk {
-    pub async fn gather(&self, roots: &[Did], options: &Options, deadline: Instant) -> Gathered {
+    /// `known` holds what is known already (a listing's records): those are not fetched.
+    pub async fn gather(
+        &self,
+        roots: &[Did],
+        known: HashMap<Did, State>,
+        options: &Options,
+        deadline: Instant,
+    ) -> Gathered {
         let budget = UpstreamBudget::new(self.config.max_upstream_per_request);
-        let mut out = Gathered::default();
+        let mut out = Gathered {
+            states: known,
+            ..Gathered::default()
+        };
         let mut expanded: HashSet<Did> = HashSet::new();
         let mut level: Vec<(Did, u32)> = roots.iter().map(|d| (d.clone(), options.depth)).collect();
         while !level.is_empty() {

@@ -50,6 +50,10 @@ pub struct RelayState {
     /// Share of `/get`s (in percent) answered 500, whatever the mode.
     pub fault_percent: AtomicU64,
     pub nodes: Mutex<HashMap<String, Value>>,
+    /// What the indexer answers a listing (a `/api/records` without `did`) with.
+    pub listing: Mutex<Option<(u16, Value)>>,
+    /// The query string of every listing asked for.
+    pub listing_queries: Mutex<Vec<String>>,
     pub mode: Mutex<Option<Mode>>,
     pub soul_modes: Mutex<HashMap<String, Mode>>,
 }
@@ -145,13 +149,28 @@ fn relay_view(mut node: Value) -> Value {
 }
 
 /// The OIP indexer's `/api/records?did=D&resolveDepth=0`: nodes are looked up by the whole DID.
+/// Without `did` it is a listing, answered with what `set_listing` set.
 async fn mock_indexer(
+    req: actix_web::HttpRequest,
     state: web::Data<Arc<RelayState>>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     let Some(did) = query.get("did").cloned() else {
-        state.bad_requests.fetch_add(1, SeqCst);
-        return HttpResponse::BadRequest().json(json!({"error": "did required"}));
+        state
+            .listing_queries
+            .lock()
+            .unwrap()
+            .push(req.query_string().to_string());
+        return match state.listing.lock().unwrap().clone() {
+            Some((status, body)) => {
+                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                    .json(body)
+            }
+            None => {
+                state.bad_requests.fetch_add(1, SeqCst);
+                HttpResponse::BadRequest().json(json!({"error": "did required"}))
+            }
+        };
     };
     *state.gets.lock().unwrap().entry(did.clone()).or_default() += 1;
     if let Some(Mode::Status(code)) = state.soul_modes.lock().unwrap().get(&did) {
@@ -300,6 +319,15 @@ impl MockRelay {
         for (soul, node) in nodes {
             self.insert(&soul, node);
         }
+    }
+
+    /// What the indexer answers listings with from now on.
+    pub fn set_listing(&self, status: u16, body: Value) {
+        *self.state.listing.lock().unwrap() = Some((status, body));
+    }
+
+    pub fn listing_queries(&self) -> Vec<String> {
+        self.state.listing_queries.lock().unwrap().clone()
     }
 
     pub fn max_in_flight(&self) -> usize {
