@@ -1,12 +1,12 @@
 # oip-resolver: `make run` serves the demo data; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit relay-deps bench soak check-config
+.PHONY: run test fmt lint unit relay-deps browser-deps bench soak check-config
 
 run:
 	$(CARGO) run --release -- --config config.yaml
 
-test: fmt lint relay-deps unit
+test: fmt lint relay-deps browser-deps unit
 
 # The GUN relay of the interop test runs on node with the `gun` package, installed here (git-ignored).
 relay-deps:
@@ -14,6 +14,17 @@ relay-deps:
 		npm ci --prefix tests/relay --no-audit --no-fund --loglevel=error; \
 	else \
 		echo "node/npm not found: the GUN relay interop test (tests/gun_relay.rs) will be SKIPPED"; \
+	fi
+
+# The CORS check runs in headless Chromium, Debian's package (tests/browser.rs).
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing chromium for the browser test"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "chromium not found and cannot be installed here: the browser test (tests/browser.rs) will be SKIPPED"; \
+		fi; \
 	fi
 
 fmt:

@@ -108,11 +108,17 @@ struct Load {
 struct Target {
     url: String,
     range: Option<String>,
+    /// `Accept-Encoding`; the bytes counted are then the compressed bytes on the wire.
+    encoding: Option<&'static str>,
 }
 
 impl From<String> for Target {
     fn from(url: String) -> Self {
-        Self { url, range: None }
+        Self {
+            url,
+            range: None,
+            encoding: None,
+        }
     }
 }
 
@@ -168,6 +174,9 @@ fn drive<R: Into<Target>>(
                     let mut req = client.get(&target.url);
                     if let Some(range) = &target.range {
                         req = req.insert_header(("range", range.as_str()));
+                    }
+                    if let Some(encoding) = target.encoding {
+                        req = req.insert_header(("accept-encoding", encoding));
                     }
                     // Bodies are counted and dropped as they arrive: a 100 MB file is never
                     // held whole.
@@ -427,6 +436,43 @@ fn resolve_warm(s: &Settings) -> Row {
     resolution(s, true, s.concurrency, 64)
 }
 
+/// Warm resolutions of the demo's full-body workout at depth 2 (a 6.4 kB answer), asked
+/// without compression, with gzip and with brotli: bytes on the wire per answer and answers/s.
+fn compression(s: &Settings) -> Vec<Row> {
+    let service = Service::start(&test_config().with(|c| c.server.workers = 0));
+    let url = service.url("/api/records?did=did:gun:f3a9c2e1b7d4:workout-full-body&resolveDepth=2");
+    let mut rows = Vec::new();
+    let mut plain_rate = 0.0;
+    for encoding in [None, Some("gzip"), Some("br")] {
+        let label = format!("resolve warm, {}", encoding.unwrap_or("no compression"));
+        let url = url.clone();
+        let before = rss_kb(service.pid()) as f64 / 1024.0;
+        let load = drive(
+            &label,
+            s.concurrency,
+            s.secs,
+            move |_| Target {
+                url: url.clone(),
+                range: None,
+                encoding,
+            },
+            |st| st == 200,
+        );
+        let after = rss_kb(service.pid()) as f64 / 1024.0;
+        let rate = load.requests as f64 / load.elapsed.as_secs_f64();
+        let per_answer = load.bytes as f64 / load.requests.max(1) as f64;
+        if encoding.is_none() {
+            plain_rate = rate;
+        }
+        let notes = format!(
+            "{per_answer:.0} bytes of body on the wire per answer; {:.2}x the uncompressed rate",
+            rate / plain_rate
+        );
+        rows.push(row(&label, &load, 0, (before, after, after), notes));
+    }
+    rows
+}
+
 /// nginx serving `root` on a free loopback port, for the media comparison. The benchmark installs
 /// it (Debian's package) when it is missing.
 struct Nginx {
@@ -551,6 +597,7 @@ fn media(s: &Settings) -> Vec<Row> {
             for (server, url) in servers.into_iter().flatten() {
                 let label = format!("media {id} {kind}, {server}");
                 let request = move |n: u64| Target {
+                    encoding: None,
                     url: url.clone(),
                     // Spread over the file, 64 KB each.
                     range: ranged.then(|| {
@@ -768,6 +815,7 @@ fn main() {
         ("resolve-warm", |s| vec![resolve_warm(s)]),
         ("media", media),
         ("stalled", stalled_readers),
+        ("compression", compression),
     ];
     let mut rows = Vec::new();
     for &(name, run) in workloads {
