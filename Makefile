@@ -1,7 +1,7 @@
 # oip-resolver: `make run` serves the demo data; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit relay-deps browser-deps bench soak check-config
+.PHONY: run test fmt lint unit relay-deps browser-deps bench soak soak-leak check-config
 
 run:
 	$(CARGO) run --release -- --config config.yaml
@@ -53,3 +53,8 @@ bench:
 # unexpected 5xx. Not part of `make test`.
 soak:
 	$(CARGO) bench --bench soak
+
+# The same soak against a build that keeps every Nth answer's body for good (OIP_LEAK_EVERY,
+# default 10): it must fail, which shows the verdict can.
+soak-leak:
+	$(CARGO) bench --bench soak --features leak-injection

@@ -240,6 +240,8 @@ pub struct MemoryMonitorConfig {
     pub interval_secs: u64,
     pub rss_warn_mb: u64,
     pub rss_critical_mb: u64,
+    /// The samples the trend (flat, sawtooth, ramp) is read from.
+    pub trend_window_secs: u64,
 }
 
 impl Default for MemoryMonitorConfig {
@@ -248,6 +250,7 @@ impl Default for MemoryMonitorConfig {
             interval_secs: 300,
             rss_warn_mb: 1024,
             rss_critical_mb: 4096,
+            trend_window_secs: 3600,
         }
     }
 }
@@ -346,7 +349,7 @@ impl Config {
         if let Some(api) = &self.resolver.oip_api {
             validate_http_url("resolver.oip_api", api)?;
         }
-        let positive: [(&str, u64); 18] = [
+        let positive: [(&str, u64); 19] = [
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,
@@ -377,6 +380,10 @@ impl Config {
                 self.negative_cache.sweep_interval_secs,
             ),
             ("resolver.max_records", self.resolver.max_records as u64),
+            (
+                "memory_monitor.trend_window_secs",
+                self.memory_monitor.trend_window_secs,
+            ),
             (
                 "resolver.max_upstream_per_request",
                 self.resolver.max_upstream_per_request as u64,

@@ -18,12 +18,15 @@ pub mod did;
 pub mod error;
 pub mod gun;
 pub mod http;
+#[cfg(feature = "leak-injection")]
+mod leak;
 pub mod media;
 pub mod metrics;
 pub mod monitor;
 pub mod resolver;
 pub mod server;
 pub mod soul;
+pub mod trend;
 
 use std::{sync::Arc, time::Instant};
 
@@ -145,7 +148,7 @@ pub fn app(
         )
         .start(),
     );
-    App::new()
+    let app = App::new()
         .wrap(http::cors::middleware(&state.config.cors))
         // Every answer, media and JSON alike (preflights too), is read as the type it says it is.
         .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
@@ -153,8 +156,10 @@ pub fn app(
             state.config.log.access,
             http::access_log::logger(),
         ))
-        .wrap_fn(http::observe)
-        .configure(move |cfg| http::configure_app(cfg, state, resolver))
+        .wrap_fn(http::observe);
+    #[cfg(feature = "leak-injection")]
+    let app = app.wrap_fn(leak::hold_every_nth);
+    app.configure(move |cfg| http::configure_app(cfg, state, resolver))
 }
 
 /// Binds the port, starts the actors and the HTTP server, and runs until the server stops. The

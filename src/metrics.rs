@@ -28,6 +28,7 @@ pub const MEDIA_STREAMS: &str = "oip_media_streams_total";
 pub const MEDIA_BYTES_SENT: &str = "oip_media_bytes_sent_total";
 pub const PROCESS_RSS: &str = "oip_process_resident_memory_bytes";
 pub const HEAP_ALLOCATED: &str = "oip_heap_allocated_bytes";
+pub const MEMORY_TREND: &str = "oip_process_resident_memory_trend_bytes_per_hour";
 pub const HTTP_REQUEST_DURATION: &str = "oip_http_request_duration_seconds";
 pub const BUILD_INFO: &str = "oip_build_info";
 
@@ -72,6 +73,8 @@ pub struct Metrics {
     media_active_streams: AtomicU64,
     media_streams: [AtomicU64; 3],
     media_bytes_sent: AtomicU64,
+    /// The memory monitor's RSS slope, in bytes per hour, as `f64` bits.
+    memory_trend: AtomicU64,
     /// By route template, then by status class (`1xx` to `5xx`).
     http: Mutex<BTreeMap<String, [Option<Histogram>; 5]>>,
 }
@@ -158,6 +161,10 @@ impl Metrics {
         self.media_active_streams.load(Relaxed)
     }
 
+    pub fn set_memory_trend(&self, bytes_per_hour: f64) {
+        self.memory_trend.store(bytes_per_hour.to_bits(), Relaxed);
+    }
+
     pub fn media_bytes_sent(&self, bytes: u64) {
         self.media_bytes_sent.fetch_add(bytes, Relaxed);
     }
@@ -237,6 +244,14 @@ impl Metrics {
                 let _ = writeln!(out, "{name} {value}");
             }
         }
+        header(
+            &mut out,
+            MEMORY_TREND,
+            "gauge",
+            "Least-squares slope of resident memory over the memory monitor's trend window.",
+        );
+        let trend = f64::from_bits(self.memory_trend.load(Relaxed));
+        let _ = writeln!(out, "{MEMORY_TREND} {trend:.0}");
         header(
             &mut out,
             MEDIA_STREAMS,

@@ -72,7 +72,7 @@ async fn the_memory_monitor_reports_plausible_figures() {
         line.contains(", Streams: 0, 404 cache: 1 souls, Record cache: "),
         "{line}"
     );
-    assert!(line.trim_end().ends_with("MB"), "{line}");
+    assert!(line.contains("MB, Trend: "), "{line}");
     assert!(!service.log().iter().any(|l| l.contains("CRITICAL")));
 
     let rss_bytes = metric(&service, "oip_process_resident_memory_bytes")
@@ -108,6 +108,53 @@ async fn the_memory_monitor_reports_plausible_figures() {
         number_after(&later, "Heap:") >= heap + 6,
         "the monitor's heap figure followed: {line} then {later}"
     );
+}
+
+/// Memory that grows and keeps growing is called a ramp, projected to the critical threshold,
+/// and exported; an idle service is flat.
+#[actix_web::test]
+async fn a_ramp_is_told_apart_and_warned_of() {
+    let service = Service::start(&demo().with(|c| {
+        c.memory_monitor.interval_secs = 1;
+        c.memory_monitor.trend_window_secs = 60;
+        c.memory_monitor.rss_warn_mb = 3000;
+        c.memory_monitor.rss_critical_mb = 4000;
+        c.server.max_body_bytes = 16 << 20;
+        c.gun.file_write_limit_bytes = 1 << 30;
+        c.log.access = false;
+    }));
+    let idle = service
+        .wait_for_line("over 0m (flat)", Duration::from_secs(5))
+        .or_else(|| service.wait_for_line("(flat)", Duration::from_secs(5)))
+        .expect("an idle service is flat");
+    assert!(
+        idle.contains("Trend: +0.") || idle.contains("Trend: -0."),
+        "{idle}"
+    );
+    // Every second, 4 MB more held by the file source, for eight seconds.
+    for i in 0..8 {
+        let big = json!({"data": json!({"basic": {"name": "x".repeat(1 << 20)}}).to_string()});
+        let r = put_node(
+            &service.url("/gun-relay"),
+            &format!("f3a9c2e1b7d4:ramp-{i}"),
+            big,
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    let ramp = service
+        .wait_for_line("(ramp)", Duration::from_secs(3))
+        .expect("a line that calls it a ramp");
+    let warning = service
+        .wait_for_line("WARNING: RSS ramp +", Duration::from_secs(3))
+        .expect("a warning that it will reach the critical threshold");
+    assert!(warning.contains("MB/h, critical in ~"), "{warning}");
+    let slope = metric(&service, "oip_process_resident_memory_trend_bytes_per_hour")
+        .await
+        .unwrap();
+    assert!(slope > 1e8, "{slope} bytes/h after {ramp}");
 }
 
 #[actix_web::test]

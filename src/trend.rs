@@ -1,0 +1,176 @@
+//! Telling a ramp from a sawtooth. Operators judged the old service's health by the shape of its
+//! memory over time: growth then a drop (a collector at work) is health, steady growth is a leak.
+//! This makes that call from a window of samples, with a least-squares slope, so that the monitor
+//! can log it, `/metrics` can export it and the soak can fail on it. Pure: tested on synthetic
+//! series.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Neither sustained growth nor swings: a flat line, or a level that stepped once.
+    Flat,
+    /// Rises and drops, with no sustained growth.
+    Sawtooth,
+    /// Sustained growth across the window, whatever swings ride on it.
+    Ramp,
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Shape::Flat => "flat",
+            Shape::Sawtooth => "sawtooth",
+            Shape::Ramp => "ramp",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trend {
+    /// Least-squares slope over the window.
+    pub mb_per_hour: f64,
+    /// From the first sample to the last.
+    pub span_secs: f64,
+    pub min_mb: f64,
+    pub max_mb: f64,
+    pub last_mb: f64,
+    pub shape: Shape,
+}
+
+impl Trend {
+    /// Hours until `limit_mb` at this slope, when it grows.
+    pub fn hours_to(&self, limit_mb: f64) -> Option<f64> {
+        (self.mb_per_hour > 0.0).then(|| ((limit_mb - self.last_mb) / self.mb_per_hour).max(0.0))
+    }
+}
+
+/// Least-squares slope of `(secs, mb)` in MB per hour.
+pub fn slope_per_hour(samples: &[(f64, f64)]) -> f64 {
+    let n = samples.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let (mx, my) = samples
+        .iter()
+        .fold((0.0, 0.0), |(x, y), (sx, sy)| (x + sx / n, y + sy / n));
+    let (mut num, mut den) = (0.0, 0.0);
+    for (x, y) in samples {
+        num += (x - mx) * (y - my);
+        den += (x - mx) * (x - mx);
+    }
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den * 3600.0
+    }
+}
+
+/// The shape of `samples`, `(seconds, MB)` in time order; `None` under three samples.
+///
+/// A change smaller than `tolerance` (1 MB, or 3% of the mean when that is more) is noise. Ramp:
+/// the window grew by more than that, and so did each of its halves, so one level shift (a cache
+/// filling up, a step) is not a ramp, and a ramp under a sawtooth still is. Sawtooth: at least one
+/// drop larger than the tolerance between samples. Flat otherwise.
+pub fn classify(samples: &[(f64, f64)]) -> Option<Trend> {
+    if samples.len() < 3 {
+        return None;
+    }
+    let mbs = samples.iter().map(|s| s.1);
+    let (min_mb, max_mb) = mbs
+        .clone()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let mean = mbs.sum::<f64>() / samples.len() as f64;
+    let tolerance = (0.03 * mean).max(1.0);
+    let span_secs = samples[samples.len() - 1].0 - samples[0].0;
+    let growth = |part: &[(f64, f64)]| {
+        let span = part[part.len() - 1].0 - part[0].0;
+        slope_per_hour(part) * span / 3600.0
+    };
+    let mb_per_hour = slope_per_hour(samples);
+    let (first, second) = samples.split_at(samples.len() / 2);
+    let halves_grow = first.len() >= 2
+        && second.len() >= 2
+        && growth(first) > tolerance / 2.0
+        && growth(second) > tolerance / 2.0;
+    let drops = samples.windows(2).any(|w| w[0].1 - w[1].1 > tolerance);
+    let shape = if growth(samples) > tolerance && halves_grow {
+        Shape::Ramp
+    } else if drops {
+        Shape::Sawtooth
+    } else {
+        Shape::Flat
+    };
+    Some(Trend {
+        mb_per_hour,
+        span_secs,
+        min_mb,
+        max_mb,
+        last_mb: samples[samples.len() - 1].1,
+        shape,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One sample every 5 minutes for an hour, `mb(minute)`.
+    fn hour(mb: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
+        (0..=12)
+            .map(|i| (i as f64 * 300.0, mb(i as f64 * 5.0)))
+            .collect()
+    }
+
+    /// The old service's healthy shape: grows 30 MB over 15 minutes, drops back.
+    fn tooth(minute: f64) -> f64 {
+        (minute % 15.0) * 2.0
+    }
+
+    #[test]
+    fn a_flat_line_with_noise_is_flat() {
+        let t = classify(&hour(|m| 40.0 + (m * 7.0).sin() * 0.4)).unwrap();
+        assert_eq!(t.shape, Shape::Flat);
+        assert!(t.mb_per_hour.abs() < 1.0, "{t:?}");
+    }
+
+    #[test]
+    fn growth_then_drops_is_a_sawtooth() {
+        let t = classify(&hour(|m| 40.0 + tooth(m))).unwrap();
+        assert_eq!(t.shape, Shape::Sawtooth, "{t:?}");
+    }
+
+    #[test]
+    fn a_slow_ramp_under_a_sawtooth_is_a_ramp() {
+        // +24 MB an hour beneath the same teeth.
+        let t = classify(&hour(|m| 40.0 + tooth(m) + m * 0.4)).unwrap();
+        assert_eq!(t.shape, Shape::Ramp, "{t:?}");
+        assert!((t.mb_per_hour - 24.0).abs() < 8.0, "{t:?}");
+    }
+
+    #[test]
+    fn a_plain_ramp_is_a_ramp_and_projects() {
+        let t = classify(&hour(|m| 100.0 + m * 2.0)).unwrap();
+        assert_eq!(t.shape, Shape::Ramp);
+        assert!((t.mb_per_hour - 120.0).abs() < 0.1, "{t:?}");
+        let hours = t.hours_to(4096.0).unwrap();
+        assert!((hours - (4096.0 - 220.0) / 120.0).abs() < 0.1, "{hours}");
+    }
+
+    #[test]
+    fn one_step_up_is_not_a_ramp() {
+        // A cache filling up at minute 20, then level.
+        let t = classify(&hour(|m| if m < 20.0 { 30.0 } else { 60.0 })).unwrap();
+        assert_eq!(t.shape, Shape::Flat, "{t:?}");
+        assert!(t.mb_per_hour > 0.0, "the slope still shows the step");
+    }
+
+    #[test]
+    fn too_few_samples_say_nothing() {
+        assert_eq!(classify(&[(0.0, 1.0), (1.0, 2.0)]), None);
+        assert_eq!(
+            Trend::hours_to(&classify(&hour(|_| 5.0)).unwrap(), 10.0),
+            None
+        );
+    }
+}
