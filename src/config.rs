@@ -349,6 +349,13 @@ impl Config {
         if let Some(api) = &self.resolver.oip_api {
             validate_http_url("resolver.oip_api", api)?;
         }
+        self.validate_positive()?;
+        self.validate_relations()?;
+        self.validate_access()
+    }
+
+    /// Counts, sizes and intervals that must not be 0.
+    fn validate_positive(&self) -> Result<(), ConfigError> {
         let positive: [(&str, u64); 19] = [
             (
                 "server.shutdown_timeout_secs",
@@ -399,6 +406,11 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
+        Ok(())
+    }
+
+    /// Keys that only make sense together.
+    fn validate_relations(&self) -> Result<(), ConfigError> {
         if self.negative_cache.ttl_secs == 0 {
             return Err(invalid(
                 "negative_cache.ttl_secs",
@@ -426,6 +438,11 @@ impl Config {
                 "must not be smaller than memory_monitor.rss_warn_mb",
             ));
         }
+        Ok(())
+    }
+
+    /// Who may reach what: secrets, origins, media roots.
+    fn validate_access(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("auth.jwt_secret", &self.auth.jwt_secret),
             ("auth.admin_token", &self.auth.admin_token),
