@@ -126,6 +126,7 @@ fn fetch_failure(e: &FetchError) -> (StatusCode, &'static str) {
         FetchError::Unsupported => (S::BAD_REQUEST, "unsupported_did"),
         FetchError::OverBudget => (S::BAD_REQUEST, "budget_exceeded"),
         FetchError::StoreFull(_) => (S::INSUFFICIENT_STORAGE, "store_full"),
+        FetchError::Misconfigured(_) => (S::BAD_GATEWAY, "relay_misconfigured"),
         FetchError::Status(_) => (S::BAD_GATEWAY, "relay_error"),
         FetchError::TooLarge(_) => (S::BAD_GATEWAY, "relay_response_too_large"),
         FetchError::Malformed(_) => (S::BAD_GATEWAY, "relay_bad_response"),

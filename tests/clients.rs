@@ -495,9 +495,11 @@ async fn a_listing_without_an_indexer_or_with_a_failing_one_says_so() {
 
     let indexer = MockRelay::start();
     indexer.set_listing(500, serde_json::json!({"error": "elasticsearch is down"}));
+    // Two attempts: once the indexer is gone, a pooled connection to it may fail mid-request
+    // (a cut answer); the retry then meets the refused connection an operator would see.
     let failing = TestApp::start(relay_config(&relay.url()).with(|c| {
         c.resolver.oip_api = Some(indexer.url());
-        c.gun.max_attempts = 1;
+        c.gun.max_attempts = 2;
     }));
     let r = get(failing.url("/api/records?recordType=workout")).await;
     assert_eq!(r.status, 502);

@@ -791,3 +791,81 @@ async fn concurrent_askers_share_a_failure_too() {
         "one fetch and its one retry, for 30 askers"
     );
 }
+
+/// The old integration guide's `GUN_PEERS=http://gun-relay:8765/gun`: the relay answers that
+/// path `404 {"error":"Endpoint not found"}`-style, for every soul. That is no miss: nothing is
+/// cached as missing, reads say what is wrong, and readiness fails while liveness holds.
+#[actix_web::test]
+async fn a_wrong_relay_path_is_misconfiguration_not_a_miss() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    let service = Service::start(&relay_config(&format!("{}/gun", relay.url())));
+    for soul in [MISSING, FOUND, MISSING] {
+        let r = get(get_soul(&service, soul)).await;
+        assert_eq!(r.status, 502, "{soul}");
+        assert_eq!(r.json()["code"], "relay_misconfigured");
+        assert_ne!(r.header("x-cache").as_deref(), Some("NEGATIVE"));
+    }
+    assert_eq!(
+        metric(&service, "oip_gun_upstream_requests_total{status=\"404\"}").await,
+        Some(3.0),
+        "each read asked again: nothing was cached as missing"
+    );
+    assert_eq!(
+        metric(&service, "oip_negative_cache_entries").await,
+        Some(0.0)
+    );
+    let ready = get(service.url("/health/ready")).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["relay"], "misconfigured");
+    assert_eq!(get(service.url("/health/live")).await.status, 200);
+    assert_eq!(
+        get(service.url("/health")).await.json()["relay"],
+        "misconfigured"
+    );
+    let warned = service
+        .wait_for_line(
+            "not the relay's record-not-found answer",
+            Duration::from_secs(2),
+        )
+        .expect("a WARN line naming the URL");
+    assert!(
+        warned.contains("WARN") && warned.contains("/gun"),
+        "{warned}"
+    );
+    let lines = service
+        .log()
+        .iter()
+        .filter(|l| l.contains("record-not-found"))
+        .count();
+    assert_eq!(lines, 1, "once, not per request");
+}
+
+#[actix_web::test]
+async fn liveness_holds_through_a_relay_outage_and_readiness_does_not() {
+    let file = TestApp::start(test_config());
+    for probe in ["/health/live", "/health/ready"] {
+        assert_eq!(get(file.url(probe)).await.status, 200, "{probe}");
+    }
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_attempts = 1;
+        c.gun.breaker_failures = 1;
+        c.gun.breaker_open_ms = 60_000;
+    }));
+    assert_eq!(
+        get(service.url("/health/ready")).await.json()["status"],
+        "ready"
+    );
+    drop(relay.stop());
+    assert_eq!(get(get_soul(&service, FOUND)).await.status, 503);
+    let ready = get(service.url("/health/ready")).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["status"], "not_ready");
+    let live = get(service.url("/health/live")).await;
+    assert_eq!(
+        (live.status, live.json()["status"].clone()),
+        (200, json!("live"))
+    );
+}

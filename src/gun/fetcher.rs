@@ -90,6 +90,8 @@ pub enum RelayState {
     Reachable,
     /// The breaker is open or probing.
     Unreachable,
+    /// The relay URL answers 404s that are not the relay's (a wrong path, another service).
+    Misconfigured,
 }
 
 impl RelayState {
@@ -98,6 +100,7 @@ impl RelayState {
             RelayState::File => "file",
             RelayState::Reachable => "reachable",
             RelayState::Unreachable => "unreachable",
+            RelayState::Misconfigured => "misconfigured",
         }
     }
 }
@@ -317,6 +320,7 @@ impl Handler<RelayStatus> for GunFetcher {
         let breaker = self.upstream.breaker_state();
         let state = match breaker {
             None => RelayState::File,
+            Some(_) if self.upstream.misconfigured() => RelayState::Misconfigured,
             Some(BreakerState::Closed) => RelayState::Reachable,
             Some(BreakerState::Open | BreakerState::HalfOpen) => RelayState::Unreachable,
         };

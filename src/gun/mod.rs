@@ -73,6 +73,8 @@ pub enum FetchError {
         "this request has used its budget of relay requests (resolver.max_upstream_per_request)"
     )]
     OverBudget,
+    #[error("{0} answered 404 without the relay's not-found answer: check gun.relay_url")]
+    Misconfigured(String),
     #[error("the file source holds {0} bytes of writes already (gun.file_write_limit_bytes)")]
     StoreFull(u64),
 }
@@ -89,6 +91,7 @@ impl FetchError {
             | FetchError::Unsupported
             | FetchError::OverBudget
             | FetchError::StoreFull(_)
+            | FetchError::Misconfigured(_)
             | FetchError::RecordMalformed(_) => false,
         }
     }

@@ -80,6 +80,10 @@ impl Upstream {
         }
     }
 
+    pub fn misconfigured(&self) -> bool {
+        matches!(self, Upstream::Relay(relay) if relay.misconfigured())
+    }
+
     pub fn breaker_state(&self) -> Option<BreakerState> {
         match self {
             Upstream::Relay(relay) => Some(relay.breaker.borrow().state(Instant::now())),
@@ -194,6 +198,13 @@ pub struct HttpSource {
     breaker: RefCell<Breaker>,
     budget: RefCell<RetryBudget>,
     failures: RefCell<FailureTally>,
+    misconfigured: std::cell::Cell<bool>,
+}
+
+/// The relay's own answer for a soul it does not hold: `{"error": "Not found"}`.
+fn is_relay_not_found(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("error").and_then(Value::as_str) == Some("Not found"))
 }
 
 /// Failed attempts since the last summary line, by kind.
@@ -203,6 +214,7 @@ struct FailureTally {
     server_errors: u64,
     unreachable: u64,
     unreadable: u64,
+    misconfigured: u64,
 }
 
 impl FailureTally {
@@ -211,12 +223,13 @@ impl FailureTally {
             FetchError::Timeout => self.timeouts += 1,
             FetchError::Status(_) => self.server_errors += 1,
             FetchError::Unreachable(_) => self.unreachable += 1,
+            FetchError::Misconfigured(_) => self.misconfigured += 1,
             _ => self.unreadable += 1,
         }
     }
 
     fn total(&self) -> u64 {
-        self.timeouts + self.server_errors + self.unreachable + self.unreadable
+        self.timeouts + self.server_errors + self.unreachable + self.unreadable + self.misconfigured
     }
 }
 
@@ -245,6 +258,7 @@ impl HttpSource {
             )),
             budget: RefCell::new(RetryBudget::new(config.retry_budget_percent)),
             failures: RefCell::default(),
+            misconfigured: std::cell::Cell::new(false),
         }
     }
 
@@ -351,6 +365,10 @@ impl HttpSource {
         };
         let mut breaker = self.breaker.borrow_mut();
         let transition = match &result {
+            Err(e @ FetchError::Misconfigured(_)) => {
+                self.failures.borrow_mut().count(e);
+                Transition::None
+            }
             Err(e) if e.is_transient() => {
                 self.failures.borrow_mut().count(e);
                 let failure = match e {
@@ -386,7 +404,7 @@ impl HttpSource {
         let tally = std::mem::take(&mut *self.failures.borrow_mut());
         if tally.total() > 0 {
             log::warn!(
-                "[GUN Relay] {} {}: {} failed requests in the last {}s (timeouts {}, 5xx {}, unreachable {}, unreadable answers {})",
+                "[GUN Relay] {} {}: {} failed requests in the last {}s (timeouts {}, 5xx {}, unreachable {}, unreadable answers {}, misconfigured {})",
                 self.kind.name(),
                 self.base,
                 tally.total(),
@@ -394,7 +412,8 @@ impl HttpSource {
                 tally.timeouts,
                 tally.server_errors,
                 tally.unreachable,
-                tally.unreadable
+                tally.unreadable,
+                tally.misconfigured
             );
         }
     }
@@ -415,6 +434,7 @@ impl HttpSource {
                     HttpKind::Relay => FoundRecord::from_relay_answer(body).map(Some),
                     HttpKind::Indexer => FoundRecord::from_indexer_answer(body),
                 };
+                self.misconfigured.set(false);
                 match found {
                     Ok(found) => Ok(found.map(Arc::new)),
                     Err(e) => {
@@ -423,9 +443,31 @@ impl HttpSource {
                     }
                 }
             }
+            404 if self.kind == HttpKind::Relay => {
+                let body = res.body().limit(4096).await.unwrap_or_default();
+                if is_relay_not_found(&body) {
+                    self.misconfigured.set(false);
+                    return Ok(None);
+                }
+                // Not the relay's answer: a wrong path (`.../gun`), a proxy, another service.
+                // Caching it would mark every soul missing for an hour.
+                if !self.misconfigured.replace(true) {
+                    log::warn!(
+                        "[GUN Relay] {} {}: a 404 that is not the relay's record-not-found answer (is the URL right? the relay serves /get and /put); reads answer 502 relay_misconfigured until it is",
+                        self.kind.name(),
+                        self.base
+                    );
+                }
+                Err(FetchError::Misconfigured(self.base.clone()))
+            }
             404 => Ok(None),
             other => Err(FetchError::Status(other)),
         }
+    }
+
+    /// Whether the last answers said the URL is not the relay's (see `attempt_get`).
+    pub fn misconfigured(&self) -> bool {
+        self.misconfigured.get()
     }
 
     fn count_once(&self) -> SentRequest<'_> {
