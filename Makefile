@@ -54,7 +54,7 @@ bench:
 soak:
 	$(CARGO) bench --bench soak
 
-# The same soak against a build that keeps every Nth answer's body for good (OIP_LEAK_EVERY,
+# The same soak against a build that keeps every Nth answer's body for good (LEAK_INJECTION_EVERY,
 # default 10): it must fail, which shows the verdict can.
 soak-leak:
 	$(CARGO) bench --bench soak --features leak-injection

@@ -10,6 +10,7 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+use yaml_serde::{Mapping, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -42,6 +43,10 @@ pub struct Config {
     pub memory_monitor: MemoryMonitorConfig,
     pub log: LogConfig,
     pub cors: CorsConfig,
+    /// Each key the file or the environment set, and where it came from (`file`, or the
+    /// variable's name), for the start-up summary.
+    #[serde(skip)]
+    pub sources: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -302,29 +307,109 @@ impl Config {
         Self::from_yaml(&text, base, env)
     }
 
+    /// Defaults, then the file's `text`, then the environment (`env`), then validation. Relative
+    /// paths are taken from `base`.
     pub fn from_yaml(
         text: &str,
         base: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut config = parse(text)?;
-        config.apply_env(env);
+        let mut tree = parse(text)?;
+        let mut sources: Vec<(String, String)> = Vec::new();
+        for (section, keys) in sections(&tree) {
+            for key in keys {
+                sources.push((format!("{section}.{key}"), "file".into()));
+            }
+        }
+        let mut set = |tree: &mut Value, key: &str, value: Value, from: &str| {
+            let (section, name) = key.split_once('.').expect("a section.key");
+            let Value::Mapping(sections) = tree else {
+                return;
+            };
+            let entry = sections
+                .entry(Value::String(section.into()))
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            if let Value::Mapping(keys) = entry {
+                keys.insert(Value::String(name.into()), value);
+            }
+            sources.retain(|(k, _)| k != key);
+            sources.push((key.to_string(), from.to_string()));
+        };
+        // The old service's variables first, then the general ones, so the specific one wins.
+        if let Some(port) = env("PORT").filter(|p| !p.is_empty()) {
+            set(
+                &mut tree,
+                "server.bind",
+                Value::String(format!("0.0.0.0:{port}")),
+                "PORT",
+            );
+        }
+        if let Some(first) = env("GUN_PEERS")
+            .as_deref()
+            .and_then(|p| p.split(',').map(str::trim).find(|p| !p.is_empty()))
+        {
+            set(
+                &mut tree,
+                "gun.relay_url",
+                Value::String(first.into()),
+                "GUN_PEERS",
+            );
+            set(
+                &mut tree,
+                "gun.source",
+                Value::String("relay".into()),
+                "GUN_PEERS",
+            );
+        }
+        if let Some(secret) = env("JWT_SECRET").filter(|s| !s.is_empty()) {
+            set(
+                &mut tree,
+                "auth.jwt_secret",
+                Value::String(secret),
+                "JWT_SECRET",
+            );
+        }
+        for var in env_variables() {
+            if let Some(raw) = env(&var.name) {
+                set(&mut tree, &var.key, var.value(&raw), &var.name);
+            }
+        }
+        let mut config = typed(tree, &sources)?;
+        config.sources = sources;
         config.resolve_paths(base);
         config.validate()?;
         Ok(config)
     }
 
-    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
-        // The old service read its relay from GUN_PEERS; operators keep that variable.
-        if let Some(peers) = env("GUN_PEERS") {
-            if let Some(first) = peers.split(',').map(str::trim).find(|p| !p.is_empty()) {
-                self.gun.relay_url = first.to_string();
-                self.gun.source = GunSource::Relay;
-            }
+    /// Stops start-up on a variable named like a setting that does not exist (a typo would
+    /// otherwise fall back to the default without a word).
+    pub fn check_variable_names(names: impl Iterator<Item = String>) -> Result<(), ConfigError> {
+        let known: Vec<String> = env_variables().into_iter().map(|v| v.name).collect();
+        match names
+            .filter(|n| n.starts_with("OIP_"))
+            .find(|n| !known.contains(n))
+        {
+            Some(unknown) => Err(invalid(
+                &unknown,
+                "no such setting (see --help for the OIP_<SECTION>_<KEY> variables)",
+            )),
+            None => Ok(()),
         }
-        if let Some(secret) = env("JWT_SECRET").filter(|s| !s.is_empty()) {
-            self.auth.jwt_secret = Some(secret);
+    }
+
+    /// The variables `--help` lists: one per key, with its default.
+    pub fn variables_help() -> String {
+        let mut out = String::from(
+            "Every key of config.yaml can be set from the environment (defaults < file < environment):\n",
+        );
+        for var in env_variables() {
+            out.push_str(&format!("  {:<44} {}\n", var.name, var.key));
         }
+        out.push_str("  PORT                                         binds 0.0.0.0:PORT\n");
+        out.push_str("  GUN_PEERS                                    first entry: gun.relay_url, gun.source relay\n");
+        out.push_str("  JWT_SECRET                                   auth.jwt_secret\n");
+        out.push_str("  RUST_LOG                                     log level (default info)\n");
+        out
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -493,17 +578,29 @@ impl Config {
     }
 }
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    // A file of comments only is a valid "use every default" file.
+/// The file as a tree of sections; a file of comments only is a valid "every default" file.
+fn parse(text: &str) -> Result<Value, ConfigError> {
     let has_content = text
         .lines()
         .map(str::trim)
         .any(|l| !l.is_empty() && !l.starts_with('#') && l != "---");
     if !has_content {
-        return Ok(Config::default());
+        return Ok(Value::Mapping(Mapping::new()));
     }
-    let de = yaml_serde::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    match yaml_serde::from_str::<Value>(text) {
+        Ok(tree @ Value::Mapping(_)) => Ok(tree),
+        Ok(_) => Err(invalid(
+            "(top level)",
+            "expected sections such as server: and gun:",
+        )),
+        Err(e) => Err(invalid("(top level)", e.to_string())),
+    }
+}
+
+/// The tree as a `Config`. An invalid value names its key, and the variable that set it when
+/// one did.
+fn typed(tree: Value, sources: &[(String, String)]) -> Result<Config, ConfigError> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
         let key = e.path().to_string();
         let mut message = e.into_inner().to_string();
         // The YAML error names the path itself; the key is already in front of the line.
@@ -512,13 +609,81 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
                 message = rest.to_string();
             }
         }
-        let key = if key == "." || key.is_empty() {
-            "(top level)".to_string()
-        } else {
-            key
+        let key = match sources.iter().find(|(k, from)| *k == key && from != "file") {
+            Some((_, var)) => format!("{var} ({key})"),
+            None if key == "." || key.is_empty() => "(top level)".to_string(),
+            None => key,
         };
         invalid(&key, message)
     })
+}
+
+/// The sections of a tree and the keys each holds.
+fn sections(tree: &Value) -> Vec<(String, Vec<String>)> {
+    let name = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    match tree {
+        Value::Mapping(sections) => sections
+            .iter()
+            .map(|(section, keys)| {
+                let keys = match keys {
+                    Value::Mapping(keys) => keys.keys().map(name).collect(),
+                    _ => Vec::new(),
+                };
+                (name(section), keys)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `OIP_<SECTION>_<KEY>`: a setting from the environment.
+struct EnvVariable {
+    name: String,
+    key: String,
+    default: Value,
+}
+
+impl EnvVariable {
+    /// The variable's text as the key's type wants it: a list is comma-separated, a string
+    /// (or a key whose default is null, such as a secret) is taken as written, anything else
+    /// is read as YAML (numbers, true/false).
+    fn value(&self, raw: &str) -> Value {
+        match &self.default {
+            Value::Sequence(_) => Value::Sequence(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.into()))
+                    .collect(),
+            ),
+            Value::Null if raw.is_empty() => Value::Null,
+            Value::String(_) | Value::Null => Value::String(raw.into()),
+            _ => yaml_serde::from_str(raw).unwrap_or_else(|_| Value::String(raw.into())),
+        }
+    }
+}
+
+/// One variable per key of the defaults: every key a file may set.
+fn env_variables() -> Vec<EnvVariable> {
+    let defaults = yaml_serde::to_value(Config::default()).expect("the defaults serialise");
+    let Value::Mapping(sections) = defaults else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (section, keys) in sections {
+        let (Some(section), Value::Mapping(keys)) = (section.as_str(), keys) else {
+            continue;
+        };
+        for (key, default) in keys {
+            let Some(key) = key.as_str() else { continue };
+            out.push(EnvVariable {
+                name: format!("OIP_{}_{}", section, key).to_ascii_uppercase(),
+                key: format!("{section}.{key}"),
+                default,
+            });
+        }
+    }
+    out
 }
 
 /// Shorter secrets are refused: an admin token or HMAC key of a few characters can be guessed.
@@ -667,6 +832,94 @@ mod tests {
         }
         assert!(load("auth: { jwt_secret: sixteen-bytes-ok }").is_ok());
         assert!(load("media: { root: /m, legacy_root: /m/web }").is_ok());
+    }
+
+    #[test]
+    fn every_key_comes_from_the_environment_over_the_file() {
+        let vars = std::collections::HashMap::from([
+            ("OIP_NEGATIVE_CACHE_TTL_SECS", "600"),
+            ("OIP_AUTH_ADMIN_TOKEN", "0123456789012345678"),
+            ("OIP_LOG_ACCESS", "false"),
+            (
+                "OIP_CORS_ALLOWED_ORIGINS",
+                "https://a.example, http://localhost:*",
+            ),
+            ("OIP_GUN_SOURCE", "relay"),
+            ("OIP_GUN_RELAY_URL", "http://relay:8765"),
+            ("PORT", "8080"),
+        ]);
+        let env = |k: &str| vars.get(k).map(|v| v.to_string());
+        let c = Config::from_yaml(
+            "negative_cache: { ttl_secs: 60, capacity: 50 }\n",
+            Path::new("/srv"),
+            env,
+        )
+        .unwrap();
+        assert_eq!(
+            c.negative_cache.ttl_secs, 600,
+            "the environment over the file"
+        );
+        assert_eq!(c.negative_cache.capacity, 50, "the file over the defaults");
+        assert_eq!(c.auth.admin_token.as_deref(), Some("0123456789012345678"));
+        assert!(!c.log.access);
+        assert_eq!(
+            c.cors.allowed_origins,
+            ["https://a.example", "http://localhost:*"]
+        );
+        assert_eq!(c.gun.source, GunSource::Relay);
+        assert_eq!(c.server.bind, "0.0.0.0:8080");
+        let from = |key: &str| {
+            c.sources
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, f)| f.as_str())
+        };
+        assert_eq!(
+            from("negative_cache.ttl_secs"),
+            Some("OIP_NEGATIVE_CACHE_TTL_SECS")
+        );
+        assert_eq!(from("negative_cache.capacity"), Some("file"));
+        assert_eq!(from("server.bind"), Some("PORT"));
+        assert_eq!(from("resolver.max_depth"), None);
+
+        let bind = |k: &str| match k {
+            "PORT" => Some("8080".to_string()),
+            "OIP_SERVER_BIND" => Some("127.0.0.1:9000".to_string()),
+            _ => None,
+        };
+        let c = Config::from_yaml("", Path::new("."), bind).unwrap();
+        assert_eq!(
+            c.server.bind, "127.0.0.1:9000",
+            "the specific variable wins over PORT"
+        );
+    }
+
+    #[test]
+    fn a_bad_variable_is_named() {
+        let bad = |k: &str| (k == "OIP_GUN_MAX_ATTEMPTS").then(|| "zero".to_string());
+        let err = Config::from_yaml("", Path::new("."), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config OIP_GUN_MAX_ATTEMPTS (gun.max_attempts): "),
+            "{err}"
+        );
+        let zero = |k: &str| (k == "OIP_GUN_MAX_ATTEMPTS").then(|| "0".to_string());
+        let err = Config::from_yaml("", Path::new("."), zero)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gun.max_attempts"), "{err}");
+        let names = ["OIP_GUN_MAX_ATEMPTS".to_string(), "HOME".into()];
+        let err = Config::check_variable_names(names.into_iter())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config OIP_GUN_MAX_ATEMPTS: no such setting"),
+            "{err}"
+        );
+        assert!(
+            Config::check_variable_names(["OIP_AUTH_OPEN_WRITES".to_string()].into_iter()).is_ok()
+        );
     }
 
     #[test]

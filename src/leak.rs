@@ -1,5 +1,5 @@
 //! A leak on purpose, to prove that `make soak` catches one: every Nth answer's body size is
-//! allocated, written and kept for good (N from `OIP_LEAK_EVERY`, 10 by default). Compiled only
+//! allocated, written and kept for good (N from `LEAK_INJECTION_EVERY`, 10 by default). Compiled only
 //! with the `leak-injection` feature (`make soak-leak`); no config key or request reaches it.
 
 use std::sync::{
@@ -23,7 +23,7 @@ pub fn hold_every_nth<S, B>(
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
-    let every: u64 = std::env::var("OIP_LEAK_EVERY")
+    let every: u64 = std::env::var("LEAK_INJECTION_EVERY")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);

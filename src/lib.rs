@@ -217,6 +217,14 @@ fn log_summary(config: &Config, store: Option<&FileStore>) {
             "auth.open_writes is on: anyone who reaches this port can write any record through /gun-relay/put; keep it to a trusted network"
         );
     }
+    let from: Vec<String> = config
+        .sources
+        .iter()
+        .map(|(key, origin)| format!("{key} from {origin}"))
+        .collect();
+    if !from.is_empty() {
+        log::info!("settings not at their defaults: {}", from.join(", "));
+    }
     log::info!(
         "oip-resolver {} starting: bind {}, source {source}, 404 cache {} souls for {}s, record cache {} bytes for {}s, media {} (legacy {}), JWT secret {}, admin token {}, writes {writes}",
         env!("CARGO_PKG_VERSION"),

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use oip_resolver::config::Config;
 
 /// Resolves OIP records from a GUN relay to a chosen depth, and streams media with byte ranges.
@@ -18,9 +18,14 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command()
+        .after_help(Config::variables_help())
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = match Config::load(&cli.config, |key| std::env::var(key).ok()) {
+    let loaded = Config::check_variable_names(std::env::vars().map(|(name, _)| name))
+        .and_then(|()| Config::load(&cli.config, |key| std::env::var(key).ok()));
+    let config = match loaded {
         Ok(config) => config,
         Err(e) => {
             eprintln!("oip-resolver: {e}");

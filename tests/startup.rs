@@ -166,3 +166,71 @@ fn the_demo_graph_has_what_the_readme_promises() {
         "the dangling reference"
     );
 }
+
+#[test]
+fn settings_come_from_the_environment_and_help_lists_them() {
+    let (code, help) = run(&["--help".as_ref()]);
+    assert_eq!(code, Some(0));
+    for var in [
+        "OIP_AUTH_ADMIN_TOKEN",
+        "OIP_NEGATIVE_CACHE_TTL_SECS",
+        "PORT",
+        "GUN_PEERS",
+    ] {
+        assert!(help.contains(var), "{var} in --help");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_oip-resolver"))
+        .args(["--check-config", "--config"])
+        .arg(repo_path("config.yaml"))
+        .env("OIP_GUN_MAX_ATEMPTS", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("OIP_GUN_MAX_ATEMPTS: no such setting"),
+        "{said}"
+    );
+}
+
+#[actix_web::test]
+async fn the_summary_says_where_each_setting_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let config = test_config().with(|c| c.memory_monitor.interval_secs = 3600);
+    std::fs::write(&path, yaml_serde::to_string(&config).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oip-resolver"))
+        .arg("--config")
+        .arg(&path)
+        .env("OIP_NEGATIVE_CACHE_TTL_SECS", "120")
+        .env("OIP_AUTH_JWT_SECRET", "a-secret-from-the-environment")
+        .env_remove("GUN_PEERS")
+        .env_remove("JWT_SECRET")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let summary = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("settings not at their defaults"))
+        .expect("a summary of where settings came from");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        summary.contains("negative_cache.ttl_secs from OIP_NEGATIVE_CACHE_TTL_SECS"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("auth.jwt_secret from OIP_AUTH_JWT_SECRET"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("memory_monitor.interval_secs from file"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("a-secret-from-the-environment"),
+        "{summary}"
+    );
+}

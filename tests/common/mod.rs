@@ -540,6 +540,7 @@ impl Service {
             .env("RUST_LOG", "info")
             .env_remove("GUN_PEERS")
             .env_remove("JWT_SECRET")
+            .env_remove("PORT")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
