@@ -165,6 +165,9 @@ pub struct RecordCacheConfig {
     /// 0 turns the record cache off.
     pub ttl_secs: u64,
     pub capacity_bytes: u64,
+    /// Past its TTL a record is kept this much longer, and served only while the relay cannot
+    /// answer (breaker open, no answer, 5xx), never after a 404.
+    pub stale_secs: u64,
 }
 
 impl Default for RecordCacheConfig {
@@ -172,6 +175,7 @@ impl Default for RecordCacheConfig {
         Self {
             ttl_secs: 30,
             capacity_bytes: 64 * 1024 * 1024,
+            stale_secs: 3600,
         }
     }
 }

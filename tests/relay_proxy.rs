@@ -869,3 +869,60 @@ async fn liveness_holds_through_a_relay_outage_and_readiness_does_not() {
         (200, json!("live"))
     );
 }
+
+/// While the relay cannot answer, a record read a while ago is served past its TTL (marked
+/// STALE); never in place of a 404; and once the relay is back, a changed record is seen at
+/// once.
+#[actix_web::test]
+async fn stale_while_the_relay_is_down_then_fresh_when_it_is_back() {
+    const GONE: &str = "a1b2c3d4e5f6:deleted-later";
+    let relay = MockRelay::start();
+    relay.set_miss_delay(10);
+    relay.insert(FOUND, found_node());
+    relay.insert(GONE, found_node());
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.record_cache.ttl_secs = 1;
+        c.gun.max_attempts = 1;
+        c.gun.breaker_failures = 2;
+        c.gun.breaker_open_ms = 300;
+    }));
+    for soul in [FOUND, GONE] {
+        assert_eq!(get(get_soul(&service, soul)).await.status, 200);
+    }
+    let (addr, state) = relay.stop();
+    std::thread::sleep(Duration::from_millis(1200));
+    let stale = get(get_soul(&service, FOUND)).await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.header("x-cache").as_deref(), Some("STALE"));
+    assert_eq!(stale.json()["data"]["data"]["basic"]["name"], "Leg Day");
+    let resolved =
+        get(service.url(&format!("/api/records?did=did:gun:{FOUND}&resolveDepth=0"))).await;
+    assert_eq!(resolved.status, 200);
+    assert_eq!(resolved.json()["resolution"]["stale"], 1);
+    assert_eq!(
+        get(get_soul(&service, MISSING)).await.status,
+        503,
+        "nothing stale stands in for what was never read"
+    );
+
+    let relay = MockRelay::start_at(addr, state);
+    relay.insert(
+        FOUND,
+        node(json!({"basic": {"name": "Leg Day v2"}}), json!({})),
+    );
+    relay.state.nodes.lock().unwrap().remove(GONE);
+    std::thread::sleep(Duration::from_millis(400));
+    let fresh = get(get_soul(&service, FOUND)).await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(fresh.header("x-cache").as_deref(), Some("MISS"));
+    assert_eq!(fresh.json()["data"]["data"]["basic"]["name"], "Leg Day v2");
+    let fresh = get(service.url(&format!("/api/records?did=did:gun:{FOUND}&resolveDepth=0")))
+        .await
+        .json();
+    assert!(fresh["resolution"].get("stale").is_none(), "{fresh}");
+    assert_eq!(
+        get(get_soul(&service, GONE)).await.status,
+        404,
+        "a 404 from the relay is never covered by a stale copy"
+    );
+}

@@ -202,6 +202,13 @@ impl GunFetcher {
                     source,
                 })
             }
+            Err(e) if e.relay_unavailable() => match self.records.get_stale(&key) {
+                Some(found) => Ok(Fetched {
+                    lookup: Lookup::Found(found),
+                    source: CacheSource::Stale,
+                }),
+                None => Err(e),
+            },
             Err(FetchError::RecordMalformed(reason)) => {
                 if flight.cacheable {
                     let until = Instant::now() + self.malformed_ttl;

@@ -22,6 +22,8 @@ pub enum CacheSource {
     Miss,
     /// Known missing: answered by the negative cache with no upstream request.
     Negative,
+    /// Past its TTL, served because the relay could not answer.
+    Stale,
 }
 
 impl CacheSource {
@@ -30,6 +32,7 @@ impl CacheSource {
             CacheSource::Hit => "HIT",
             CacheSource::Miss => "MISS",
             CacheSource::Negative => "NEGATIVE",
+            CacheSource::Stale => "STALE",
         }
     }
 }
@@ -80,6 +83,12 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// The relay could not answer at all (as opposed to answering 404, or with a bad record):
+    /// what a stale record may stand in for.
+    pub fn relay_unavailable(&self) -> bool {
+        self.is_transient() || *self == FetchError::CircuitOpen
+    }
+
     /// Worth another attempt: the relay may answer differently next time.
     pub fn is_transient(&self) -> bool {
         match self {

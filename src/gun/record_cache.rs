@@ -1,7 +1,8 @@
 //! Found records, kept for a short TTL and weighted by size, so repeat fetches of a popular
 //! record (every workout that uses the same exercise) cost no relay round trip. The fetcher
 //! fills and invalidates it; resolvers on every worker read it directly, so a warm resolution
-//! sends no message at all.
+//! sends no message at all. Past its TTL a record is kept `stale_secs` more, for the fetcher to
+//! answer with while the relay cannot.
 
 use std::{
     sync::Arc,
@@ -17,6 +18,7 @@ use crate::{config::RecordCacheConfig, did::Did, metrics::Metrics};
 struct Entry {
     found: Arc<FoundRecord>,
     expires: Instant,
+    stale_until: Instant,
 }
 
 #[derive(Clone)]
@@ -34,12 +36,13 @@ impl Weighter<Did, Entry> for BySize {
 pub struct RecordCache {
     cache: Option<Cache<Did, Entry, BySize>>,
     ttl: Duration,
+    stale: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl RecordCache {
-    /// `ttl` zero turns the cache off.
-    pub fn new(ttl: Duration, capacity_bytes: u64, metrics: Arc<Metrics>) -> Self {
+    /// `ttl` zero turns the cache off; records are kept `stale` past it.
+    pub fn new(ttl: Duration, stale: Duration, capacity_bytes: u64, metrics: Arc<Metrics>) -> Self {
         let cache = (!ttl.is_zero()).then(|| {
             // A typical record answer is a few KB; the estimate only sizes the table up front.
             let estimated_items = (capacity_bytes / 4096).clamp(16, 1 << 20) as usize;
@@ -48,6 +51,7 @@ impl RecordCache {
         Self {
             cache,
             ttl,
+            stale,
             metrics,
         }
     }
@@ -56,19 +60,36 @@ impl RecordCache {
     pub fn get(&self, key: &Did) -> Option<Arc<FoundRecord>> {
         let cache = self.cache.as_ref()?;
         let entry = cache.get(key)?;
-        if entry.expires > Instant::now() {
+        let now = Instant::now();
+        if entry.expires > now {
             self.metrics.record_cache_hit();
             return Some(entry.found);
         }
-        cache.remove(key);
-        self.update_gauge();
+        if entry.stale_until <= now {
+            cache.remove(key);
+            self.update_gauge();
+        }
         None
+    }
+
+    /// A record past its TTL but within `stale_secs`: what to answer with when the relay cannot.
+    pub fn get_stale(&self, key: &Did) -> Option<Arc<FoundRecord>> {
+        let entry = self.cache.as_ref()?.get(key)?;
+        (entry.stale_until > Instant::now()).then_some(entry.found)
     }
 
     pub fn insert(&self, key: Did, found: Arc<FoundRecord>) {
         if let Some(cache) = self.cache.as_ref() {
             let expires = Instant::now() + self.ttl;
-            cache.insert(key, Entry { found, expires });
+            let stale_until = expires + self.stale;
+            cache.insert(
+                key,
+                Entry {
+                    found,
+                    expires,
+                    stale_until,
+                },
+            );
             self.update_gauge();
         }
     }
@@ -84,6 +105,7 @@ impl RecordCache {
     pub fn from_config(config: &RecordCacheConfig, metrics: Arc<Metrics>) -> Self {
         Self::new(
             Duration::from_secs(config.ttl_secs),
+            Duration::from_secs(config.stale_secs),
             config.capacity_bytes,
             metrics,
         )
@@ -115,7 +137,12 @@ mod tests {
     #[test]
     fn serves_until_ttl_then_forgets() {
         let metrics = Arc::new(Metrics::default());
-        let c = RecordCache::new(Duration::from_millis(30), 1 << 20, metrics.clone());
+        let c = RecordCache::new(
+            Duration::from_millis(30),
+            Duration::ZERO,
+            1 << 20,
+            metrics.clone(),
+        );
         c.insert(soul("a:1"), record("A"));
         assert!(c.get(&soul("a:1")).is_some());
         assert!(metrics
@@ -128,7 +155,7 @@ mod tests {
 
     #[test]
     fn zero_ttl_is_off() {
-        let c = RecordCache::new(Duration::ZERO, 1 << 20, Arc::default());
+        let c = RecordCache::new(Duration::ZERO, Duration::ZERO, 1 << 20, Arc::default());
         c.insert(soul("a:1"), record("A"));
         assert!(c.get(&soul("a:1")).is_none());
     }
@@ -136,7 +163,12 @@ mod tests {
     #[test]
     fn stays_within_its_byte_budget() {
         let one = record("x").weight() + 8;
-        let c = RecordCache::new(Duration::from_secs(60), one * 10, Arc::default());
+        let c = RecordCache::new(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            one * 10,
+            Arc::default(),
+        );
         for i in 0..1000 {
             c.insert(soul(&format!("s:{i:03}")), record("x"));
         }
@@ -145,7 +177,12 @@ mod tests {
 
     #[test]
     fn remove_invalidates() {
-        let c = RecordCache::new(Duration::from_secs(60), 1 << 20, Arc::default());
+        let c = RecordCache::new(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            1 << 20,
+            Arc::default(),
+        );
         c.insert(soul("a:1"), record("A"));
         c.remove(&soul("a:1"));
         assert!(c.get(&soul("a:1")).is_none());

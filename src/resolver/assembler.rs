@@ -82,6 +82,7 @@ pub(super) fn assemble(
             unresolved: asm.unresolved,
             circular: asm.circular,
             elapsed_ms: 0,
+            stale: 0,
         },
         envelope: None,
     })
@@ -276,6 +277,7 @@ impl Resolution {
                 unresolved: Vec::new(),
                 circular: 0,
                 elapsed_ms: 0,
+                stale: 0,
             },
             envelope: None,
         }

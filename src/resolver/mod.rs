@@ -113,6 +113,14 @@ pub struct Summary {
     pub unresolved: Vec<Unresolved>,
     pub circular: usize,
     pub elapsed_ms: u64,
+    /// Records answered past their TTL because the relay could not answer: the answer may be
+    /// older than it looks. Left out when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stale: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A listing: `GET /api/records` without `did`, passed to the indexer with this query (its own
@@ -230,6 +238,7 @@ impl Walk {
             assembler::assemble(roots, options, &gathered.states, self.config.max_records)?;
         resolution.summary.fetched = gathered.fetched;
         resolution.summary.from_cache = gathered.from_cache;
+        resolution.summary.stale = gathered.stale;
         resolution.summary.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(resolution)
     }

@@ -23,6 +23,8 @@ enum Cost {
     Cached,
     /// Went to (or shared a request to) the relay or indexer.
     Upstream,
+    /// The relay could not answer; a record past its TTL stood in.
+    Stale,
 }
 
 #[derive(Default)]
@@ -30,6 +32,8 @@ pub(super) struct Gathered {
     pub states: HashMap<Did, State>,
     pub fetched: usize,
     pub from_cache: usize,
+    /// Records answered stale because the relay could not answer.
+    pub stale: usize,
 }
 
 /// What every request of one resolver gathers with.
@@ -111,6 +115,7 @@ impl Walk {
                 futures::future::Either::Left((Some((did, state, cost)), _)) => {
                     out.fetched += usize::from(cost != Cost::NotAsked);
                     out.from_cache += usize::from(cost == Cost::Cached);
+                    out.stale += usize::from(cost == Cost::Stale);
                     out.states.insert(did, state);
                 }
                 futures::future::Either::Left((None, _)) => return true,
@@ -138,10 +143,10 @@ impl Walk {
             .await
         {
             Ok(fetched) => {
-                let cost = if fetched.source == CacheSource::Miss {
-                    Cost::Upstream
-                } else {
-                    Cost::Cached
+                let cost = match fetched.source {
+                    CacheSource::Miss => Cost::Upstream,
+                    CacheSource::Stale => Cost::Stale,
+                    CacheSource::Hit | CacheSource::Negative => Cost::Cached,
                 };
                 let state = match fetched.lookup {
                     Lookup::Found(found) => State::Found(found),
