@@ -265,22 +265,27 @@ impl HttpSource {
     /// An indexer's listing, `GET {base}/api/records?{query}`: its answer as it came.
     pub async fn list(&self, query: &str) -> Result<Bytes, FetchError> {
         let url = format!("{}/api/records?{query}", self.base);
-        self.guarded("listing", async {
-            let mut sent = self.count_once();
-            let mut res = self.client.get(url).send().await.map_err(send_error)?;
-            let status = res.status().as_u16();
-            sent.response(status);
-            let body = res
-                .body()
-                .limit(self.config.max_response_bytes)
-                .await
-                .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
-            match status {
-                200 => Ok(body),
-                other => Err(FetchError::Status(other)),
-            }
-        })
-        .await
+        let request = self.client.get(url).send();
+        self.guarded("listing", self.success_body(request)).await
+    }
+
+    /// Sends one request, counted once, and reads its answer's body within
+    /// `max_response_bytes`: the body of a 2xx, else `Status`.
+    async fn success_body(&self, request: awc::SendClientRequest) -> Result<Bytes, FetchError> {
+        let mut sent = self.count_once();
+        let mut res = request.await.map_err(send_error)?;
+        let status = res.status().as_u16();
+        sent.response(status);
+        let body = res
+            .body()
+            .limit(self.config.max_response_bytes)
+            .await
+            .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(FetchError::Status(status))
+        }
     }
 
     /// `key` is a soul for the relay, a whole DID for an indexer.
@@ -320,30 +325,12 @@ impl HttpSource {
     }
 
     async fn put(&self, soul: &str, body: Bytes) -> Result<Bytes, FetchError> {
-        let url = format!("{}/put", self.base);
-        self.guarded(soul, async {
-            let mut sent = self.count_once();
-            let mut res = self
-                .client
-                .post(url)
-                .insert_header(("content-type", "application/json"))
-                .send_body(body)
-                .await
-                .map_err(send_error)?;
-            let status = res.status().as_u16();
-            sent.response(status);
-            let answer = res
-                .body()
-                .limit(self.config.max_response_bytes)
-                .await
-                .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
-            if (200..300).contains(&status) {
-                Ok(answer)
-            } else {
-                Err(FetchError::Status(status))
-            }
-        })
-        .await
+        let request = self
+            .client
+            .post(format!("{}/put", self.base))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body);
+        self.guarded(soul, self.success_body(request)).await
     }
 
     /// Runs one attempt for `key` under the breaker and the request timeout, and tells the
