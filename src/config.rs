@@ -143,6 +143,9 @@ impl Default for GunConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct NegativeCacheConfig {
     pub ttl_secs: u64,
+    /// `forceRefresh` asks the relay again for a soul known missing only once its entry is this
+    /// old, so clients that always ask for a refresh cannot undo the cache.
+    pub refresh_after_secs: u64,
     pub sweep_interval_secs: u64,
     pub capacity: usize,
     pub log_every: u64,
@@ -152,6 +155,7 @@ impl Default for NegativeCacheConfig {
     fn default() -> Self {
         Self {
             ttl_secs: 3600,
+            refresh_after_secs: 60,
             sweep_interval_secs: 3600,
             capacity: 10_000,
             log_every: 100,

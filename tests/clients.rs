@@ -278,7 +278,10 @@ async fn force_refresh_goes_past_both_caches_and_refreshes_them() {
     let relay = MockRelay::start();
     relay.set_miss_delay(10);
     let soul = "a1b2c3d4e5f6:fresh";
-    let service = TestApp::start(relay_config(&relay.url()));
+    // No floor, to see the bypass itself; the next test keeps the default.
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.negative_cache.refresh_after_secs = 0),
+    );
     let ask = |extra: &'static str| {
         get(service.url(&format!(
             "/api/records?did=did:gun:{soul}&resolveDepth=0{extra}"
@@ -526,4 +529,18 @@ async fn a_listing_without_an_indexer_or_with_a_failing_one_says_so() {
         statuses.iter().all(|s| matches!(s, 200 | 502 | 503)),
         "{statuses:?}"
     );
+}
+
+/// A client that adds forceRefresh to every request costs the relay one request per missing
+/// soul per `negative_cache.refresh_after_secs`, not one per request.
+#[actix_web::test]
+async fn force_refresh_on_every_request_cannot_undo_the_negative_cache() {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(10);
+    let service = TestApp::start(relay_config(&relay.url()));
+    let url = service.url("/api/records?did=did:gun:a1b2c3d4e5f6:gone&forceRefresh=true");
+    for _ in 0..20 {
+        assert_eq!(get(&url).await.status, 404);
+    }
+    assert_eq!(relay.gets("a1b2c3d4e5f6:gone"), 1);
 }

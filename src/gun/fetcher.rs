@@ -154,12 +154,11 @@ impl GunFetcher {
         let work = async move {
             // Mailbox order makes this safe: a 404 recorded by an earlier fetch of this key was
             // sent to the negative cache before this lookup could be.
-            if !fresh
-                && negative
-                    .send(IsMissing(asked.clone()))
-                    .await
-                    .unwrap_or(false)
-            {
+            let asking = IsMissing {
+                soul: asked.clone(),
+                refresh: fresh,
+            };
+            if negative.send(asking).await.unwrap_or(false) {
                 return (Ok(None), CacheSource::Negative);
             }
             let result = match route {

@@ -16,6 +16,7 @@ use crate::{config::NegativeCacheConfig, did::Did, metrics::Metrics};
 pub struct NegativeCache {
     souls: Cache<Did, Instant>,
     ttl: Duration,
+    refresh_after: Duration,
     sweep_every: Duration,
     log_every: u64,
     lookups: u64,
@@ -23,10 +24,15 @@ pub struct NegativeCache {
     metrics: Arc<Metrics>,
 }
 
-/// "Is this soul known missing?" Counted as one lookup.
+/// "Is this soul known missing?" Counted as one lookup. With `refresh` (a `forceRefresh`
+/// request) an entry counts only until it is `refresh_after_secs` old: a client that asks for a
+/// refresh on every request must not cost the relay a miss on every request.
 #[derive(Message)]
 #[rtype(result = "bool")]
-pub struct IsMissing(pub Did);
+pub struct IsMissing {
+    pub soul: Did,
+    pub refresh: bool,
+}
 
 /// The relay answered a definite 404 for this soul.
 #[derive(Message)]
@@ -43,6 +49,7 @@ impl NegativeCache {
         Self {
             souls: Cache::new(config.capacity),
             ttl: Duration::from_secs(config.ttl_secs),
+            refresh_after: Duration::from_secs(config.refresh_after_secs),
             sweep_every: Duration::from_secs(config.sweep_interval_secs),
             log_every: config.log_every,
             lookups: 0,
@@ -81,9 +88,12 @@ impl Actor for NegativeCache {
 impl Handler<IsMissing> for NegativeCache {
     type Result = bool;
 
-    fn handle(&mut self, IsMissing(soul): IsMissing, _: &mut Self::Context) -> bool {
+    fn handle(&mut self, IsMissing { soul, refresh }: IsMissing, _: &mut Self::Context) -> bool {
+        let now = Instant::now();
+        // An entry was recorded `ttl` before it expires; it is young for `refresh_after`.
+        let young = |expires: Instant| expires + self.refresh_after > now + self.ttl;
         let missing = match self.souls.get(&soul) {
-            Some(expires) if *expires > Instant::now() => true,
+            Some(expires) if *expires > now => !refresh || young(*expires),
             Some(_) => {
                 self.souls.remove(&soul);
                 self.update_gauge();
@@ -135,6 +145,7 @@ mod tests {
     fn config(ttl_secs: u64) -> NegativeCacheConfig {
         NegativeCacheConfig {
             ttl_secs,
+            refresh_after_secs: 1,
             sweep_interval_secs: 3600,
             capacity: 100,
             log_every: 100,
@@ -146,11 +157,29 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let cache = NegativeCache::new(&config(60), metrics.clone()).start();
         let soul = || Did::Gun("a:1".into());
-        assert!(!cache.send(IsMissing(soul())).await.unwrap());
+        assert!(!cache
+            .send(IsMissing {
+                soul: soul(),
+                refresh: false
+            })
+            .await
+            .unwrap());
         cache.send(RecordMissing(soul())).await.unwrap();
-        assert!(cache.send(IsMissing(soul())).await.unwrap());
+        assert!(cache
+            .send(IsMissing {
+                soul: soul(),
+                refresh: false
+            })
+            .await
+            .unwrap());
         assert!(cache.send(Forget(soul())).await.unwrap());
-        assert!(!cache.send(IsMissing(soul())).await.unwrap());
+        assert!(!cache
+            .send(IsMissing {
+                soul: soul(),
+                refresh: false
+            })
+            .await
+            .unwrap());
         let text = metrics.render(&Default::default());
         for sample in [
             "oip_negative_cache_lookups_total 3\n",
@@ -184,5 +213,28 @@ mod tests {
             );
         }
         assert!(cache.souls.len() <= 100, "{}", cache.souls.len());
+    }
+
+    #[actix_web::test]
+    async fn a_refresh_goes_past_an_entry_only_once_it_is_old_enough() {
+        let cache = NegativeCache::new(&config(60), Arc::default()).start();
+        let ask = |refresh| IsMissing {
+            soul: Did::Gun("a:1".into()),
+            refresh,
+        };
+        cache
+            .send(RecordMissing(Did::Gun("a:1".into())))
+            .await
+            .unwrap();
+        assert!(cache.send(ask(true)).await.unwrap(), "young: still missing");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(
+            !cache.send(ask(true)).await.unwrap(),
+            "old enough: ask the relay"
+        );
+        assert!(
+            cache.send(ask(false)).await.unwrap(),
+            "without a refresh it is still known"
+        );
     }
 }
