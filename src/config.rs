@@ -382,6 +382,13 @@ impl Config {
                 set(&mut tree, &var.key, var.value(&raw), &var.name);
             }
         }
+        // What the shipped config.yaml restates at its default is not news in the summary.
+        let defaults = yaml_serde::to_value(Config::default()).expect("the defaults serialise");
+        let at = |tree: &Value, key: &str| {
+            let (section, name) = key.split_once('.')?;
+            tree.get(section)?.get(name).cloned()
+        };
+        sources.retain(|(key, _)| at(&tree, key) != at(&defaults, key));
         let mut config = typed(tree, &sources)?;
         config.sources = sources;
         config.resolve_paths(base);
@@ -885,6 +892,12 @@ mod tests {
         assert_eq!(
             from("negative_cache.ttl_secs"),
             Some("OIP_NEGATIVE_CACHE_TTL_SECS")
+        );
+        let restated =
+            Config::from_yaml("gun: { max_attempts: 3 }\n", Path::new("."), no_env).unwrap();
+        assert!(
+            restated.sources.is_empty(),
+            "a default restated is not a change"
         );
         assert_eq!(from("negative_cache.capacity"), Some("file"));
         assert_eq!(from("server.bind"), Some("PORT"));
