@@ -23,10 +23,13 @@ pub fn hold_every_nth<S, B>(
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
-    let every: u64 = std::env::var("LEAK_INJECTION_EVERY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    static EVERY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let every = *EVERY.get_or_init(|| {
+        std::env::var("LEAK_INJECTION_EVERY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10)
+    });
     srv.call(req).map(move |res| {
         if let Ok(res) = &res {
             if ANSWERS.fetch_add(1, Relaxed) % every.max(1) == 0 {
