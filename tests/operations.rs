@@ -215,6 +215,25 @@ async fn start_up_summary_names_settings_but_never_secrets() {
 }
 
 #[actix_web::test]
+async fn open_writes_are_said_at_start_up() {
+    let open = Service::start(&demo().with(|c| c.auth.open_writes = true));
+    let warning = open
+        .wait_for_line("auth.open_writes is on", Duration::from_secs(2))
+        .expect("a start-up warning");
+    assert!(warning.contains("WARN"), "{warning}");
+    let summary = open
+        .wait_for_line("starting: bind", Duration::from_secs(2))
+        .unwrap();
+    assert!(summary.ends_with("writes open to anyone"), "{summary}");
+    let closed = Service::start(&demo());
+    let summary = closed
+        .wait_for_line("starting: bind", Duration::from_secs(2))
+        .unwrap();
+    assert!(summary.ends_with("writes admin token"), "{summary}");
+    assert!(!closed.log().iter().any(|l| l.contains("open_writes")));
+}
+
+#[actix_web::test]
 async fn the_access_log_can_be_switched_off() {
     let on = Service::start(&demo().with(|c| c.log.access = true));
     let off = Service::start(&demo().with(|c| c.log.access = false));
