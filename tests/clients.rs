@@ -427,9 +427,14 @@ async fn listings_go_to_the_indexer_and_come_back_resolved() {
     let relay = MockRelay::start();
     relay.load(&repo_path("data/demo/records.json"));
     let indexer = MockRelay::start();
+    let nameless = serde_json::json!({"data": {"basic": {"name": "no DID"}}, "oip": {}});
     indexer.set_listing(
         200,
-        envelope(vec![listed("workout-legs"), listed("workout-upper")]),
+        envelope(vec![
+            listed("workout-legs"),
+            nameless,
+            listed("workout-upper"),
+        ]),
     );
     let service = TestApp::start(
         relay_config(&relay.url()).with(|c| c.resolver.oip_api = Some(indexer.url())),
@@ -470,6 +475,10 @@ async fn listings_go_to_the_indexer_and_come_back_resolved() {
         "did:gun:f3a9c2e1b7d4:workout-upper"
     );
     assert_eq!(body["resolution"]["depth"], 1);
+    assert_eq!(
+        body["resolution"]["leftOut"], 1,
+        "a listed record without a DID is counted, not dropped silently"
+    );
     assert!(body["resolution"]["fetched"].as_u64().unwrap() > 0);
 
     // Names only and the field filter apply to listings as to DIDs.

@@ -83,6 +83,7 @@ pub(super) fn assemble(
             circular: asm.circular,
             elapsed_ms: 0,
             stale: 0,
+            left_out: 0,
         },
         envelope: None,
     })
@@ -278,6 +279,7 @@ impl Resolution {
                 circular: 0,
                 elapsed_ms: 0,
                 stale: 0,
+                left_out: 0,
             },
             envelope: None,
         }

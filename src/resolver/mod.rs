@@ -117,6 +117,10 @@ pub struct Summary {
     /// older than it looks. Left out when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub stale: usize,
+    /// Records a listing held that name no DID or cannot be read, so are not in `records`.
+    /// Left out when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left_out: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -157,12 +161,13 @@ pub enum ResolveError {
     Upstream(String, FetchError),
 }
 
-/// What a listing's answer is made of: the envelope, and the records it lists by their DIDs.
-type Listed = (Map<String, Value>, Vec<(Did, Arc<FoundRecord>)>);
+/// What a listing's answer is made of: the envelope, the records it lists by their DIDs, and how
+/// many it listed that could not be kept.
+type Listed = (Map<String, Value>, Vec<(Did, Arc<FoundRecord>)>, usize);
 
 /// Splits the indexer's answer into its envelope and its records, each by the DID it names
-/// (`oip.did`, or the old `oip.didTx`). A record that names none cannot be resolved, and is left
-/// out.
+/// (`oip.did`, or the old `oip.didTx`). A record that names none cannot be resolved: it is left
+/// out, and counted so that the answer says so.
 fn listed(answer: &[u8]) -> Result<Listed, FetchError> {
     let bad = |why: &str| FetchError::Malformed(format!("the indexer's listing {why}"));
     let Ok(Value::Object(mut envelope)) = serde_json::from_slice::<Value>(answer) else {
@@ -172,6 +177,7 @@ fn listed(answer: &[u8]) -> Result<Listed, FetchError> {
         return Err(bad("has no `records` array"));
     };
     let mut roots = Vec::with_capacity(records.len());
+    let mut left_out = 0;
     for record in records {
         let named = ["did", "didTx"]
             .iter()
@@ -179,10 +185,10 @@ fn listed(answer: &[u8]) -> Result<Listed, FetchError> {
             .and_then(|d| Did::parse(d).ok());
         match (named, FoundRecord::from_listed(record)) {
             (Some(did), Ok(found)) => roots.push((did, Arc::new(found))),
-            _ => log::debug!("a listed record names no DID or cannot be read; left out"),
+            _ => left_out += 1,
         }
     }
-    Ok((envelope, roots))
+    Ok((envelope, roots, left_out))
 }
 
 /// What the gather phase learnt about one DID.
@@ -274,7 +280,7 @@ impl Handler<ResolveListing> for Resolver {
                 .await
                 .unwrap_or(Err(FetchError::Cancelled))
                 .map_err(failed)?;
-            let (envelope, listed) = listed(&answer).map_err(failed)?;
+            let (envelope, listed, left_out) = listed(&answer).map_err(failed)?;
             let roots: Vec<Did> = listed.iter().map(|(did, _)| did.clone()).collect();
             let known = listed
                 .into_iter()
@@ -286,6 +292,7 @@ impl Handler<ResolveListing> for Resolver {
                 walk.resolve(&roots, known, &msg.options, started).await?
             };
             resolution.envelope = Some(envelope);
+            resolution.summary.left_out = left_out;
             Ok(resolution)
         })
     }
