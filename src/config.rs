@@ -92,7 +92,13 @@ pub enum GunSource {
 pub struct GunConfig {
     pub source: GunSource,
     pub file: PathBuf,
+    /// The one-relay form of `relay_urls`, used while that list is empty.
     pub relay_url: String,
+    /// Several relays (they sync through GUN): the first usable one takes each request, the
+    /// next ones stand by; a read that fails on one goes on to the next.
+    pub relay_urls: Vec<String>,
+    /// PEM certificates trusted, besides the built-in roots, for `https://` relays.
+    pub ca_file: Option<PathBuf>,
     pub request_timeout_ms: u64,
     /// Attempts for non-404 failures; a 404 is never retried.
     pub max_attempts: u32,
@@ -117,12 +123,25 @@ pub struct GunConfig {
     pub file_write_limit_bytes: u64,
 }
 
+impl GunConfig {
+    /// The relays, in order of preference: `relay_urls`, or `relay_url` while that is empty.
+    pub fn relays(&self) -> Vec<&str> {
+        if self.relay_urls.is_empty() {
+            vec![self.relay_url.as_str()]
+        } else {
+            self.relay_urls.iter().map(String::as_str).collect()
+        }
+    }
+}
+
 impl Default for GunConfig {
     fn default() -> Self {
         Self {
             source: GunSource::File,
             file: PathBuf::from("data/demo/records.json"),
             relay_url: "http://127.0.0.1:8765".into(),
+            relay_urls: Vec::new(),
+            ca_file: None,
             request_timeout_ms: 20_000,
             max_attempts: 3,
             backoff_base_ms: 100,
@@ -196,6 +215,8 @@ pub struct ResolverConfig {
     pub concurrency: usize,
     pub deadline_ms: u64,
     pub oip_api: Option<String>,
+    /// PEM certificates trusted, besides the built-in roots, for an `https://` `oip_api`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ResolverConfig {
@@ -208,6 +229,7 @@ impl Default for ResolverConfig {
             concurrency: 32,
             deadline_ms: 15_000,
             oip_api: None,
+            ca_file: None,
         }
     }
 }
@@ -352,14 +374,25 @@ impl Config {
                 "PORT",
             );
         }
-        if let Some(first) = env("GUN_PEERS")
-            .as_deref()
-            .and_then(|p| p.split(',').map(str::trim).find(|p| !p.is_empty()))
-        {
+        let peers: Vec<String> = env("GUN_PEERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(first) = peers.first() {
             set(
                 &mut tree,
                 "gun.relay_url",
-                Value::String(first.into()),
+                Value::String(first.clone()),
+                "GUN_PEERS",
+            );
+            let all = peers.iter().cloned().map(Value::String).collect();
+            set(
+                &mut tree,
+                "gun.relay_urls",
+                Value::Sequence(all),
                 "GUN_PEERS",
             );
             set(
@@ -421,18 +454,22 @@ impl Config {
             out.push_str(&format!("  {:<44} {}\n", var.name, var.key));
         }
         out.push_str("  PORT                                         binds 0.0.0.0:PORT\n");
-        out.push_str("  GUN_PEERS                                    first entry: gun.relay_url, gun.source relay\n");
+        out.push_str("  GUN_PEERS                                    relays, comma-separated: gun.relay_urls, gun.source relay\n");
         out.push_str("  JWT_SECRET                                   auth.jwt_secret\n");
         out.push_str("  RUST_LOG                                     log level (default info)\n");
         out
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        let optional = [&mut self.gun.ca_file, &mut self.resolver.ca_file];
         for path in [
             &mut self.gun.file,
             &mut self.media.root,
             &mut self.media.legacy_root,
-        ] {
+        ]
+        .into_iter()
+        .chain(optional.into_iter().flatten())
+        {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
@@ -445,9 +482,20 @@ impl Config {
         self.bind_addr()?;
         if self.gun.source == GunSource::Relay {
             validate_http_url("gun.relay_url", &self.gun.relay_url)?;
+            for url in &self.gun.relay_urls {
+                validate_http_url("gun.relay_urls", url)?;
+            }
+            if let Some(ca) = &self.gun.ca_file {
+                crate::gun::tls::client_config(Some(ca))
+                    .map_err(|e| invalid("gun.ca_file", e.to_string()))?;
+            }
         }
         if let Some(api) = &self.resolver.oip_api {
             validate_http_url("resolver.oip_api", api)?;
+            if let Some(ca) = &self.resolver.ca_file {
+                crate::gun::tls::client_config(Some(ca))
+                    .map_err(|e| invalid("resolver.ca_file", e.to_string()))?;
+            }
         }
         self.validate_positive()?;
         self.validate_relations()?;
@@ -710,17 +758,10 @@ fn real(path: &Path) -> PathBuf {
 }
 
 fn validate_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("https://") {
-        return Err(invalid(
-            key,
-            format!(
-                "{url:?}: this build speaks plain http:// only (no TLS); use http://, or a TLS-terminating proxy in front of it"
-            ),
-        ));
-    }
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| invalid(key, format!("{url:?} must start with http://")))?;
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| invalid(key, format!("{url:?} must start with http:// or https://")))?;
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() {
         return Err(invalid(key, format!("{url:?} has no host")));
@@ -802,7 +843,7 @@ mod tests {
     }
 
     #[test]
-    fn gun_peers_switches_to_relay_with_first_peer() {
+    fn gun_peers_switches_to_relay_with_every_peer() {
         let env = |k: &str| match k {
             "GUN_PEERS" => Some("http://10.0.0.5:8765/gun, http://other:1".to_string()),
             "JWT_SECRET" => Some("s3cret-from-the-environment".to_string()),
@@ -811,6 +852,10 @@ mod tests {
         let c = Config::from_yaml("", Path::new("."), env).unwrap();
         assert_eq!(c.gun.source, GunSource::Relay);
         assert_eq!(c.gun.relay_url, "http://10.0.0.5:8765/gun");
+        assert_eq!(
+            c.gun.relays(),
+            ["http://10.0.0.5:8765/gun", "http://other:1"]
+        );
         assert_eq!(
             c.auth.jwt_secret.as_deref(),
             Some("s3cret-from-the-environment")
@@ -829,12 +874,16 @@ mod tests {
                 "media.legacy_root",
             ),
             (
-                "gun: { source: relay, relay_url: \"https://relay:8765\" }",
-                "gun.relay_url",
+                "gun: { source: relay, relay_urls: [\"http://a:1\", \"ftp://b\"] }",
+                "gun.relay_urls",
             ),
             (
-                "resolver: { oip_api: \"https://api.oip.io\" }",
-                "resolver.oip_api",
+                "gun: { source: relay, ca_file: /nowhere/ca.pem }",
+                "gun.ca_file",
+            ),
+            (
+                "resolver: { oip_api: \"https://api.oip.io\", ca_file: /nowhere/ca.pem }",
+                "resolver.ca_file",
             ),
         ] {
             match load(yaml) {
@@ -847,6 +896,8 @@ mod tests {
         }
         assert!(load("auth: { jwt_secret: sixteen-bytes-ok }").is_ok());
         assert!(load("media: { root: /m, legacy_root: /m/web }").is_ok());
+        assert!(load("gun: { source: relay, relay_url: \"https://relay:8765\" }").is_ok());
+        assert!(load("resolver: { oip_api: \"https://api.oip.io\" }").is_ok());
     }
 
     #[test]

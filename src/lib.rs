@@ -42,7 +42,8 @@ use crate::{
     gun::{
         fetcher::Reader,
         record_cache::RecordCache,
-        upstream::{FileStore, HttpKind, HttpSource, Upstream},
+        tls,
+        upstream::{FileStore, HttpKind, Pool, Upstream},
         GunFetcher, NegativeCache,
     },
     http::AppState,
@@ -93,14 +94,25 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         &config.record_cache,
         metrics.clone(),
     ));
+    // Read here, not on the fetcher's thread, so that a CA file gone since validation stops
+    // start-up instead of a thread.
+    let tls_for = |key: &str, file: Option<&std::path::Path>| {
+        tls::client_config(file).map_err(|e| {
+            StartError::Config(config::ConfigError::Invalid {
+                key: key.into(),
+                message: e.to_string(),
+            })
+        })
+    };
+    let relay_tls = tls_for("gun.ca_file", config.gun.ca_file.as_deref())?;
+    let indexer_tls = tls_for("resolver.ca_file", config.resolver.ca_file.as_deref())?;
     let fetcher = {
         let (gun, oip_api) = (config.gun.clone(), config.resolver.oip_api.clone());
         let (m, n, r) = (metrics.clone(), negative.clone(), records.clone());
         GunFetcher::start_in_arbiter(&gun_thread.handle(), move |_| {
-            let upstream = Upstream::open(&gun, store, m.clone());
-            // The indexer shares the relay's timeouts, retry and breaker settings.
-            let indexer =
-                oip_api.map(|base| HttpSource::new(HttpKind::Indexer, &base, &gun, m.clone()));
+            let upstream = Upstream::open(&gun, store, relay_tls, m.clone());
+            let indexer = oip_api
+                .map(|base| Pool::new(HttpKind::Indexer, &[&base], &gun, indexer_tls, m.clone()));
             GunFetcher::new(upstream, indexer, n, r, &gun, m)
         })
     };

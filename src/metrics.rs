@@ -6,7 +6,7 @@ use std::{
     fmt::Write,
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
-        Mutex,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -16,6 +16,10 @@ pub const INDEXER_REQUESTS: &str = "oip_indexer_requests_total";
 pub const GUN_RETRIES: &str = "oip_gun_retries_total";
 pub const GUN_COALESCED: &str = "oip_gun_coalesced_requests_total";
 pub const GUN_CIRCUIT_OPEN: &str = "oip_gun_circuit_open";
+pub const GUN_FAILOVERS: &str = "oip_gun_failovers_total";
+pub const GUN_RELAY_REQUESTS: &str = "oip_gun_relay_requests_total";
+pub const GUN_RELAY_FAILURES: &str = "oip_gun_relay_failures_total";
+pub const GUN_RELAY_CIRCUIT_OPEN: &str = "oip_gun_relay_circuit_open";
 pub const GUN_MALFORMED_RECORDS: &str = "oip_gun_malformed_records_total";
 pub const NEGATIVE_CACHE_LOOKUPS: &str = "oip_negative_cache_lookups_total";
 pub const NEGATIVE_CACHE_HITS: &str = "oip_negative_cache_hits_total";
@@ -63,6 +67,9 @@ pub struct Metrics {
     gun_retries: AtomicU64,
     gun_coalesced: AtomicU64,
     gun_circuit_open: AtomicU64,
+    gun_failovers: AtomicU64,
+    /// One entry per configured relay, registered at start-up.
+    relays: Mutex<Vec<Arc<RelayStats>>>,
     gun_malformed: AtomicU64,
     negative_lookups: AtomicU64,
     negative_hits: AtomicU64,
@@ -77,6 +84,26 @@ pub struct Metrics {
     memory_trend: AtomicU64,
     /// By route template, then by status class (`1xx` to `5xx`).
     http: Mutex<BTreeMap<String, [Option<Histogram>; 5]>>,
+}
+
+/// One relay's own series: what was sent to it, what failed there, its breaker.
+pub struct RelayStats {
+    url: String,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    circuit_open: AtomicU64,
+}
+
+impl RelayStats {
+    /// One request sent to this relay; `failed` when it could not answer as a relay (no
+    /// answer, 5xx, unreadable, misconfigured); `open` is its breaker afterwards.
+    pub fn attempt(&self, failed: bool, open: bool) {
+        self.requests.fetch_add(1, Relaxed);
+        if failed {
+            self.failures.fetch_add(1, Relaxed);
+        }
+        self.circuit_open.store(open.into(), Relaxed);
+    }
 }
 
 /// Process figures read at scrape time (they belong to the memory monitor, not to this module).
@@ -113,8 +140,26 @@ impl Metrics {
         self.gun_malformed.fetch_add(1, Relaxed);
     }
 
+    /// 1 while no relay's breaker lets a request through.
     pub fn set_circuit_open(&self, open: bool) {
         self.gun_circuit_open.store(open.into(), Relaxed);
+    }
+
+    /// A request that went on to the next relay after one failed.
+    pub fn failed_over(&self) {
+        self.gun_failovers.fetch_add(1, Relaxed);
+    }
+
+    /// The series of the relay at `url`, registered once per relay at start-up.
+    pub fn relay(&self, url: &str) -> Arc<RelayStats> {
+        let stats = Arc::new(RelayStats {
+            url: url.to_string(),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            circuit_open: AtomicU64::new(0),
+        });
+        lock(&self.relays).push(stats.clone());
+        stats
     }
 
     /// One check of the 404 cache, and whether it knew the soul missing.
@@ -177,7 +222,7 @@ impl Metrics {
             _ => 4,
         };
         let secs = elapsed.as_secs_f64();
-        let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        let mut http = lock(&self.http);
         // Every request passes here: look the route up by reference, and allocate its key only
         // the first time it is seen.
         if !http.contains_key(route) {
@@ -192,6 +237,31 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    fn render_relays(&self, out: &mut String) {
+        let relays = lock(&self.relays).clone();
+        let series = [
+            (GUN_RELAY_REQUESTS, "counter", "Requests sent to each relay."),
+            (
+                GUN_RELAY_FAILURES,
+                "counter",
+                "Requests to each relay that failed there (no answer, 5xx, unreadable, misconfigured).",
+            ),
+            (
+                GUN_RELAY_CIRCUIT_OPEN,
+                "gauge",
+                "1 while this relay's circuit breaker is open or probing.",
+            ),
+        ];
+        for (i, (name, kind, help)) in series.into_iter().enumerate() {
+            header(out, name, kind, help);
+            for relay in &relays {
+                let value = [&relay.requests, &relay.failures, &relay.circuit_open][i];
+                let url = escape(&relay.url);
+                let _ = writeln!(out, "{name}{{relay=\"{url}\"}} {}", value.load(Relaxed));
+            }
+        }
     }
 
     pub fn render(&self, process: &ProcessFigures) -> String {
@@ -210,15 +280,17 @@ impl Metrics {
         ];
         for (name, counts, help) in by_status {
             header(&mut out, name, "counter", help);
-            let counts = counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let counts = lock(counts).clone();
             for (status, n) in &counts {
                 let _ = writeln!(out, "{name}{{status=\"{status}\"}} {n}");
             }
         }
-        let plain: [(&str, &str, &str, u64); 15] = [
+        self.render_relays(&mut out);
+        let plain: [(&str, &str, &str, u64); 16] = [
             (GUN_RETRIES, "counter", "Relay requests that were retries of a failed attempt.", self.gun_retries.load(Relaxed)),
             (GUN_COALESCED, "counter", "Fetches that joined an in-flight request for the same soul instead of sending their own.", self.gun_coalesced.load(Relaxed)),
-            (GUN_CIRCUIT_OPEN, "gauge", "1 while the relay circuit breaker is open.", self.gun_circuit_open.load(Relaxed)),
+            (GUN_CIRCUIT_OPEN, "gauge", "1 while the circuit breaker of every relay is open: no relay can be asked.", self.gun_circuit_open.load(Relaxed)),
+            (GUN_FAILOVERS, "counter", "Relay requests sent to the next relay after one failed.", self.gun_failovers.load(Relaxed)),
             (GUN_MALFORMED_RECORDS, "counter", "Relay answers (200) whose record could not be decoded; the record's problem, not the relay's.", self.gun_malformed.load(Relaxed)),
             (NEGATIVE_CACHE_LOOKUPS, "counter", "Checks of the 404 cache.", self.negative_lookups.load(Relaxed)),
             (NEGATIVE_CACHE_HITS, "counter", "Checks of the 404 cache that found the soul known missing.", self.negative_hits.load(Relaxed)),
@@ -268,7 +340,7 @@ impl Metrics {
             "histogram",
             "HTTP request duration by route template and status class.",
         );
-        let http = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        let http = lock(&self.http);
         let entries = http.iter().flat_map(|(route, classes)| {
             STATUS_CLASSES
                 .iter()
@@ -295,13 +367,14 @@ impl Metrics {
     }
 }
 
+/// A poisoned lock still holds counts worth reporting.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn count_status(counts: &Mutex<BTreeMap<String, u64>>, status: Option<u16>) {
     let label = status.map_or_else(|| "error".to_string(), |s| s.to_string());
-    *counts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(label)
-        .or_default() += 1;
+    *lock(counts).entry(label).or_default() += 1;
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

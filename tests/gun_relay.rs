@@ -10,22 +10,87 @@ mod common;
 
 use std::{
     io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use common::*;
 use serde_json::{json, Value};
 
+/// How a test relay is started: its port (0: any), the GUN peers it syncs with, and a PEM
+/// certificate and key to serve HTTPS with.
+#[derive(Clone, Default)]
+struct RelaySetup {
+    port: u16,
+    peers: Vec<String>,
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// A relay process on its own storage; `stop` and `start_again` keep both port and storage, as
+/// a restarted relay would.
 struct GunRelay {
-    child: Child,
+    child: Option<Child>,
     url: String,
-    _storage: tempfile::TempDir,
+    setup: RelaySetup,
+    storage: tempfile::TempDir,
 }
 
 impl Drop for GunRelay {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+    }
+}
+
+impl GunRelay {
+    fn spawn(setup: &RelaySetup, storage: &Path) -> (Child, String) {
+        let mut command = Command::new("node");
+        command
+            .arg(repo_path("tests/relay/relay.js"))
+            .arg(storage)
+            .env("MISS_WAIT_MS", "300")
+            .env("PORT", setup.port.to_string())
+            .env("PEERS", setup.peers.join(","))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some((cert, key)) = &setup.tls {
+            command.env("TLS_CERT", cert).env("TLS_KEY", key);
+        }
+        let mut child = command.spawn().expect("node starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the relay said {line:?}"))
+            .to_string();
+        (child, url)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn start_again(&mut self) {
+        self.stop();
+        let port = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let setup = RelaySetup {
+            port,
+            ..self.setup.clone()
+        };
+        let (child, url) = Self::spawn(&setup, self.storage.path());
+        assert_eq!(url, self.url, "the relay came back on its port");
+        self.child = Some(child);
+    }
+
+    /// `ws://` form of the relay's GUN peer URL, for another relay's `PEERS`.
+    fn peer_url(&self) -> String {
+        format!("{}/gun", self.url)
     }
 }
 
@@ -40,37 +105,25 @@ fn skip(why: &str) -> Option<GunRelay> {
 }
 
 fn start_gun_relay() -> Option<GunRelay> {
-    let dir = repo_path("tests/relay");
+    start_relay_with(RelaySetup::default())
+}
+
+fn start_relay_with(setup: RelaySetup) -> Option<GunRelay> {
     if Command::new("node").arg("--version").output().is_err() {
         return skip("node is not installed");
     }
-    if !dir.join("node_modules/gun").exists() {
+    if !repo_path("tests/relay/node_modules/gun").exists() {
         return skip(
             "the gun package is missing; `make test` installs it into tests/relay/node_modules",
         );
     }
     let storage = tempfile::tempdir().unwrap();
-    let mut child = Command::new("node")
-        .arg(dir.join("relay.js"))
-        .arg(storage.path())
-        .env("MISS_WAIT_MS", "300")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("the relay said {line:?}"))
-        .to_string();
+    let (child, url) = GunRelay::spawn(&setup, storage.path());
     Some(GunRelay {
-        child,
+        child: Some(child),
         url,
-        _storage: storage,
+        setup,
+        storage,
     })
 }
 
@@ -296,4 +349,283 @@ async fn writes_follow_gun_rules_on_a_real_relay() {
     assert_eq!(node["data"]["basic"]["name"], "Merge me", "{node}");
     assert_eq!(node["oip"]["recordType"], "exercise", "{node}");
     assert!(node["meta"]["#"].is_string(), "{node}");
+}
+
+/// A CA and a certificate it signed for `127.0.0.1` and `localhost`, written into `dir`:
+/// `(ca.pem, cert.pem, key.pem)`.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "oip-resolver test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// A relay behind TLS with a private CA: trusted through `gun.ca_file`; without it every read
+/// says what is wrong (502 `relay_misconfigured` naming the certificate and the setting), the
+/// breaker stays closed (a certificate is not an outage), readiness fails and one WARN line
+/// says why.
+#[actix_web::test]
+async fn an_https_relay_is_trusted_with_its_ca_file_and_refused_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let Some(relay) = start_relay_with(RelaySetup {
+        tls: Some((cert, key)),
+        ..RelaySetup::default()
+    }) else {
+        return;
+    };
+    assert!(relay.url.starts_with("https://"), "{}", relay.url);
+
+    let trusted = Service::start(&relay_config(&relay.url).with(|c| c.gun.ca_file = Some(ca)));
+    put(
+        &trusted,
+        "tls-ex",
+        publisher_node(json!({"basic": {"name": "Over TLS"}}), "exercise"),
+    )
+    .await;
+    let r = get(trusted.url(&format!("/api/records?did=did:gun:{P}:tls-ex"))).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["records"][0]["data"]["basic"]["name"], "Over TLS");
+    assert_eq!(get(trusted.url("/health/ready")).await.status, 200);
+
+    let untrusted = Service::start(&relay_config(&relay.url).with(|c| c.gun.breaker_failures = 2));
+    for _ in 0..5 {
+        let r = get(untrusted.url(&format!("/gun-relay/get?soul={P}:tls-ex"))).await;
+        assert_eq!(r.status, 502);
+        let body = r.json();
+        assert_eq!(body["code"], "relay_misconfigured");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("certificate") && error.contains("gun.ca_file"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        metric(&untrusted, "oip_gun_circuit_open").await,
+        Some(0.0),
+        "a certificate the service does not trust is not an outage"
+    );
+    let ready = get(untrusted.url("/health/ready")).await;
+    assert_eq!(ready.status, 503);
+    let ready = ready.json();
+    assert_eq!(ready["relay"], "misconfigured");
+    assert!(
+        ready["relays"][0]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("TLS handshake failed")),
+        "{ready}"
+    );
+    assert_eq!(get(untrusted.url("/health/live")).await.status, 200);
+    let warnings = untrusted
+        .log()
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("TLS handshake failed"))
+        .count();
+    assert_eq!(warnings, 1, "{:#?}", untrusted.log());
+}
+
+/// Stops or starts a relay off the test's thread, so that the load it runs goes on meanwhile.
+async fn in_background(mut relay: GunRelay, change: fn(&mut GunRelay)) -> GunRelay {
+    actix_web::rt::task::spawn_blocking(move || {
+        change(&mut relay);
+        relay
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until `relay` holds `local`, synced from its peer.
+async fn wait_until_relay_has(relay: &GunRelay, local: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(format!("{}/get?soul={P}:{local}", relay.url))
+        .await
+        .status
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{local} never reached {}",
+            relay.url
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Two real relays that sync through GUN; the service lists both. Under a steady load of
+/// resolutions (record cache off, so every one asks a relay), the first relay is killed, then
+/// started again on its port: no request fails, and the restarted relay takes traffic again.
+#[actix_web::test]
+async fn one_of_two_relays_killed_under_load_fails_no_request() {
+    let Some(first) = start_gun_relay() else {
+        return;
+    };
+    let second = start_relay_with(RelaySetup {
+        peers: vec![first.peer_url()],
+        ..RelaySetup::default()
+    })
+    .expect("a second relay starts where the first did");
+    let service = Service::start(&relay_config(&first.url).with(|c| {
+        c.gun.relay_urls = vec![first.url.clone(), second.url.clone()];
+        c.gun.breaker_open_ms = 300;
+        c.record_cache.ttl_secs = 0;
+    }));
+    let did = |local: &str| format!("did:gun:{P}:{local}");
+    for (local, name) in [("fo-ex1", "Lunge"), ("fo-ex2", "Plank")] {
+        let node = publisher_node(json!({"basic": {"name": name}}), "exercise");
+        put(&service, local, node).await;
+    }
+    let workout = json!({"basic": {"name": "Fail-over"}, "workout": {"exercise": [did("fo-ex1"), did("fo-ex2")]}});
+    put(&service, "fo-workout", publisher_node(workout, "workout")).await;
+    for local in ["fo-ex1", "fo-ex2", "fo-workout"] {
+        wait_until_relay_has(&second, local).await;
+    }
+
+    let url = service.url(&format!(
+        "/api/records?did={}&resolveDepth=1",
+        did("fo-workout")
+    ));
+    let running = std::rc::Rc::new(std::cell::Cell::new(true));
+    // A peered GUN relay answers a read in ~100 ms (it asks its peers too): 32 clients keep
+    // both relays busy.
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            let (url, running) = (url.clone(), running.clone());
+            actix_web::rt::spawn(async move {
+                let (mut sent, mut failed) = (0u64, Vec::new());
+                while running.get() {
+                    let r = get(&url).await;
+                    sent += 1;
+                    let complete = r.status == 200
+                        && r.json()["records"][0]["data"]["workout"]["exercise"][1]["data"]
+                            ["basic"]["name"]
+                            == "Plank";
+                    if !complete {
+                        failed.push(format!(
+                            "{}: {}",
+                            r.status,
+                            String::from_utf8_lossy(&r.body)
+                        ));
+                    }
+                }
+                (sent, failed)
+            })
+        })
+        .collect();
+
+    actix_web::rt::time::sleep(Duration::from_millis(800)).await;
+    let first = in_background(first, GunRelay::stop).await;
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let first = in_background(first, GunRelay::start_again).await;
+    let back = Instant::now();
+    let stats = format!("{}/stats", first.url);
+    while get(&stats).await.json()["gets"]
+        .as_object()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "the restarted relay never took traffic again"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took_traffic = back.elapsed();
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    running.set(false);
+    let (mut sent, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (n, f) = client.await.unwrap();
+        sent += n;
+        failed.extend(f);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "fail-over: {sent} resolutions, {} failed; the restarted relay took traffic again {} ms after it listened",
+        failed.len(),
+        took_traffic.as_millis()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(sent > 100, "the load was real: {sent} resolutions");
+    assert!(
+        metric(&service, "oip_gun_failovers_total").await > Some(0.0),
+        "reads moved to the second relay"
+    );
+    let failures = format!("oip_gun_relay_failures_total{{relay=\"{}\"}}", first.url);
+    assert!(metric(&service, &failures).await > Some(0.0), "{failures}");
+    let health = get(service.url("/health")).await.json();
+    assert_eq!(health["relays"][0]["state"], "reachable", "{health}");
+    assert_eq!(health["relays"][1]["state"], "reachable", "{health}");
+}
+
+/// A relay outage with one relay: a record read before it is served stale past its TTL while the
+/// relay is down; once the relay is back, a change written to it meanwhile is seen as soon as the
+/// breaker lets a probe through (`gun.breaker_open_ms`).
+#[actix_web::test]
+async fn after_an_outage_a_changed_record_is_seen_once_the_relay_is_back() {
+    let Some(relay) = start_gun_relay() else {
+        return;
+    };
+    let service = Service::start(&relay_config(&relay.url).with(|c| {
+        c.record_cache.ttl_secs = 1;
+        c.gun.breaker_failures = 2;
+        c.gun.breaker_open_ms = 1000;
+    }));
+    let named = |name: &str| publisher_node(json!({"basic": {"name": name}}), "exercise");
+    put(&service, "outage-ex", named("Before")).await;
+    let url = service.url(&format!("/api/records?did=did:gun:{P}:outage-ex"));
+    let name = |r: &Reply| r.json()["records"][0]["data"]["basic"]["name"].clone();
+    assert_eq!(name(&get(&url).await), "Before");
+
+    let relay = in_background(relay, GunRelay::stop).await;
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..3 {
+        let r = get(&url).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(name(&r), "Before");
+        assert_eq!(r.json()["resolution"]["stale"], 1);
+    }
+
+    let relay = in_background(relay, GunRelay::start_again).await;
+    let changed = put_to(&relay.url, "outage-ex", named("After")).await;
+    assert_eq!(changed.status, 200);
+    let back = Instant::now();
+    loop {
+        let r = get(&url).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        if name(&r) == "After" {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "never saw the change"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "outage: the changed record was seen {} ms after the relay came back (breaker_open_ms 1000)",
+        back.elapsed().as_millis()
+    );
 }

@@ -88,12 +88,12 @@ fn bad_config_stops_start_up_with_one_line_naming_the_key() {
             "media.legacy_root",
         ),
         (
-            "gun: { source: relay, relay_url: \"https://relay.example:8765\" }\n",
-            "gun.relay_url",
+            "gun: { source: relay, ca_file: /nowhere/ca.pem }\n",
+            "gun.ca_file",
         ),
         (
-            "resolver: { oip_api: \"https://api.example\" }\n",
-            "resolver.oip_api",
+            "gun: { source: relay, relay_urls: [\"http://a:1\", \"b:2\"] }\n",
+            "gun.relay_urls",
         ),
         (
             "cors: { allowed_origins: [\"localhost\"] }\n",
@@ -107,6 +107,7 @@ fn bad_config_stops_start_up_with_one_line_naming_the_key() {
     }
     assert!(check_config("").0, "an empty file means every default");
     assert!(check_config("gun: { max_attempts: 5 }\n").0);
+    assert!(check_config("gun: { source: relay, relay_url: \"https://relay.example\" }\n").0);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use super::{
     negative_cache::{Forget, IsMissing, NegativeCache, RecordMissing},
     record_cache::RecordCache,
     resilience::BreakerState,
-    upstream::{GetResult, HttpSource, Upstream},
+    upstream::{GetResult, Pool, SourceReport, Upstream},
     CacheSource, FetchError, FetchResult, Fetched, Lookup, UpstreamBudget,
 };
 use crate::{config::GunConfig, did::Did, metrics::Metrics};
@@ -40,7 +40,7 @@ struct InFlight {
 pub struct GunFetcher {
     upstream: Rc<Upstream>,
     /// `resolver.oip_api`, for DIDs of other methods; they share the coalescing and caches.
-    indexer: Option<Rc<HttpSource>>,
+    indexer: Option<Rc<Pool>>,
     negative: Addr<NegativeCache>,
     records: Arc<RecordCache>,
     in_flight: HashMap<Did, InFlight>,
@@ -78,11 +78,66 @@ pub struct Put {
     pub node: Map<String, Value>,
 }
 
-/// How the relay looks from here, from the breaker: asking never sends a request. The breaker's
-/// own state comes with it (`None` for the file source).
+/// How the relays look from here, from their breakers and last answers: asking never sends a
+/// request.
 #[derive(Message)]
-#[rtype(result = "(RelayState, Option<BreakerState>)")]
+#[rtype(result = "RelayHealth")]
 pub struct RelayStatus;
+
+pub struct RelayHealth {
+    /// The service's view: reachable while any relay is.
+    pub state: RelayState,
+    /// The best breaker among the relays (`None` for the file source).
+    pub circuit: Option<BreakerState>,
+    pub relays: Vec<RelayReport>,
+}
+
+pub struct RelayReport {
+    pub url: String,
+    pub state: RelayState,
+    pub circuit: BreakerState,
+    /// What makes this relay misconfigured, while it is.
+    pub problem: Option<String>,
+}
+
+impl RelayHealth {
+    fn from_reports(reports: Vec<SourceReport>) -> Self {
+        let relays: Vec<RelayReport> = reports
+            .into_iter()
+            .map(|r| RelayReport {
+                state: match (&r.misconfigured, r.circuit) {
+                    (Some(_), _) => RelayState::Misconfigured,
+                    (None, BreakerState::Closed) => RelayState::Reachable,
+                    (None, BreakerState::Open | BreakerState::HalfOpen) => RelayState::Unreachable,
+                },
+                url: r.url,
+                circuit: r.circuit,
+                problem: r.misconfigured,
+            })
+            .collect();
+        let any = |state| relays.iter().any(|r| r.state == state);
+        let state = if relays.is_empty() {
+            RelayState::File
+        } else if any(RelayState::Reachable) {
+            RelayState::Reachable
+        } else if relays.iter().all(|r| r.state == RelayState::Misconfigured) {
+            RelayState::Misconfigured
+        } else {
+            RelayState::Unreachable
+        };
+        let rank = |c: BreakerState| match c {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        };
+        let circuit = relays.iter().map(|r| r.circuit).min_by_key(|c| rank(*c));
+        Self {
+            state,
+            circuit,
+            relays,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayState {
@@ -109,14 +164,14 @@ impl RelayState {
 /// `did:gun:`, the whole DID of the indexer for other methods.
 enum Route {
     Upstream(Rc<Upstream>, String),
-    Indexer(Rc<HttpSource>, String),
+    Indexer(Rc<Pool>, String),
 }
 
 impl GunFetcher {
     /// `upstream` and `indexer` are built on the fetcher's own thread: awc clients are not `Send`.
     pub fn new(
         upstream: Upstream,
-        indexer: Option<HttpSource>,
+        indexer: Option<Pool>,
         negative: Addr<NegativeCache>,
         records: Arc<RecordCache>,
         gun: &GunConfig,
@@ -323,14 +378,7 @@ impl Handler<RelayStatus> for GunFetcher {
     type Result = MessageResult<RelayStatus>;
 
     fn handle(&mut self, _: RelayStatus, _: &mut Self::Context) -> Self::Result {
-        let breaker = self.upstream.breaker_state();
-        let state = match breaker {
-            None => RelayState::File,
-            Some(_) if self.upstream.misconfigured() => RelayState::Misconfigured,
-            Some(BreakerState::Closed) => RelayState::Reachable,
-            Some(BreakerState::Open | BreakerState::HalfOpen) => RelayState::Unreachable,
-        };
-        MessageResult((state, breaker))
+        MessageResult(RelayHealth::from_reports(self.upstream.reports()))
     }
 }
 

@@ -5,6 +5,7 @@ pub mod negative_cache;
 pub mod record;
 pub mod record_cache;
 pub mod resilience;
+pub mod tls;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -76,7 +77,9 @@ pub enum FetchError {
         "this request has used its budget of relay requests (resolver.max_upstream_per_request)"
     )]
     OverBudget,
-    #[error("{0} answered 404 without the relay's not-found answer: check gun.relay_url")]
+    /// The URL answers, but not as the relay (or indexer) it should be: a wrong path, a
+    /// certificate not trusted. Not retried there, not counted against its breaker.
+    #[error("the upstream is misconfigured: {0}")]
     Misconfigured(String),
     #[error("the file source holds {0} bytes of writes already (gun.file_write_limit_bytes)")]
     StoreFull(u64),
@@ -87,6 +90,11 @@ impl FetchError {
     /// what a stale record may stand in for.
     pub fn relay_unavailable(&self) -> bool {
         self.is_transient() || *self == FetchError::CircuitOpen
+    }
+
+    /// Worth asking another relay: this one could not answer, or is not a relay as configured.
+    pub fn fails_over(&self) -> bool {
+        self.is_transient() || matches!(self, FetchError::Misconfigured(_))
     }
 
     /// Worth another attempt: the relay may answer differently next time.

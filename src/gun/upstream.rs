@@ -1,6 +1,7 @@
-//! Where records come from: the GUN relay over HTTP, or a JSON file of nodes loaded at start-up
+//! Where records come from: GUN relays over HTTP(S), or a JSON file of nodes loaded at start-up
 //! (the embedded demo source). Both answer with the same types, so the caches and the resolver
-//! cannot tell them apart.
+//! cannot tell them apart. Several relays (and the indexer, a pool of one) are a `Pool`: each
+//! relay has its own breaker, and a request that fails on one goes on to the next.
 
 use std::{
     cell::RefCell,
@@ -15,19 +16,23 @@ use awc::{
     Client, Connector,
 };
 use bytes::Bytes;
+use futures::future::LocalBoxFuture;
 use serde_json::{Map, Value};
 
 use super::{
     record::FoundRecord,
     resilience::{backoff, Breaker, BreakerState, Failure, RetryBudget, Transition},
-    FetchError,
+    tls, FetchError,
 };
-use crate::{config::GunConfig, metrics::Metrics};
+use crate::{
+    config::GunConfig,
+    metrics::{Metrics, RelayStats},
+};
 
-/// Where `did:gun:` records come from, as `gun.source` chose: the relay, or the file source loaded
-/// at start-up.
+/// Where `did:gun:` records come from, as `gun.source` chose: the relays, or the file source
+/// loaded at start-up.
 pub enum Upstream {
-    Relay(Box<HttpSource>),
+    Relay(Pool),
     File(RefCell<FileStore>),
 }
 
@@ -37,15 +42,15 @@ pub type GetResult = Result<Option<Arc<FoundRecord>>, FetchError>;
 impl Upstream {
     /// `store` is the file source when `gun.source` is `file`. Must run on the thread that will
     /// use it, like `HttpSource::new`.
-    pub fn open(gun: &GunConfig, store: Option<FileStore>, metrics: Arc<Metrics>) -> Self {
+    pub fn open(
+        gun: &GunConfig,
+        store: Option<FileStore>,
+        tls: Arc<rustls::ClientConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         match store {
             Some(store) => Upstream::File(store.into()),
-            None => Upstream::Relay(Box::new(HttpSource::new(
-                HttpKind::Relay,
-                &gun.relay_url,
-                gun,
-                metrics,
-            ))),
+            None => Upstream::Relay(Pool::new(HttpKind::Relay, &gun.relays(), gun, tls, metrics)),
         }
     }
 
@@ -80,20 +85,160 @@ impl Upstream {
         }
     }
 
-    pub fn misconfigured(&self) -> bool {
-        matches!(self, Upstream::Relay(relay) if relay.misconfigured())
-    }
-
-    pub fn breaker_state(&self) -> Option<BreakerState> {
+    /// Each relay as it looks now; empty for the file source.
+    pub fn reports(&self) -> Vec<SourceReport> {
         match self {
-            Upstream::Relay(relay) => Some(relay.breaker.borrow().state(Instant::now())),
-            Upstream::File(_) => None,
+            Upstream::Relay(pool) => pool.reports(),
+            Upstream::File(_) => Vec::new(),
         }
     }
 
     pub fn log_failures(&self) {
-        if let Upstream::Relay(relay) = self {
-            relay.log_failures();
+        if let Upstream::Relay(pool) = self {
+            pool.log_failures();
+        }
+    }
+}
+
+/// One relay (or indexer) as the breaker and the last answers see it: asking sends nothing.
+#[derive(Debug, Clone)]
+pub struct SourceReport {
+    pub url: String,
+    pub circuit: BreakerState,
+    /// Why the last answers say this URL is not usable as configured (a wrong path, a
+    /// certificate that is not trusted), while they do.
+    pub misconfigured: Option<String>,
+}
+
+/// The relays of `gun.relay_urls` in order of preference, or the indexer alone. The first whose
+/// breaker lets a request through takes it; one that fails (no answer, 5xx, a garbled answer, a
+/// misconfiguration) hands it to the next, as long as `gun.max_attempts` allows. Only when
+/// every relay has been tried does a retry wait its backoff and spend the retry budget: moving
+/// to another relay adds no load to the one in trouble.
+pub struct Pool {
+    kind: HttpKind,
+    sources: Vec<HttpSource>,
+    budget: RefCell<RetryBudget>,
+    config: GunConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Pool {
+    /// Must run on the thread that will use it: awc clients are not `Send`. An indexer shares
+    /// the relays' timeouts, retry and breaker settings.
+    pub fn new(
+        kind: HttpKind,
+        urls: &[&str],
+        config: &GunConfig,
+        tls: Arc<rustls::ClientConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let sources = urls
+            .iter()
+            .map(|url| HttpSource::new(kind, url, config, tls.clone(), metrics.clone()))
+            .collect();
+        Self {
+            kind,
+            sources,
+            budget: RefCell::new(RetryBudget::new(config.retry_budget_percent)),
+            config: config.clone(),
+            metrics,
+        }
+    }
+
+    /// A relay's soul (`key`), or an indexer's record by whole DID. A 404 from any relay is an
+    /// answer (relays sync through GUN), never a reason to ask the next one.
+    pub async fn get(&self, key: &str) -> GetResult {
+        self.budget.borrow_mut().on_first_attempt();
+        let mut attempts = 0;
+        loop {
+            let result = self
+                .pass(key, &mut attempts, |s| Box::pin(s.get(key)))
+                .await;
+            match result {
+                Err(e)
+                    if e.is_transient()
+                        && attempts < self.config.max_attempts
+                        && self.budget.borrow_mut().try_retry() =>
+                {
+                    log::debug!("get {key}: attempt {attempts} failed ({e}); retrying");
+                    self.metrics.retried();
+                    let pause = backoff(
+                        attempts,
+                        Duration::from_millis(self.config.backoff_base_ms),
+                        Duration::from_millis(self.config.backoff_max_ms),
+                        fastrand::f64(),
+                    );
+                    actix_web::rt::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A put goes to one relay (they sync); to the next only if that one failed.
+    pub async fn put(&self, soul: &str, body: Bytes) -> Result<Bytes, FetchError> {
+        let mut attempts = 0;
+        self.pass(soul, &mut attempts, |s| Box::pin(s.put(soul, body.clone())))
+            .await
+    }
+
+    /// An indexer's listing, `GET {base}/api/records?{query}`: its answer as it came.
+    pub async fn list(&self, query: &str) -> Result<Bytes, FetchError> {
+        let mut attempts = 0;
+        self.pass("listing", &mut attempts, |s| Box::pin(s.list(query)))
+            .await
+    }
+
+    /// One request to each usable source in turn, until one answers in a way the next could
+    /// not improve on, or `max_attempts` requests have been sent. Sources whose breaker is open
+    /// are passed over without a request.
+    async fn pass<'a, T>(
+        &'a self,
+        key: &str,
+        attempts: &mut u32,
+        op: impl Fn(&'a HttpSource) -> LocalBoxFuture<'a, Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
+        let mut outcome = Err(FetchError::CircuitOpen);
+        let mut failed = false;
+        for source in &self.sources {
+            let result = source.guarded(key, op(source)).await;
+            if matches!(result, Err(FetchError::CircuitOpen)) {
+                continue;
+            }
+            *attempts += 1;
+            if failed {
+                self.metrics.failed_over();
+            }
+            match result {
+                Err(e) if e.fails_over() && *attempts < self.config.max_attempts => {
+                    failed = true;
+                    outcome = Err(e);
+                }
+                other => {
+                    outcome = other;
+                    break;
+                }
+            }
+        }
+        if self.kind == HttpKind::Relay {
+            let now = Instant::now();
+            let all_open = self
+                .sources
+                .iter()
+                .all(|s| s.breaker.borrow().state(now) != BreakerState::Closed);
+            self.metrics.set_circuit_open(all_open);
+        }
+        outcome
+    }
+
+    pub fn reports(&self) -> Vec<SourceReport> {
+        self.sources.iter().map(HttpSource::report).collect()
+    }
+
+    pub fn log_failures(&self) {
+        for source in &self.sources {
+            source.log_failures();
         }
     }
 }
@@ -188,17 +333,20 @@ impl HttpKind {
     }
 }
 
-/// An HTTP upstream with its own retry budget and circuit breaker.
+/// One HTTP upstream with its own circuit breaker; what it counts is its own too.
 pub struct HttpSource {
     kind: HttpKind,
     client: Client,
     base: String,
+    /// `base` without credentials: what logs, metrics and `/health` show.
+    shown: String,
     config: GunConfig,
     metrics: Arc<Metrics>,
+    /// This relay's series in `/metrics` (`None` for the indexer).
+    stats: Option<Arc<RelayStats>>,
     breaker: RefCell<Breaker>,
-    budget: RefCell<RetryBudget>,
     failures: RefCell<FailureTally>,
-    misconfigured: std::cell::Cell<bool>,
+    misconfigured: RefCell<Option<String>>,
 }
 
 /// The relay's own answer for a soul it does not hold: `{"error": "Not found"}`.
@@ -234,11 +382,16 @@ impl FailureTally {
 }
 
 impl HttpSource {
-    /// Must run on the thread that will use it: awc clients are not `Send`. The indexer shares
-    /// the relay's timeouts, retry and breaker settings.
-    pub fn new(kind: HttpKind, base: &str, config: &GunConfig, metrics: Arc<Metrics>) -> Self {
+    fn new(
+        kind: HttpKind,
+        base: &str,
+        config: &GunConfig,
+        tls: Arc<rustls::ClientConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let connector = Connector::new()
+            .rustls_0_23(tls)
             .limit(config.max_connections)
             .timeout(timeout.min(Duration::from_secs(5)));
         let client = Client::builder()
@@ -246,34 +399,37 @@ impl HttpSource {
             .timeout(timeout)
             .disable_redirects()
             .finish();
+        let base = base.trim_end_matches('/').to_string();
+        let shown = without_credentials(&base);
+        let stats = (kind == HttpKind::Relay).then(|| metrics.relay(&shown));
         Self {
             kind,
             client,
-            base: base.trim_end_matches('/').to_string(),
+            base,
+            shown,
             config: config.clone(),
             metrics,
+            stats,
             breaker: RefCell::new(Breaker::new(
                 config.breaker_failures,
                 Duration::from_millis(config.breaker_open_ms),
             )),
-            budget: RefCell::new(RetryBudget::new(config.retry_budget_percent)),
             failures: RefCell::default(),
-            misconfigured: std::cell::Cell::new(false),
+            misconfigured: RefCell::default(),
         }
     }
 
-    /// An indexer's listing, `GET {base}/api/records?{query}`: its answer as it came.
-    pub async fn list(&self, query: &str) -> Result<Bytes, FetchError> {
+    async fn list(&self, query: &str) -> Result<Bytes, FetchError> {
         let url = format!("{}/api/records?{query}", self.base);
         let request = self.client.get(url).send();
-        self.guarded("listing", self.success_body(request)).await
+        self.success_body(request).await
     }
 
     /// Sends one request, counted once, and reads its answer's body within
     /// `max_response_bytes`: the body of a 2xx, else `Status`.
     async fn success_body(&self, request: awc::SendClientRequest) -> Result<Bytes, FetchError> {
         let mut sent = self.count_once();
-        let mut res = request.await.map_err(send_error)?;
+        let mut res = request.await.map_err(|e| self.send_error(e))?;
         let status = res.status().as_u16();
         sent.response(status);
         let body = res
@@ -289,7 +445,7 @@ impl HttpSource {
     }
 
     /// `key` is a soul for the relay, a whole DID for an indexer.
-    pub async fn get(&self, key: &str) -> GetResult {
+    async fn get(&self, key: &str) -> GetResult {
         let url = match self.kind {
             HttpKind::Relay => format!("{}/get?soul={}", self.base, encode_query_value(key)),
             HttpKind::Indexer => format!(
@@ -298,30 +454,7 @@ impl HttpSource {
                 encode_query_value(key)
             ),
         };
-        self.budget.borrow_mut().on_first_attempt();
-        let mut attempt = 1;
-        loop {
-            let result = self.guarded(key, self.attempt_get(&url)).await;
-            match result {
-                Err(e)
-                    if e.is_transient()
-                        && attempt < self.config.max_attempts
-                        && self.budget.borrow_mut().try_retry() =>
-                {
-                    log::debug!("get {key}: attempt {attempt} failed ({e}); retrying");
-                    self.metrics.retried();
-                    let pause = backoff(
-                        attempt,
-                        Duration::from_millis(self.config.backoff_base_ms),
-                        Duration::from_millis(self.config.backoff_max_ms),
-                        fastrand::f64(),
-                    );
-                    actix_web::rt::time::sleep(pause).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        self.attempt_get(&url).await
     }
 
     async fn put(&self, soul: &str, body: Bytes) -> Result<Bytes, FetchError> {
@@ -330,7 +463,8 @@ impl HttpSource {
             .post(format!("{}/put", self.base))
             .insert_header(("content-type", "application/json"))
             .send_body(body);
-        self.guarded(soul, self.success_body(request)).await
+        log::debug!("put {soul} to {}", self.shown);
+        self.success_body(request).await
     }
 
     /// Runs one attempt for `key` under the breaker and the request timeout, and tells the
@@ -370,20 +504,60 @@ impl HttpSource {
             (Transition::Opened, Err(e)) => log::warn!(
                 "[GUN Relay] {} {}: circuit open after {} failures across souls and connections (last: {e}); failing fast for {} ms",
                 self.kind.name(),
-                self.base,
+                self.shown,
                 breaker.failures(),
                 self.config.breaker_open_ms
             ),
             (Transition::Closed, _) => log::warn!(
                 "[GUN Relay] {} {}: answering again; circuit closed",
                 self.kind.name(),
-                self.base
+                self.shown
             ),
             _ => {}
         }
-        let open = breaker.state(Instant::now()) != BreakerState::Closed;
-        self.metrics.set_circuit_open(open);
+        if let Some(stats) = &self.stats {
+            let open = breaker.state(Instant::now()) != BreakerState::Closed;
+            stats.attempt(matches!(&result, Err(e) if e.fails_over()), open);
+        }
         result
+    }
+
+    fn report(&self) -> SourceReport {
+        SourceReport {
+            url: self.shown.clone(),
+            circuit: self.breaker.borrow().state(Instant::now()),
+            misconfigured: self.misconfigured.borrow().clone(),
+        }
+    }
+
+    /// Marks this URL misconfigured for `reason` (WARN once, until an answer clears it).
+    fn misconfigured_by(&self, reason: String) -> FetchError {
+        let mut current = self.misconfigured.borrow_mut();
+        if current.is_none() {
+            log::warn!(
+                "[GUN Relay] {} {}: {reason}; reads answer 502 relay_misconfigured until it is fixed",
+                self.kind.name(),
+                self.shown
+            );
+        }
+        *current = Some(reason.clone());
+        FetchError::Misconfigured(format!("{}: {reason}", self.shown))
+    }
+
+    fn send_error(&self, e: SendRequestError) -> FetchError {
+        if let Some(reason) = tls::handshake_failure(&e) {
+            let setting = match self.kind {
+                HttpKind::Relay => "gun.ca_file",
+                HttpKind::Indexer => "resolver.ca_file",
+            };
+            return self.misconfigured_by(format!(
+                "TLS handshake failed ({reason}); is the certificate's issuer in {setting}?"
+            ));
+        }
+        match e {
+            SendRequestError::Timeout => FetchError::Timeout,
+            other => FetchError::Unreachable(other.to_string()),
+        }
     }
 
     /// One WARN line with the failures since the last one, if there were any.
@@ -393,7 +567,7 @@ impl HttpSource {
             log::warn!(
                 "[GUN Relay] {} {}: {} failed requests in the last {}s (timeouts {}, 5xx {}, unreachable {}, unreadable answers {}, misconfigured {})",
                 self.kind.name(),
-                self.base,
+                self.shown,
                 tally.total(),
                 self.config.failure_log_interval_secs,
                 tally.timeouts,
@@ -407,7 +581,12 @@ impl HttpSource {
 
     async fn attempt_get(&self, url: &str) -> GetResult {
         let mut sent = self.count_once();
-        let mut res = self.client.get(url).send().await.map_err(send_error)?;
+        let mut res = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
         let status = res.status().as_u16();
         sent.response(status);
         match status {
@@ -421,7 +600,7 @@ impl HttpSource {
                     HttpKind::Relay => FoundRecord::from_relay_answer(body).map(Some),
                     HttpKind::Indexer => FoundRecord::from_indexer_answer(body),
                 };
-                self.misconfigured.set(false);
+                self.misconfigured.take();
                 match found {
                     Ok(found) => Ok(found.map(Arc::new)),
                     Err(e) => {
@@ -433,28 +612,18 @@ impl HttpSource {
             404 if self.kind == HttpKind::Relay => {
                 let body = res.body().limit(4096).await.unwrap_or_default();
                 if is_relay_not_found(&body) {
-                    self.misconfigured.set(false);
+                    self.misconfigured.take();
                     return Ok(None);
                 }
                 // Not the relay's answer: a wrong path (`.../gun`), a proxy, another service.
                 // Caching it would mark every soul missing for an hour.
-                if !self.misconfigured.replace(true) {
-                    log::warn!(
-                        "[GUN Relay] {} {}: a 404 that is not the relay's record-not-found answer (is the URL right? the relay serves /get and /put); reads answer 502 relay_misconfigured until it is",
-                        self.kind.name(),
-                        self.base
-                    );
-                }
-                Err(FetchError::Misconfigured(self.base.clone()))
+                Err(self.misconfigured_by(
+                    "a 404 that is not the relay's record-not-found answer (is the URL right? the relay serves /get and /put)".into(),
+                ))
             }
             404 => Ok(None),
             other => Err(FetchError::Status(other)),
         }
-    }
-
-    /// Whether the last answers said the URL is not the relay's (see `attempt_get`).
-    pub fn misconfigured(&self) -> bool {
-        self.misconfigured.get()
     }
 
     fn count_once(&self) -> SentRequest<'_> {
@@ -496,17 +665,22 @@ impl Drop for SentRequest<'_> {
     }
 }
 
-fn send_error(e: SendRequestError) -> FetchError {
-    match e {
-        SendRequestError::Timeout => FetchError::Timeout,
-        other => FetchError::Unreachable(other.to_string()),
-    }
-}
-
 fn payload_error(e: PayloadError, limit: usize) -> FetchError {
     match e {
         PayloadError::Overflow => FetchError::TooLarge(limit),
         other => FetchError::Malformed(format!("body cut short: {other}")),
+    }
+}
+
+/// `url` without a `user:password@` part.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
@@ -527,6 +701,18 @@ pub fn encode_query_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_not_shown() {
+        assert_eq!(
+            without_credentials("https://u:p@relay:8765/x@y"),
+            "https://relay:8765/x@y"
+        );
+        assert_eq!(
+            without_credentials("http://relay:8765"),
+            "http://relay:8765"
+        );
+    }
 
     #[test]
     fn query_values_are_encoded() {

@@ -3,7 +3,11 @@
 use actix_web::{web, HttpResponse};
 
 use super::{compressed, AppState};
-use crate::{error::ApiError, gun::RelayState, gun::RelayStatus, monitor};
+use crate::{
+    error::ApiError,
+    gun::{fetcher::RelayHealth, RelayState, RelayStatus},
+    monitor,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // `/api/health` is where the old service answered.
@@ -19,42 +23,66 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "live"}))
 }
 
-/// Readiness: a relay can be used (or the file source serves). 503 while the breaker is open
-/// or the relay URL is not a relay's, so a balancer sends traffic elsewhere meanwhile.
+/// Readiness: a relay can be used (or the file source serves). 503 while every relay's breaker
+/// is open or every relay URL is misconfigured, so a balancer sends traffic elsewhere meanwhile.
 async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (relay, _) = state.gun.fetcher.send(RelayStatus).await?;
-    let reason = match relay {
+    let health = state.gun.fetcher.send(RelayStatus).await?;
+    let reason = match health.state {
         RelayState::File | RelayState::Reachable => None,
-        RelayState::Unreachable => Some("the relay's circuit breaker is open"),
-        RelayState::Misconfigured => Some("the relay URL answers 404s that are not the relay's"),
+        RelayState::Unreachable => Some("no relay can be asked: every circuit breaker is open"),
+        RelayState::Misconfigured => Some("every relay URL is misconfigured (see relays)"),
     };
+    let mut body = serde_json::json!({
+        "status": if reason.is_some() { "not_ready" } else { "ready" },
+        "relay": health.state.as_str(),
+        "relays": relays(&health),
+    });
     Ok(match reason {
-        None => {
-            HttpResponse::Ok().json(serde_json::json!({"status": "ready", "relay": relay.as_str()}))
+        None => HttpResponse::Ok().json(body),
+        Some(reason) => {
+            body["reason"] = reason.into();
+            HttpResponse::ServiceUnavailable().json(body)
         }
-        Some(reason) => HttpResponse::ServiceUnavailable().json(
-            serde_json::json!({"status": "not_ready", "relay": relay.as_str(), "reason": reason}),
-        ),
     })
 }
 
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (relay, breaker) = state.gun.fetcher.send(RelayStatus).await?;
-    let serving = matches!(relay, RelayState::File | RelayState::Reachable);
+    let health = state.gun.fetcher.send(RelayStatus).await?;
+    let serving = matches!(health.state, RelayState::File | RelayState::Reachable);
     let mut body = serde_json::json!({
         "status": if serving { "ok" } else { "degraded" },
-        "relay": relay.as_str(),
+        "relay": health.state.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSecs": state.started.elapsed().as_secs(),
     });
-    if let Some(breaker) = breaker {
-        body["circuit"] = breaker.as_str().into();
+    if let Some(circuit) = health.circuit {
+        body["circuit"] = circuit.as_str().into();
+        body["relays"] = relays(&health);
     }
     Ok(if serving {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     })
+}
+
+/// Each relay: its URL, state, breaker, and what is misconfigured about it.
+fn relays(health: &RelayHealth) -> serde_json::Value {
+    health
+        .relays
+        .iter()
+        .map(|r| {
+            let mut relay = serde_json::json!({
+                "url": r.url,
+                "state": r.state.as_str(),
+                "circuit": r.circuit.as_str(),
+            });
+            if let Some(problem) = &r.problem {
+                relay["problem"] = problem.as_str().into();
+            }
+            relay
+        })
+        .collect()
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

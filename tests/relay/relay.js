@@ -5,11 +5,18 @@
 //                         404 {"error":"Not found"} after MISS_WAIT_MS, 400 without `soul`
 //   POST /put          -> body {"soul":S,"data":{node}} -> 200 {"success":true,"soul":S}
 //   GET  /stats        -> {"gets":{soul:count}}: what the service actually asked for
+//   ws   /gun          -> GUN's own websocket, as the production relay serves it (peers sync here)
 //
-// Usage: node relay.js <storage dir>   (PORT, default 0 = any free port; MISS_WAIT_MS, default 3000)
-// Prints "listening on http://127.0.0.1:<port>" once it accepts requests.
+// Usage: node relay.js <storage dir>
+//   PORT          default 0 = any free port
+//   MISS_WAIT_MS  default 3000
+//   PEERS         comma-separated GUN peers (http://host:port/gun) to sync with
+//   TLS_CERT, TLS_KEY  PEM files: serve HTTPS instead of HTTP
+// Prints "listening on http(s)://127.0.0.1:<port>" once it accepts requests.
 
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const path = require('path');
 
 // GUN greets on start-up; keep stdout for the one line the test reads.
@@ -19,7 +26,10 @@ const Gun = require('gun');
 
 const storage = process.argv[2] || path.join(__dirname, 'radata');
 const missWait = Number(process.env.MISS_WAIT_MS || 3000);
-const gun = Gun({ file: storage, localStorage: false, multicast: false, axe: false, peers: [] });
+const peers = (process.env.PEERS || '').split(',').filter(Boolean);
+const tls = process.env.TLS_CERT && process.env.TLS_KEY
+  ? { cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) }
+  : null;
 const gets = {};
 
 function send(res, status, body) {
@@ -68,7 +78,7 @@ function put(req, res) {
   });
 }
 
-const server = http.createServer((req, res) => {
+function handle(req, res) {
   const url = new URL(req.url, 'http://relay');
   if (req.method === 'GET' && url.pathname === '/get') {
     const soul = url.searchParams.get('soul');
@@ -78,8 +88,12 @@ const server = http.createServer((req, res) => {
   if (req.method === 'POST' && url.pathname === '/put') return put(req, res);
   if (req.method === 'GET' && url.pathname === '/stats') return send(res, 200, { gets });
   send(res, 404, { error: 'no such route' });
-});
+}
+
+const server = tls ? https.createServer(tls, handle) : http.createServer(handle);
+// GUN answers its websocket at /gun on the same server, and syncs with PEERS through it.
+const gun = Gun({ web: server, file: storage, localStorage: false, multicast: false, axe: false, peers });
 
 server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
-  log(`listening on http://127.0.0.1:${server.address().port}`);
+  log(`listening on ${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`);
 });
