@@ -324,8 +324,13 @@ impl Default for LogConfig {
 
 impl Config {
     /// Reads `path`, applies the environment (through `env`, so tests need not touch the
-    /// process environment) and validates the result.
-    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// process environment), then the command line's `--set section.key=value` items, and
+    /// validates the result.
+    pub fn load(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+        set: &[String],
+    ) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -334,7 +339,7 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        Self::from_yaml(&text, base, env)
+        Self::from_layers(&text, base, env, set)
     }
 
     /// Defaults, then the file's `text`, then the environment (`env`), then validation. Relative
@@ -343,6 +348,16 @@ impl Config {
         text: &str,
         base: &Path,
         env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_layers(text, base, env, &[])
+    }
+
+    /// `from_yaml`, then the command line's `section.key=value` items (`set`), which win.
+    pub fn from_layers(
+        text: &str,
+        base: &Path,
+        env: impl Fn(&str) -> Option<String>,
+        set_items: &[String],
     ) -> Result<Self, ConfigError> {
         let mut tree = parse(text)?;
         let mut sources: Vec<(String, String)> = Vec::new();
@@ -410,10 +425,21 @@ impl Config {
                 "JWT_SECRET",
             );
         }
-        for var in env_variables() {
+        let variables = env_variables();
+        for var in &variables {
             if let Some(raw) = env(&var.name) {
                 set(&mut tree, &var.key, var.value(&raw), &var.name);
             }
+        }
+        for item in set_items {
+            let (key, raw) = item
+                .split_once('=')
+                .ok_or_else(|| invalid(item, "--set wants section.key=value"))?;
+            let var = variables
+                .iter()
+                .find(|v| v.key == key)
+                .ok_or_else(|| invalid(key, "no such setting (--set wants section.key=value)"))?;
+            set(&mut tree, key, var.value(raw), "--set");
         }
         // What the shipped config.yaml restates at its default is not news in the summary.
         let defaults = yaml_serde::to_value(Config::default()).expect("the defaults serialise");
@@ -448,7 +474,7 @@ impl Config {
     /// The variables `--help` lists: one per key, with its default.
     pub fn variables_help() -> String {
         let mut out = String::from(
-            "Every key of config.yaml can be set from the environment (defaults < file < environment):\n",
+            "Every key of config.yaml can be set from the environment (defaults < file < environment < --set):\n",
         );
         for var in env_variables() {
             out.push_str(&format!("  {:<44} {}\n", var.name, var.key));
@@ -840,6 +866,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("gun.relay_url"), "{err}");
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_environment() {
+        let env = |k: &str| (k == "OIP_GUN_MAX_ATTEMPTS").then(|| "5".to_string());
+        let set = ["gun.max_attempts=7".to_string()];
+        let c = Config::from_layers("gun: { max_attempts: 3 }", Path::new("."), env, &set).unwrap();
+        assert_eq!(c.gun.max_attempts, 7);
+        assert!(c
+            .sources
+            .contains(&("gun.max_attempts".into(), "--set".into())));
+        for (item, named) in [
+            ("gun.max_attempts=zero", "--set (gun.max_attempts)"),
+            ("gun.max_atempts=2", "gun.max_atempts"),
+            ("gun.max_attempts", "gun.max_attempts"),
+        ] {
+            let err = Config::from_layers("", Path::new("."), no_env, &[item.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("config {named}: ")),
+                "{item}: {err}"
+            );
+        }
     }
 
     #[test]

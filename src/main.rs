@@ -15,6 +15,9 @@ struct Cli {
     /// Validate the configuration and exit: 0 when it is valid, 1 when not.
     #[arg(long)]
     check_config: bool,
+    /// Set one key, over the file and the environment: `--set gun.max_attempts=5`. Repeatable.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -24,7 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let loaded = Config::check_variable_names(std::env::vars().map(|(name, _)| name))
-        .and_then(|()| Config::load(&cli.config, |key| std::env::var(key).ok()));
+        .and_then(|()| Config::load(&cli.config, |key| std::env::var(key).ok(), &cli.set));
     let config = match loaded {
         Ok(config) => config,
         Err(e) => {

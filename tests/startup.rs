@@ -107,6 +107,12 @@ fn bad_config_stops_start_up_with_one_line_naming_the_key() {
     }
     assert!(check_config("").0, "an empty file means every default");
     assert!(check_config("gun: { max_attempts: 5 }\n").0);
+    let (code, text) = run_with_config(
+        &["--check-config", "--set", "gun.max_attempts=0"],
+        "gun: { max_attempts: 5 }\n",
+    );
+    assert_eq!(code, Some(1), "the command line wins: {text}");
+    assert!(text.contains("gun.max_attempts"), "{text}");
     assert!(check_config("gun: { source: relay, relay_url: \"https://relay.example\" }\n").0);
 }
 
