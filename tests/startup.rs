@@ -241,3 +241,47 @@ async fn the_summary_says_where_each_setting_came_from() {
         "{summary}"
     );
 }
+
+/// A container's settings: `PORT` binds every interface on that port, every `GUN_PEERS` entry is
+/// a relay, and an `OIP_...` variable sets its key; the start-up summary names each source.
+#[actix_web::test]
+async fn port_and_gun_peers_come_from_the_environment() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let (a, b) = (MockRelay::start(), MockRelay::start());
+    let service = Service::try_start_with_env(
+        &test_config(),
+        &[
+            ("PORT", &port),
+            ("GUN_PEERS", &format!("{}, {}", a.url(), b.url())),
+            ("OIP_GUN_BREAKER_OPEN_MS", "1234"),
+        ],
+    )
+    .expect("the service starts");
+    assert_eq!(service.addr.to_string(), format!("0.0.0.0:{port}"));
+    let health = get(format!("http://127.0.0.1:{port}/health")).await.json();
+    let urls: Vec<&str> = health["relays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, [a.url(), b.url()], "{health}");
+    let summary = service
+        .wait_for_line(
+            "settings not at their defaults",
+            std::time::Duration::from_secs(2),
+        )
+        .unwrap();
+    for said in [
+        "server.bind from PORT",
+        "gun.relay_urls from GUN_PEERS",
+        "gun.breaker_open_ms from OIP_GUN_BREAKER_OPEN_MS",
+    ] {
+        assert!(summary.contains(said), "{said}: {summary}");
+    }
+}

@@ -530,6 +530,12 @@ impl Service {
     }
 
     pub fn try_start(config: &Config) -> Result<Self, String> {
+        Self::try_start_with_env(config, &[])
+    }
+
+    /// Starts the binary with `config` and the variables `env` set, as an operator's container
+    /// would.
+    pub fn try_start_with_env(config: &Config, env: &[(&str, &str)]) -> Result<Self, String> {
         let yaml = yaml_serde::to_string(config).expect("a config serialises");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
@@ -541,6 +547,7 @@ impl Service {
             .env_remove("GUN_PEERS")
             .env_remove("JWT_SECRET")
             .env_remove("PORT")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
