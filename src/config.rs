@@ -121,9 +121,20 @@ pub struct GunConfig {
     pub failure_log_interval_secs: u64,
     /// With the file source, what writes may add in memory; past it a put is 507.
     pub file_write_limit_bytes: u64,
+    /// Listen to each relay's write broadcast (`ws://<relay>/gun`) and drop what it names from
+    /// both caches. Only with `source: relay`.
+    pub watch: bool,
+    /// The soul the feed's proof write goes to: written through the relay's `/put` after each
+    /// connect, it must come back on the socket, or the relay does not broadcast.
+    pub watch_canary_soul: String,
 }
 
 impl GunConfig {
+    /// Whether the relays' write feeds are listened to: `watch`, with relays to listen to.
+    pub fn watching(&self) -> bool {
+        self.watch && self.source == GunSource::Relay
+    }
+
     /// The relays, in order of preference: `relay_urls`, or `relay_url` while that is empty.
     pub fn relays(&self) -> Vec<&str> {
         if self.relay_urls.is_empty() {
@@ -154,6 +165,8 @@ impl Default for GunConfig {
             malformed_ttl_secs: 60,
             failure_log_interval_secs: 60,
             file_write_limit_bytes: 64 * 1024 * 1024,
+            watch: true,
+            watch_canary_soul: "oip-resolver:watch-canary".into(),
         }
     }
 }
@@ -162,6 +175,10 @@ impl Default for GunConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct NegativeCacheConfig {
     pub ttl_secs: u64,
+    /// The TTL while no relay's write feed is live (`gun.watch` on, but down or unsupported):
+    /// nothing would tell this cache that a missing soul was written meanwhile. Never longer
+    /// than `ttl_secs`.
+    pub ttl_without_watch_secs: u64,
     /// `forceRefresh` asks the relay again for a soul known missing only once its entry is this
     /// old, so clients that always ask for a refresh cannot undo the cache.
     pub refresh_after_secs: u64,
@@ -174,6 +191,7 @@ impl Default for NegativeCacheConfig {
     fn default() -> Self {
         Self {
             ttl_secs: 3600,
+            ttl_without_watch_secs: 300,
             refresh_after_secs: 60,
             sweep_interval_secs: 3600,
             capacity: 10_000,
@@ -589,6 +607,18 @@ impl Config {
             return Err(invalid(
                 "negative_cache.ttl_secs",
                 "must be greater than 0 (a 404 cache that forgets at once sends every miss to the relay)",
+            ));
+        }
+        if self.negative_cache.ttl_without_watch_secs == 0 {
+            return Err(invalid(
+                "negative_cache.ttl_without_watch_secs",
+                "must be greater than 0 (a 404 cache that forgets at once sends every miss to the relay)",
+            ));
+        }
+        if self.gun.watch && self.gun.watch_canary_soul.trim().is_empty() {
+            return Err(invalid(
+                "gun.watch_canary_soul",
+                "must not be empty while gun.watch is on",
             ));
         }
         if self.gun.backoff_max_ms < self.gun.backoff_base_ms {

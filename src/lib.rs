@@ -43,7 +43,8 @@ use crate::{
         fetcher::Reader,
         record_cache::RecordCache,
         tls,
-        upstream::{FileStore, HttpKind, Pool, Upstream},
+        upstream::{self, FileStore, HttpKind, Pool, Upstream},
+        watch::{FeedStates, Watch, WatchSetup},
         GunFetcher, NegativeCache,
     },
     http::AppState,
@@ -86,9 +87,13 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
     // The relay client is not `Send`: the fetcher lives on a thread of its own, with the cache it
     // consults on every miss beside it so that their messages stay cheap and ordered.
     let gun_thread = Arbiter::new();
+    let watching = config.gun.watching();
+    let feeds = Arc::new(FeedStates::new(config.gun.relays().len(), watching));
     let negative = {
         let (c, m) = (config.negative_cache.clone(), metrics.clone());
-        NegativeCache::start_in_arbiter(&gun_thread.handle(), move |_| NegativeCache::new(&c, m))
+        NegativeCache::start_in_arbiter(&gun_thread.handle(), move |_| {
+            NegativeCache::new(&c, watching, m)
+        })
     };
     let records = Arc::new(RecordCache::from_config(
         &config.record_cache,
@@ -108,14 +113,42 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
     let indexer_tls = tls_for("resolver.ca_file", config.resolver.ca_file.as_deref())?;
     let fetcher = {
         let (gun, oip_api) = (config.gun.clone(), config.resolver.oip_api.clone());
-        let (m, n, r) = (metrics.clone(), negative.clone(), records.clone());
+        let (m, n, r, f) = (
+            metrics.clone(),
+            negative.clone(),
+            records.clone(),
+            feeds.clone(),
+        );
+        let tls = relay_tls.clone();
         GunFetcher::start_in_arbiter(&gun_thread.handle(), move |_| {
-            let upstream = Upstream::open(&gun, store, relay_tls, m.clone());
+            let upstream = Upstream::open(&gun, store, tls, m.clone());
             let indexer = oip_api
                 .map(|base| Pool::new(HttpKind::Indexer, &[&base], &gun, indexer_tls, m.clone()));
-            GunFetcher::new(upstream, indexer, n, r, &gun, m)
+            GunFetcher::new(upstream, indexer, n, r, &gun, f, m)
         })
     };
+    if watching {
+        for (slot, url) in config.gun.relays().into_iter().enumerate() {
+            let base = url.trim_end_matches('/').to_string();
+            let (gun, tls) = (config.gun.clone(), relay_tls.clone());
+            let (fetcher, negative) = (fetcher.clone(), negative.clone());
+            let (feeds, metrics) = (feeds.clone(), metrics.clone());
+            Watch::start_in_arbiter(&gun_thread.handle(), move |_| {
+                Watch::new(WatchSetup {
+                    slot,
+                    shown: upstream::without_credentials(&base),
+                    base,
+                    client: upstream::client(&gun, tls),
+                    canary_soul: gun.watch_canary_soul.clone(),
+                    max_frame: gun.max_response_bytes,
+                    fetcher,
+                    negative,
+                    feeds,
+                    metrics,
+                })
+            });
+        }
+    }
     MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
     let media = {
         let shared = Arc::new(Media::new(

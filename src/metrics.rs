@@ -20,6 +20,10 @@ pub const GUN_FAILOVERS: &str = "oip_gun_failovers_total";
 pub const GUN_RELAY_REQUESTS: &str = "oip_gun_relay_requests_total";
 pub const GUN_RELAY_FAILURES: &str = "oip_gun_relay_failures_total";
 pub const GUN_RELAY_CIRCUIT_OPEN: &str = "oip_gun_relay_circuit_open";
+pub const GUN_WATCH_LIVE: &str = "oip_gun_watch_live";
+pub const GUN_WATCH_FRAMES: &str = "oip_gun_watch_frames_total";
+pub const GUN_WATCH_INVALIDATIONS: &str = "oip_gun_watch_invalidations_total";
+pub const GUN_WATCH_RECONNECTS: &str = "oip_gun_watch_reconnects_total";
 pub const GUN_MALFORMED_RECORDS: &str = "oip_gun_malformed_records_total";
 pub const NEGATIVE_CACHE_LOOKUPS: &str = "oip_negative_cache_lookups_total";
 pub const NEGATIVE_CACHE_HITS: &str = "oip_negative_cache_hits_total";
@@ -68,6 +72,9 @@ pub struct Metrics {
     gun_coalesced: AtomicU64,
     gun_circuit_open: AtomicU64,
     gun_failovers: AtomicU64,
+    watch_frames: AtomicU64,
+    watch_invalidations: AtomicU64,
+    watch_reconnects: AtomicU64,
     /// One entry per configured relay, registered at start-up.
     relays: Mutex<Vec<Arc<RelayStats>>>,
     gun_malformed: AtomicU64,
@@ -92,6 +99,7 @@ pub struct RelayStats {
     requests: AtomicU64,
     failures: AtomicU64,
     circuit_open: AtomicU64,
+    watch_live: AtomicU64,
 }
 
 impl RelayStats {
@@ -103,6 +111,10 @@ impl RelayStats {
             self.failures.fetch_add(1, Relaxed);
         }
         self.circuit_open.store(open.into(), Relaxed);
+    }
+
+    pub fn set_watch_live(&self, live: bool) {
+        self.watch_live.store(live.into(), Relaxed);
     }
 }
 
@@ -150,16 +162,37 @@ impl Metrics {
         self.gun_failovers.fetch_add(1, Relaxed);
     }
 
-    /// The series of the relay at `url`, registered once per relay at start-up.
+    /// The series of the relay at `url`: registered by the first to ask (its client or its
+    /// write feed), shared with the other.
     pub fn relay(&self, url: &str) -> Arc<RelayStats> {
+        let mut relays = lock(&self.relays);
+        if let Some(found) = relays.iter().find(|r| r.url == url) {
+            return found.clone();
+        }
         let stats = Arc::new(RelayStats {
             url: url.to_string(),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             circuit_open: AtomicU64::new(0),
+            watch_live: AtomicU64::new(0),
         });
-        lock(&self.relays).push(stats.clone());
+        relays.push(stats.clone());
         stats
+    }
+
+    /// One message from a relay's write feed.
+    pub fn watch_frame(&self) {
+        self.watch_frames.fetch_add(1, Relaxed);
+    }
+
+    /// Souls a write feed dropped from the caches.
+    pub fn watch_invalidated(&self, souls: u64) {
+        self.watch_invalidations.fetch_add(souls, Relaxed);
+    }
+
+    /// A write feed that opened again after it was lost.
+    pub fn watch_reconnected(&self) {
+        self.watch_reconnects.fetch_add(1, Relaxed);
     }
 
     /// One check of the 404 cache, and whether it knew the soul missing.
@@ -253,11 +286,21 @@ impl Metrics {
                 "gauge",
                 "1 while this relay's circuit breaker is open or probing.",
             ),
+            (
+                GUN_WATCH_LIVE,
+                "gauge",
+                "1 while this relay's write feed is live (its canary write came back).",
+            ),
         ];
         for (i, (name, kind, help)) in series.into_iter().enumerate() {
             header(out, name, kind, help);
             for relay in &relays {
-                let value = [&relay.requests, &relay.failures, &relay.circuit_open][i];
+                let value = [
+                    &relay.requests,
+                    &relay.failures,
+                    &relay.circuit_open,
+                    &relay.watch_live,
+                ][i];
                 let url = escape(&relay.url);
                 let _ = writeln!(out, "{name}{{relay=\"{url}\"}} {}", value.load(Relaxed));
             }
@@ -286,11 +329,14 @@ impl Metrics {
             }
         }
         self.render_relays(&mut out);
-        let plain: [(&str, &str, &str, u64); 16] = [
+        let plain: [(&str, &str, &str, u64); 19] = [
             (GUN_RETRIES, "counter", "Relay requests that were retries of a failed attempt.", self.gun_retries.load(Relaxed)),
             (GUN_COALESCED, "counter", "Fetches that joined an in-flight request for the same soul instead of sending their own.", self.gun_coalesced.load(Relaxed)),
             (GUN_CIRCUIT_OPEN, "gauge", "1 while the circuit breaker of every relay is open: no relay can be asked.", self.gun_circuit_open.load(Relaxed)),
             (GUN_FAILOVERS, "counter", "Relay requests sent to the next relay after one failed.", self.gun_failovers.load(Relaxed)),
+            (GUN_WATCH_FRAMES, "counter", "Messages received on the relays' write feeds.", self.watch_frames.load(Relaxed)),
+            (GUN_WATCH_INVALIDATIONS, "counter", "Souls the write feeds dropped from the caches.", self.watch_invalidations.load(Relaxed)),
+            (GUN_WATCH_RECONNECTS, "counter", "Write feeds opened again after they were lost.", self.watch_reconnects.load(Relaxed)),
             (GUN_MALFORMED_RECORDS, "counter", "Relay answers (200) whose record could not be decoded; the record's problem, not the relay's.", self.gun_malformed.load(Relaxed)),
             (NEGATIVE_CACHE_LOOKUPS, "counter", "Checks of the 404 cache.", self.negative_lookups.load(Relaxed)),
             (NEGATIVE_CACHE_HITS, "counter", "Checks of the 404 cache that found the soul known missing.", self.negative_hits.load(Relaxed)),

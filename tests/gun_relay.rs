@@ -25,6 +25,10 @@ struct RelaySetup {
     port: u16,
     peers: Vec<String>,
     tls: Option<(PathBuf, PathBuf)>,
+    /// How long a miss takes (300 ms when `None`).
+    miss_wait_ms: Option<u64>,
+    /// GUN's AXE routing, as older relays ran it: writes reach only peers that asked for them.
+    axe: bool,
 }
 
 /// A relay process on its own storage; `stop` and `start_again` keep both port and storage, as
@@ -48,7 +52,11 @@ impl GunRelay {
         command
             .arg(repo_path("tests/relay/relay.js"))
             .arg(storage)
-            .env("MISS_WAIT_MS", "300")
+            .env(
+                "MISS_WAIT_MS",
+                setup.miss_wait_ms.unwrap_or(300).to_string(),
+            )
+            .env("AXE", if setup.axe { "1" } else { "0" })
             .env("PORT", setup.port.to_string())
             .env("PEERS", setup.peers.join(","))
             .stdout(Stdio::piped())
@@ -138,8 +146,9 @@ fn publisher_node(data: Value, record_type: &str) -> Value {
 }
 
 /// `POST {base}/put` of `node` under `local`, as a client of the relay sends it.
-async fn put_to(base: &str, local: &str, node: Value) -> Reply {
-    put_node(base, &format!("{P}:{local}"), node, Some(ADMIN_TOKEN)).await
+async fn put_to(base: impl AsRef<str>, local: impl AsRef<str>, node: Value) -> Reply {
+    let soul = format!("{P}:{}", local.as_ref());
+    put_node(base.as_ref(), &soul, node, Some(ADMIN_TOKEN)).await
 }
 
 async fn put(service: &Service, local: &str, node: Value) {
@@ -628,4 +637,226 @@ async fn after_an_outage_a_changed_record_is_seen_once_the_relay_is_back() {
         "outage: the changed record was seen {} ms after the relay came back (breaker_open_ms 1000)",
         back.elapsed().as_millis()
     );
+}
+
+/// Waits until `/health` says the write feed is `state`.
+async fn wait_for_watch(service: &Service, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let health = get(service.url("/health")).await.json();
+        if health["watch"] == state {
+            return;
+        }
+        assert!(Instant::now() < deadline, "watch never {state}: {health}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asks the service for `local` through the relay proxy until it is found: how long after
+/// `start` (the write set out) the first read not answered from the negative cache set out (the
+/// invalidation), and the record was served (that read's trip to the relay added).
+async fn time_until_found(service: &Service, local: &str, start: Instant) -> (Duration, Duration) {
+    let url = service.url(&format!("/gun-relay/get?soul={P}:{local}"));
+    loop {
+        let asked = start.elapsed();
+        let r = get(&url).await;
+        if r.header("x-cache").as_deref() != Some("NEGATIVE") {
+            assert_eq!(
+                r.status,
+                200,
+                "{local}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            return (asked, start.elapsed());
+        }
+        assert!(asked < Duration::from_secs(10), "{local} was never seen");
+        actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Asks for `local` until the service answers it known missing (`X-Cache: NEGATIVE`).
+async fn cache_as_missing(service: &Service, local: &str) {
+    let url = service.url(&format!("/gun-relay/get?soul={P}:{local}"));
+    assert_eq!(get(&url).await.status, 404);
+    let again = get(&url).await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.header("x-cache").as_deref(), Some("NEGATIVE"));
+}
+
+/// "invalidated after M ms (median), W ms (worst); served after ..." of `times`.
+fn figures(times: &[(Duration, Duration)]) -> String {
+    let summary = |mut ms: Vec<Duration>| {
+        ms.sort();
+        let median = ms[ms.len() / 2].as_secs_f64() * 1000.0;
+        let worst = ms.last().unwrap().as_secs_f64() * 1000.0;
+        format!("{median:.1} ms (median), {worst:.1} ms (worst)")
+    };
+    format!(
+        "invalidated after {}; served after {}, of {}",
+        summary(times.iter().map(|t| t.0).collect()),
+        summary(times.iter().map(|t| t.1).collect()),
+        times.len()
+    )
+}
+
+/// A publisher writes straight to the relay a soul the service has cached as missing: the
+/// relay's broadcast drops it from the negative cache, so the next read finds it, at the cost of
+/// one more relay request. Without the feed it would stay missing for the negative TTL (an hour).
+#[actix_web::test]
+async fn a_soul_written_straight_to_the_relay_is_seen_at_once() {
+    let Some(relay) = start_gun_relay() else {
+        return;
+    };
+    let service = Service::start(&relay_config(&relay.url));
+    wait_for_watch(&service, "live").await;
+    let mut times = Vec::new();
+    for i in 0..10 {
+        let local = format!("direct-{i}");
+        cache_as_missing(&service, &local).await;
+        let start = Instant::now();
+        let node = publisher_node(json!({"basic": {"name": "Late"}}), "exercise");
+        let written = actix_web::rt::spawn(put_to(relay.url.clone(), local.clone(), node));
+        times.push(time_until_found(&service, &local, start).await);
+        assert_eq!(written.await.unwrap().status, 200);
+        assert_eq!(
+            relay_gets(&relay, &local).await,
+            2,
+            "the miss, then the find"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "watch: a direct write to the relay: {}",
+        figures(&times)
+    );
+    assert!(metric(&service, "oip_gun_watch_invalidations_total").await >= Some(10.0));
+}
+
+/// Two replicas on one relay: a put through one is seen by the other, whose negative cache
+/// held the soul.
+#[actix_web::test]
+async fn a_put_through_one_replica_is_seen_by_another() {
+    let Some(relay) = start_gun_relay() else {
+        return;
+    };
+    let (one, other) = (
+        Service::start(&relay_config(&relay.url)),
+        Service::start(&relay_config(&relay.url)),
+    );
+    wait_for_watch(&one, "live").await;
+    wait_for_watch(&other, "live").await;
+    let mut times = Vec::new();
+    for i in 0..10 {
+        let local = format!("replica-{i}");
+        cache_as_missing(&other, &local).await;
+        let start = Instant::now();
+        let node = publisher_node(json!({"basic": {"name": "Elsewhere"}}), "exercise");
+        let written = actix_web::rt::spawn(put_to(one.url("/gun-relay"), local.clone(), node));
+        times.push(time_until_found(&other, &local, start).await);
+        assert_eq!(written.await.unwrap().status, 200);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "watch: a put through another replica: {}",
+        figures(&times)
+    );
+}
+
+/// A fetch on its way when its soul is written must not cache the 404 it brings back: that
+/// answer predates the write. The relay here takes 1.5 s to say "not found"; the write lands
+/// in the middle.
+#[actix_web::test]
+async fn a_write_racing_an_in_flight_404_is_not_hidden() {
+    let Some(relay) = start_relay_with(RelaySetup {
+        miss_wait_ms: Some(1500),
+        ..RelaySetup::default()
+    }) else {
+        return;
+    };
+    let service = Service::start(&relay_config(&relay.url));
+    wait_for_watch(&service, "live").await;
+    let url = service.url(&format!("/gun-relay/get?soul={P}:racing"));
+    let asking = actix_web::rt::spawn(get(url.clone()));
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let node = publisher_node(json!({"basic": {"name": "Raced"}}), "exercise");
+    assert_eq!(put_to(&relay.url, "racing", node).await.status, 200);
+    assert_eq!(
+        asking.await.unwrap().status,
+        404,
+        "the relay's answer predates the write"
+    );
+    let after = get(&url).await;
+    assert_eq!(after.status, 200, "the 404 on its way was not cached");
+    assert_eq!(after.header("x-cache").as_deref(), Some("MISS"));
+}
+
+/// The relay restarts: the feed goes down, the negative cache is dropped, and the feed comes
+/// back. A soul cached as missing after the restart but before the feed reconnected, then
+/// written while the feed was still down (so its broadcast was never seen), is found once the
+/// feed is back: a feed going live again drops the negative cache.
+#[actix_web::test]
+async fn the_feed_reconnects_after_a_relay_restart_and_what_it_missed_is_seen() {
+    let Some(relay) = start_gun_relay() else {
+        return;
+    };
+    let service = Service::start(&relay_config(&relay.url));
+    wait_for_watch(&service, "live").await;
+    let relay = in_background(relay, GunRelay::stop).await;
+    wait_for_watch(&service, "down").await;
+    let relay = in_background(relay, GunRelay::start_again).await;
+    let url = service.url(&format!("/gun-relay/get?soul={P}:while-down"));
+    let missed = get(&url).await;
+    assert_eq!(missed.status, 404);
+    let node = publisher_node(json!({"basic": {"name": "Missed"}}), "exercise");
+    assert_eq!(put_to(&relay.url, "while-down", node).await.status, 200);
+    wait_for_watch(&service, "live").await;
+    let found = get(&url).await;
+    assert_eq!(
+        found.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&found.body)
+    );
+    assert!(metric(&service, "oip_gun_watch_reconnects_total").await >= Some(1.0));
+    let log = service.log();
+    for said in ["write feed down", "write feed live"] {
+        assert!(log.iter().any(|l| l.contains(said)), "{said}: {log:#?}");
+    }
+}
+
+/// A relay with AXE routing does not broadcast writes to a socket that never asked: the canary
+/// never comes back, the feed is reported unsupported with a WARN line, and negative entries
+/// last only `negative_cache.ttl_without_watch_secs`.
+#[actix_web::test]
+async fn a_relay_that_does_not_broadcast_is_detected_and_reported() {
+    let Some(relay) = start_relay_with(RelaySetup {
+        axe: true,
+        ..RelaySetup::default()
+    }) else {
+        return;
+    };
+    let service = Service::start(
+        &relay_config(&relay.url).with(|c| c.negative_cache.ttl_without_watch_secs = 1),
+    );
+    wait_for_watch(&service, "unsupported").await;
+    let warned = service
+        .wait_for_line("canary write never came back", Duration::from_secs(1))
+        .expect("a WARN line");
+    assert!(
+        warned.contains("WARN") && warned.contains("ttl_without_watch_secs"),
+        "{warned}"
+    );
+    assert_eq!(
+        metric(
+            &service,
+            &format!("oip_gun_watch_live{{relay=\"{}\"}}", relay.url)
+        )
+        .await,
+        Some(0.0)
+    );
+    cache_as_missing(&service, "axe-missing").await;
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    let url = service.url(&format!("/gun-relay/get?soul={P}:axe-missing"));
+    assert_eq!(get(&url).await.header("x-cache").as_deref(), Some("MISS"));
+    assert_eq!(relay_gets(&relay, "axe-missing").await, 2);
 }

@@ -21,6 +21,7 @@ use super::{
     record_cache::RecordCache,
     resilience::BreakerState,
     upstream::{GetResult, Pool, SourceReport, Upstream},
+    watch::{FeedState, FeedStates},
     CacheSource, FetchError, FetchResult, Fetched, Lookup, UpstreamBudget,
 };
 use crate::{config::GunConfig, did::Did, metrics::Metrics};
@@ -49,6 +50,7 @@ pub struct GunFetcher {
     malformed: quick_cache::unsync::Cache<Did, (Instant, String)>,
     malformed_ttl: Duration,
     failure_log_interval: Duration,
+    feeds: Arc<FeedStates>,
     metrics: Arc<Metrics>,
 }
 
@@ -70,6 +72,12 @@ pub struct Fetch {
 #[rtype(result = "Result<Bytes, FetchError>")]
 pub struct List(pub String);
 
+/// Souls written elsewhere (a relay's write feed): each leaves both caches, and a fetch of it on
+/// its way must not cache what it finds, since its answer may predate the write.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Invalidate(pub Vec<String>);
+
 /// Write one node; on success the soul leaves both caches.
 #[derive(Message)]
 #[rtype(result = "Result<Bytes, FetchError>")]
@@ -89,6 +97,8 @@ pub struct RelayHealth {
     pub state: RelayState,
     /// The best breaker among the relays (`None` for the file source).
     pub circuit: Option<BreakerState>,
+    /// The write feeds: live while any relay's is.
+    pub watch: FeedState,
     pub relays: Vec<RelayReport>,
 }
 
@@ -96,15 +106,18 @@ pub struct RelayReport {
     pub url: String,
     pub state: RelayState,
     pub circuit: BreakerState,
+    pub watch: FeedState,
     /// What makes this relay misconfigured, while it is.
     pub problem: Option<String>,
 }
 
 impl RelayHealth {
-    fn from_reports(reports: Vec<SourceReport>) -> Self {
+    fn from_reports(reports: Vec<SourceReport>, feeds: &FeedStates) -> Self {
         let relays: Vec<RelayReport> = reports
             .into_iter()
-            .map(|r| RelayReport {
+            .enumerate()
+            .map(|(slot, r)| RelayReport {
+                watch: feeds.get(slot),
                 state: match (&r.misconfigured, r.circuit) {
                     (Some(_), _) => RelayState::Misconfigured,
                     (None, BreakerState::Closed) => RelayState::Reachable,
@@ -134,6 +147,7 @@ impl RelayHealth {
         Self {
             state,
             circuit,
+            watch: feeds.overall(),
             relays,
         }
     }
@@ -175,6 +189,7 @@ impl GunFetcher {
         negative: Addr<NegativeCache>,
         records: Arc<RecordCache>,
         gun: &GunConfig,
+        feeds: Arc<FeedStates>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -186,8 +201,19 @@ impl GunFetcher {
             malformed: quick_cache::unsync::Cache::new(MALFORMED_CAPACITY),
             malformed_ttl: Duration::from_secs(gun.malformed_ttl_secs),
             failure_log_interval: Duration::from_secs(gun.failure_log_interval_secs),
+            feeds,
             metrics,
         }
+    }
+
+    /// `key` was written: out of every cache, and a fetch of it on its way caches nothing.
+    fn forget(&mut self, key: Did) {
+        self.records.remove(&key);
+        self.malformed.remove(&key);
+        if let Some(flight) = self.in_flight.get_mut(&key) {
+            flight.cacheable = false;
+        }
+        self.negative.do_send(Forget(key));
     }
 
     /// Why `key` is remembered as unreadable, while it is.
@@ -362,15 +388,19 @@ impl Handler<Put> for GunFetcher {
         let write = async move { upstream.put(&put.soul, put.node).await };
         Box::pin(write.into_actor(self).map(move |result, this, _| {
             let answer = result?;
-            let key = Did::Gun(soul);
-            this.records.remove(&key);
-            this.malformed.remove(&key);
-            if let Some(flight) = this.in_flight.get_mut(&key) {
-                flight.cacheable = false;
-            }
-            this.negative.do_send(Forget(key));
+            this.forget(Did::Gun(soul));
             Ok(answer)
         }))
+    }
+}
+
+impl Handler<Invalidate> for GunFetcher {
+    type Result = ();
+
+    fn handle(&mut self, Invalidate(souls): Invalidate, _: &mut Self::Context) {
+        for soul in souls {
+            self.forget(Did::Gun(soul));
+        }
     }
 }
 
@@ -378,7 +408,10 @@ impl Handler<RelayStatus> for GunFetcher {
     type Result = MessageResult<RelayStatus>;
 
     fn handle(&mut self, _: RelayStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(RelayHealth::from_reports(self.upstream.reports()))
+        MessageResult(RelayHealth::from_reports(
+            self.upstream.reports(),
+            &self.feeds,
+        ))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod record_cache;
 pub mod resilience;
 pub mod tls;
 pub mod upstream;
+pub mod watch;
 
 use std::sync::Arc;
 

@@ -13,9 +13,20 @@ use quick_cache::unsync::Cache;
 
 use crate::{config::NegativeCacheConfig, did::Did, metrics::Metrics};
 
+/// When an entry was recorded and when it expires: its TTL depends on whether a write feed was
+/// live at the time.
+#[derive(Clone, Copy)]
+struct Entry {
+    recorded: Instant,
+    expires: Instant,
+}
+
 pub struct NegativeCache {
-    souls: Cache<Did, Instant>,
+    souls: Cache<Did, Entry>,
     ttl: Duration,
+    ttl_without_watch: Duration,
+    /// A relay's write feed is live: a soul written elsewhere would be forgotten at once.
+    feed_live: bool,
     refresh_after: Duration,
     sweep_every: Duration,
     log_every: u64,
@@ -39,16 +50,31 @@ pub struct IsMissing {
 #[rtype(result = "()")]
 pub struct RecordMissing(pub Did);
 
+/// A relay's write feed connected, went down, or proved live: `live` is whether any feed is
+/// live now. Every entry is dropped, since writes may have gone unseen; new entries get the TTL
+/// that fits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FeedChanged {
+    pub live: bool,
+}
+
 /// The soul was written, found, or forgotten by an operator. Answers whether it was cached.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct Forget(pub Did);
 
 impl NegativeCache {
-    pub fn new(config: &NegativeCacheConfig, metrics: Arc<Metrics>) -> Self {
+    /// `watching`: write feeds will be listened to; until one proves live, entries get
+    /// `ttl_without_watch_secs`.
+    pub fn new(config: &NegativeCacheConfig, watching: bool, metrics: Arc<Metrics>) -> Self {
         Self {
             souls: Cache::new(config.capacity),
             ttl: Duration::from_secs(config.ttl_secs),
+            ttl_without_watch: Duration::from_secs(
+                config.ttl_without_watch_secs.min(config.ttl_secs),
+            ),
+            feed_live: !watching,
             refresh_after: Duration::from_secs(config.refresh_after_secs),
             sweep_every: Duration::from_secs(config.sweep_interval_secs),
             log_every: config.log_every,
@@ -61,7 +87,7 @@ impl NegativeCache {
     fn sweep(&mut self) {
         let now = Instant::now();
         let before = self.souls.len();
-        self.souls.retain(|_, expires| *expires > now);
+        self.souls.retain(|_, entry| entry.expires > now);
         let removed = before - self.souls.len();
         self.update_gauge();
         if removed > 0 {
@@ -90,10 +116,10 @@ impl Handler<IsMissing> for NegativeCache {
 
     fn handle(&mut self, IsMissing { soul, refresh }: IsMissing, _: &mut Self::Context) -> bool {
         let now = Instant::now();
-        // An entry was recorded `ttl` before it expires; it is young for `refresh_after`.
-        let young = |expires: Instant| expires + self.refresh_after > now + self.ttl;
         let missing = match self.souls.get(&soul) {
-            Some(expires) if *expires > now => !refresh || young(*expires),
+            Some(entry) if entry.expires > now => {
+                !refresh || entry.recorded + self.refresh_after > now
+            }
             Some(_) => {
                 self.souls.remove(&soul);
                 self.update_gauge();
@@ -123,7 +149,24 @@ impl Handler<RecordMissing> for NegativeCache {
     type Result = ();
 
     fn handle(&mut self, RecordMissing(soul): RecordMissing, _: &mut Self::Context) {
-        self.souls.insert(soul, Instant::now() + self.ttl);
+        let recorded = Instant::now();
+        let ttl = if self.feed_live {
+            self.ttl
+        } else {
+            self.ttl_without_watch
+        };
+        let expires = recorded + ttl;
+        self.souls.insert(soul, Entry { recorded, expires });
+        self.update_gauge();
+    }
+}
+
+impl Handler<FeedChanged> for NegativeCache {
+    type Result = ();
+
+    fn handle(&mut self, FeedChanged { live }: FeedChanged, _: &mut Self::Context) {
+        self.feed_live = live;
+        self.souls.clear();
         self.update_gauge();
     }
 }
@@ -145,6 +188,7 @@ mod tests {
     fn config(ttl_secs: u64) -> NegativeCacheConfig {
         NegativeCacheConfig {
             ttl_secs,
+            ttl_without_watch_secs: 1,
             refresh_after_secs: 1,
             sweep_interval_secs: 3600,
             capacity: 100,
@@ -155,7 +199,7 @@ mod tests {
     #[actix_web::test]
     async fn remembers_forgets_and_counts() {
         let metrics = Arc::new(Metrics::default());
-        let cache = NegativeCache::new(&config(60), metrics.clone()).start();
+        let cache = NegativeCache::new(&config(60), false, metrics.clone()).start();
         let soul = || Did::Gun("a:1".into());
         assert!(!cache
             .send(IsMissing {
@@ -192,12 +236,17 @@ mod tests {
 
     #[test]
     fn sweep_removes_only_expired() {
-        let mut cache = NegativeCache::new(&config(60), Arc::default());
+        let mut cache = NegativeCache::new(&config(60), false, Arc::default());
         let new = Did::Gun("new".into());
-        cache.souls.insert(Did::Gun("old".into()), Instant::now());
+        let now = Instant::now();
+        let entry = |expires| Entry {
+            recorded: now,
+            expires,
+        };
+        cache.souls.insert(Did::Gun("old".into()), entry(now));
         cache
             .souls
-            .insert(new.clone(), Instant::now() + Duration::from_secs(60));
+            .insert(new.clone(), entry(now + Duration::from_secs(60)));
         cache.sweep();
         assert_eq!(cache.souls.len(), 1);
         assert!(cache.souls.get(&new).is_some());
@@ -205,19 +254,21 @@ mod tests {
 
     #[test]
     fn capacity_bounds_the_entries() {
-        let mut cache = NegativeCache::new(&config(60), Arc::default());
+        let mut cache = NegativeCache::new(&config(60), false, Arc::default());
+        let now = Instant::now();
         for i in 0..10_000 {
-            cache.souls.insert(
-                Did::Gun(format!("s:{i}")),
-                Instant::now() + Duration::from_secs(60),
-            );
+            let entry = Entry {
+                recorded: now,
+                expires: now + Duration::from_secs(60),
+            };
+            cache.souls.insert(Did::Gun(format!("s:{i}")), entry);
         }
         assert!(cache.souls.len() <= 100, "{}", cache.souls.len());
     }
 
     #[actix_web::test]
     async fn a_refresh_goes_past_an_entry_only_once_it_is_old_enough() {
-        let cache = NegativeCache::new(&config(60), Arc::default()).start();
+        let cache = NegativeCache::new(&config(60), false, Arc::default()).start();
         let ask = |refresh| IsMissing {
             soul: Did::Gun("a:1".into()),
             refresh,
@@ -235,6 +286,35 @@ mod tests {
         assert!(
             cache.send(ask(false)).await.unwrap(),
             "without a refresh it is still known"
+        );
+    }
+
+    #[actix_web::test]
+    async fn without_a_live_feed_entries_are_short_and_a_feed_change_drops_them() {
+        let cache = NegativeCache::new(&config(60), true, Arc::default()).start();
+        let soul = || Did::Gun("a:1".into());
+        let missing = || IsMissing {
+            soul: soul(),
+            refresh: false,
+        };
+        cache.send(RecordMissing(soul())).await.unwrap();
+        assert!(cache.send(missing()).await.unwrap());
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(
+            !cache.send(missing()).await.unwrap(),
+            "no feed yet: ttl_without_watch_secs (1 s)"
+        );
+        cache.send(FeedChanged { live: true }).await.unwrap();
+        cache.send(RecordMissing(soul())).await.unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(
+            cache.send(missing()).await.unwrap(),
+            "a live feed: ttl_secs"
+        );
+        cache.send(FeedChanged { live: false }).await.unwrap();
+        assert!(
+            !cache.send(missing()).await.unwrap(),
+            "the feed went down: writes may have gone unseen"
         );
     }
 }

@@ -389,16 +389,7 @@ impl HttpSource {
         tls: Arc<rustls::ClientConfig>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let timeout = Duration::from_millis(config.request_timeout_ms);
-        let connector = Connector::new()
-            .rustls_0_23(tls)
-            .limit(config.max_connections)
-            .timeout(timeout.min(Duration::from_secs(5)));
-        let client = Client::builder()
-            .connector(connector)
-            .timeout(timeout)
-            .disable_redirects()
-            .finish();
+        let client = client(config, tls);
         let base = base.trim_end_matches('/').to_string();
         let shown = without_credentials(&base);
         let stats = (kind == HttpKind::Relay).then(|| metrics.relay(&shown));
@@ -672,8 +663,23 @@ fn payload_error(e: PayloadError, limit: usize) -> FetchError {
     }
 }
 
-/// `url` without a `user:password@` part.
-fn without_credentials(url: &str) -> String {
+/// An HTTP client for one upstream: its TLS roots, `gun.max_connections`, the request timeout,
+/// and no redirects. Not `Send`: build it on the thread that uses it.
+pub fn client(config: &GunConfig, tls: Arc<rustls::ClientConfig>) -> Client {
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    let connector = Connector::new()
+        .rustls_0_23(tls)
+        .limit(config.max_connections)
+        .timeout(timeout.min(Duration::from_secs(5)));
+    Client::builder()
+        .connector(connector)
+        .timeout(timeout)
+        .disable_redirects()
+        .finish()
+}
+
+/// `url` without a `user:password@` part: what logs, metrics and `/health` show.
+pub fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -57,6 +57,7 @@ async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     });
     if let Some(circuit) = health.circuit {
         body["circuit"] = circuit.as_str().into();
+        body["watch"] = health.watch.as_str().into();
         body["relays"] = relays(&health);
     }
     Ok(if serving {
@@ -76,6 +77,7 @@ fn relays(health: &RelayHealth) -> serde_json::Value {
                 "url": r.url,
                 "state": r.state.as_str(),
                 "circuit": r.circuit.as_str(),
+                "watch": r.watch.as_str(),
             });
             if let Some(problem) = &r.problem {
                 relay["problem"] = problem.as_str().into();

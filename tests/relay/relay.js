@@ -92,7 +92,8 @@ function handle(req, res) {
 
 const server = tls ? https.createServer(tls, handle) : http.createServer(handle);
 // GUN answers its websocket at /gun on the same server, and syncs with PEERS through it.
-const gun = Gun({ web: server, file: storage, localStorage: false, multicast: false, axe: false, peers });
+// AXE=1: GUN's AXE routing, as older relays ran it: writes reach only peers that asked for the soul.
+const gun = Gun({ web: server, file: storage, localStorage: false, multicast: false, axe: process.env.AXE === '1', peers });
 
 server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
   log(`listening on ${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`);
