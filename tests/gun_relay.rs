@@ -386,7 +386,8 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     paths
 }
 
-/// A relay behind TLS with a private CA: trusted through `gun.ca_file`; without it every read
+/// A relay behind TLS with a private CA: trusted through `gun.ca_file` (its write feed too, over
+/// `wss://`); without it every read
 /// says what is wrong (502 `relay_misconfigured` naming the certificate and the setting), the
 /// breaker stays closed (a certificate is not an outage), readiness fails and one WARN line
 /// says why.
@@ -413,6 +414,7 @@ async fn an_https_relay_is_trusted_with_its_ca_file_and_refused_without() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["records"][0]["data"]["basic"]["name"], "Over TLS");
     assert_eq!(get(trusted.url("/health/ready")).await.status, 200);
+    wait_for_watch(&trusted, "live").await;
 
     let untrusted = Service::start(&relay_config(&relay.url).with(|c| c.gun.breaker_failures = 2));
     for _ in 0..5 {
