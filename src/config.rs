@@ -263,6 +263,12 @@ pub struct MediaConfig {
     pub max_streams: usize,
     /// `Cache-Control` of images under `legacy_root` (the exercise GIFs).
     pub legacy_cache_control: String,
+    /// How long an opened file (its handle, length, validators, manifest) is reused without
+    /// looking at the disk again, like nginx's `open_file_cache_valid`; 0 turns it off. A file
+    /// replaced or a manifest changed is seen within this.
+    pub open_cache_secs: u64,
+    /// Files kept open by that cache at most (each holds a descriptor).
+    pub open_cache_entries: usize,
 }
 
 impl Default for MediaConfig {
@@ -274,6 +280,8 @@ impl Default for MediaConfig {
             stall_timeout_secs: 60,
             max_streams: 4096,
             legacy_cache_control: "public, max-age=31536000, immutable".into(),
+            open_cache_secs: 10,
+            open_cache_entries: 256,
         }
     }
 }

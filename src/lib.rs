@@ -150,12 +150,13 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         }
     }
     MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
+    let media_files = Arc::new(Media::new(
+        &config.media,
+        config.auth.jwt_secret.clone(),
+        metrics.clone(),
+    ));
     let media = {
-        let shared = Arc::new(Media::new(
-            &config.media,
-            config.auth.jwt_secret.clone(),
-            metrics.clone(),
-        ));
+        let shared = media_files.clone();
         // Enough threads that a slow disk on one file does not queue every other open.
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         SyncArbiter::start(threads.max(4), move || MediaActor::new(shared.clone()))
@@ -166,6 +167,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         gun: Reader { fetcher, records },
         negative,
         media,
+        media_files,
         metrics,
         started: Instant::now(),
         gun_thread: gun_thread.handle(),

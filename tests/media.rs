@@ -565,8 +565,13 @@ fn disconnects_mid_body_leak_nothing() {
     let fx = Fixture::new();
     let service = fx.service();
     let pid = service.pid();
-    // One complete request first, so every lazily opened descriptor exists at the baseline.
+    // One complete request first, so every lazily opened descriptor exists at the baseline,
+    // and a HEAD of the file under test: the open-file cache keeps its one descriptor.
     assert_eq!(get(&service, "/api/media/song", &[]).status, 200);
+    assert_eq!(
+        raw_request(service.addr, "HEAD", "/api/media/big", &[]).status,
+        200
+    );
     std::thread::sleep(Duration::from_millis(200));
     let baseline = open_fds(pid);
     let mut peak = baseline;
@@ -1006,4 +1011,71 @@ fn bad_media_input_is_a_json_400() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["code"], "invalid_path");
     assert!(Path::new(&fx.dir.path().join("media/clip/original")).exists());
+}
+
+/// The open-file cache answers a file asked again from what it found when it opened it, for
+/// `media.open_cache_secs`: a replaced file is seen once that has passed, access is checked on
+/// every request all the same, and it keeps at most `media.open_cache_entries` descriptors.
+#[test]
+fn the_open_file_cache_is_bounded_and_checks_access_every_time() {
+    let fx = Fixture::new();
+    let root = fx.dir.path().join("media");
+    for i in 0..40 {
+        std::fs::create_dir_all(root.join(format!("many-{i}"))).unwrap();
+        std::fs::write(root.join(format!("many-{i}/original")), b"one of many").unwrap();
+    }
+    let service = Service::start(&fx.with_secret().with(|c| {
+        c.media.open_cache_secs = 1;
+        c.media.open_cache_entries = 8;
+    }));
+    let owner = token(json!({"publicKey": OWNER}), SECRET);
+    let bearer = format!("Bearer {owner}");
+    assert_eq!(
+        get(
+            &service,
+            "/api/media/private",
+            &[("Authorization", &bearer)]
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        get(&service, "/api/media/private", &[]).status,
+        401,
+        "cached, and still refused without a token"
+    );
+
+    // Written in place: the cached handle sees the new length at once, and it is opened again.
+    assert_eq!(
+        get(&service, "/api/media/song", &[]).body,
+        b"ID3 not really"[..]
+    );
+    std::fs::write(root.join("song/original"), b"a new song").unwrap();
+    assert_eq!(
+        get(&service, "/api/media/song", &[]).body,
+        b"a new song"[..]
+    );
+    // Replaced by a rename (how deploy tools write): the cached handle holds the old file
+    // until `open_cache_secs` has passed.
+    std::fs::write(root.join("song/next"), b"the third song").unwrap();
+    std::fs::rename(root.join("song/next"), root.join("song/original")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while get(&service, "/api/media/song", &[]).body != b"the third song"[..] {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced file was never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let baseline = open_fds(service.pid());
+    for i in 0..40 {
+        let r = get(&service, &format!("/api/media/many-{i}"), &[]);
+        assert_eq!(r.status, 200);
+    }
+    let fds = open_fds(service.pid());
+    assert!(
+        fds <= baseline + 8,
+        "{fds} descriptors after 40 files, {baseline} before: the cache keeps at most 8"
+    );
 }

@@ -21,29 +21,31 @@ use crate::{
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/media/{mediaId}/info").route(web::get().to(info)))
-        .service(
-            resource("/api/media/{mediaId}")
-                .route(web::get().to(media))
-                .route(web::head().to(media)),
-        )
-        // The old service's URLs, stored in published records: its API router was mounted at
-        // /api (so its media route is /api/media?id=), and its static files at /media/<path>.
-        .service(
-            resource("/api/media")
-                .route(web::get().to(legacy))
-                .route(web::head().to(legacy)),
-        )
-        .service(
-            resource("/media")
-                .route(web::get().to(legacy))
-                .route(web::head().to(legacy)),
-        )
-        .service(
-            resource("/media/{path:.+}")
-                .route(web::get().to(legacy_static))
-                .route(web::head().to(legacy_static)),
-        );
+    // The hot route first: routes are tried in order, and a segment never holds a `/`, so
+    // `/info` cannot be taken for a media id.
+    cfg.service(
+        resource("/api/media/{mediaId}")
+            .route(web::get().to(media))
+            .route(web::head().to(media)),
+    )
+    .service(resource("/api/media/{mediaId}/info").route(web::get().to(info)))
+    // The old service's URLs, stored in published records: its API router was mounted at
+    // /api (so its media route is /api/media?id=), and its static files at /media/<path>.
+    .service(
+        resource("/api/media")
+            .route(web::get().to(legacy))
+            .route(web::head().to(legacy)),
+    )
+    .service(
+        resource("/media")
+            .route(web::get().to(legacy))
+            .route(web::head().to(legacy)),
+    )
+    .service(
+        resource("/media/{path:.+}")
+            .route(web::get().to(legacy_static))
+            .route(web::head().to(legacy_static)),
+    );
 }
 
 #[derive(Deserialize)]
@@ -109,10 +111,11 @@ async fn serve(
     query_token: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let token = token(&req, query_token);
-    let file = state
-        .media
-        .send(open_message(&req, target, token))
-        .await??;
+    let open = open_message(&req, target, token);
+    let file = match state.media_files.open_cached(&open) {
+        Some(answered) => answered?,
+        None => state.media.send(open).await??,
+    };
     respond(&req, &state, file)
 }
 

@@ -26,7 +26,7 @@ use crate::{
     config::Config,
     error::ApiError,
     gun::{fetcher::Reader, NegativeCache},
-    media::MediaActor,
+    media::{Media, MediaActor},
     metrics::Metrics,
     resolver::Resolver,
 };
@@ -38,6 +38,9 @@ pub struct AppState {
     pub gun: Reader,
     pub negative: Addr<NegativeCache>,
     pub media: Addr<MediaActor>,
+    /// What the media actor's threads share, for answers from the open-file cache on the
+    /// worker's own thread.
+    pub media_files: Arc<Media>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     /// The thread of the fetcher and the negative cache, stopped with the server.

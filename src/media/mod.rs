@@ -52,7 +52,7 @@ pub enum MediaError {
 }
 
 /// What a request names.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// `/api/media/{mediaId}`: `media.root/<mediaId>/original`.
     Media(String),
@@ -62,7 +62,7 @@ pub enum Target {
 
 /// An open file and how to answer with it.
 pub struct MediaFile {
-    pub file: File,
+    pub file: Arc<File>,
     pub len: u64,
     pub validators: Validators,
     pub content_type: String,
@@ -97,12 +97,11 @@ pub struct Info {
     pub token: Option<String>,
 }
 
-/// Read `len` bytes at `offset`. The file travels with the message and comes back with the
-/// bytes, so a stream dropped mid-read still closes it, on this side.
+/// Read `len` bytes at `offset`, for a chunk the page cache did not hold.
 #[derive(Message)]
-#[rtype(result = "(File, std::io::Result<Bytes>)")]
+#[rtype(result = "std::io::Result<Bytes>")]
 pub struct ReadChunk {
-    pub file: File,
+    pub file: Arc<File>,
     pub offset: u64,
     pub len: usize,
 }
@@ -154,11 +153,30 @@ struct Roots {
     legacy: Option<PathBuf>,
 }
 
-/// What every `MediaActor` thread shares.
+/// A target as opening it found it: kept in the open-file cache for `media.open_cache_secs`, so
+/// a file asked for again and again costs no path checks, manifest read or `open`, and no trip
+/// to the `MediaActor`'s threads (nginx's `open_file_cache`); one `fstat` on the kept handle
+/// still catches a file written in place. Access is checked on every request, against the
+/// manifest kept here.
+struct Opened {
+    file: Arc<File>,
+    len: u64,
+    modified: SystemTime,
+    validators: Validators,
+    content_type: String,
+    manifest: Option<Manifest>,
+    legacy: bool,
+    until: Instant,
+}
+
+/// What every `MediaActor` thread and every HTTP worker shares.
 pub struct Media {
     roots: Roots,
     jwt_secret: Option<String>,
     registry: Arc<StreamRegistry>,
+    /// `None` when `media.open_cache_secs` is 0.
+    opened: Option<quick_cache::sync::Cache<Target, Arc<Opened>>>,
+    open_valid: std::time::Duration,
 }
 
 pub struct MediaActor {
@@ -199,7 +217,62 @@ impl Media {
                 max: config.max_streams,
                 metrics,
             }),
+            opened: (config.open_cache_secs > 0)
+                .then(|| quick_cache::sync::Cache::new(config.open_cache_entries)),
+            open_valid: std::time::Duration::from_secs(config.open_cache_secs),
         }
+    }
+
+    /// The answer to `msg` from the open-file cache, on the caller's thread, when the target was
+    /// opened less than `media.open_cache_secs` ago; `None` sends it to the `MediaActor`. The
+    /// first chunk is read only if the page cache holds it (never waiting for the disk).
+    pub fn open_cached(&self, msg: &Open) -> Option<Result<MediaFile, MediaError>> {
+        let opened = self.opened.as_ref()?.get(&msg.target)?;
+        if opened.until <= Instant::now() {
+            return None;
+        }
+        // A file written in place since: one `fstat` on the handle, no path walk, tells.
+        let meta = opened.file.metadata().ok()?;
+        if meta.len() != opened.len || meta.modified().ok()? != opened.modified {
+            return None;
+        }
+        Some(self.answer(&opened, msg, |file, offset, n| {
+            stream::read_cached(file, offset, n).unwrap_or(Ok(Bytes::new()))
+        }))
+    }
+
+    /// Checks access against the manifest, plans the answer to the request's conditions and
+    /// reads the first chunk with `read`.
+    fn answer(
+        &self,
+        opened: &Opened,
+        msg: &Open,
+        read: impl Fn(&File, u64, usize) -> std::io::Result<Bytes>,
+    ) -> Result<MediaFile, MediaError> {
+        let secret = self.jwt_secret.as_deref();
+        access::check(opened.manifest.as_ref(), msg.token.as_deref(), secret)?;
+        let plan = plan(&msg.conditions, opened.len, &opened.validators);
+        let first = match &plan {
+            Plan::Full => Some((0, opened.len)),
+            Plan::Partial(ranges) => ranges.first().map(|r| (r.start, r.size())),
+            _ => None,
+        };
+        let prefetched = match (first, msg.head) {
+            (Some((offset, n)), false) => read(&opened.file, offset, n.min(stream::CHUNK) as usize)
+                .map_err(|_| MediaError::Io)?,
+            _ => Bytes::new(),
+        };
+        Ok(MediaFile {
+            file: opened.file.clone(),
+            len: opened.len,
+            validators: opened.validators.clone(),
+            content_type: opened.content_type.clone(),
+            private: opened.manifest.as_ref().is_some_and(|m| !m.is_public()),
+            legacy: opened.legacy,
+            plan,
+            prefetched,
+            registry: self.registry.clone(),
+        })
     }
 }
 
@@ -219,8 +292,7 @@ impl Handler<ReadChunk> for MediaActor {
     type Result = MessageResult<ReadChunk>;
 
     fn handle(&mut self, msg: ReadChunk, _: &mut Self::Context) -> Self::Result {
-        let bytes = stream::read_exact_at(&msg.file, msg.offset, msg.len);
-        MessageResult((msg.file, bytes))
+        MessageResult(stream::read_exact_at(&msg.file, msg.offset, msg.len))
     }
 }
 
@@ -241,52 +313,42 @@ impl Handler<Info> for MediaActor {
     }
 }
 
+/// Opens `msg`'s target after every check, keeps it in the open-file cache, and answers.
 fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
-    let legacy = matches!(msg.target, Target::Legacy(_));
     let (roots, secret) = (&media.roots, media.jwt_secret.as_deref());
-    let (path, manifest) = match msg.target {
+    let (path, manifest) = match &msg.target {
         Target::Media(id) => {
-            check_media_id(&id)?;
+            check_media_id(id)?;
             let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
-            let manifest = Manifest::read(root, &id)?;
+            let manifest = Manifest::read(root, id)?;
             access::check(manifest.as_ref(), msg.token.as_deref(), secret)?;
             (
-                resolve_under(root, &Path::new(&id).join("original"))?,
+                resolve_under(root, &Path::new(id).join("original"))?,
                 manifest,
             )
         }
         Target::Legacy(rel) => {
-            check_relative_path(&rel)?;
+            check_relative_path(rel)?;
             let root = roots.legacy.as_deref().ok_or(PathError::NotFound)?;
-            (resolve_under(root, Path::new(&rel))?, None)
+            (resolve_under(root, Path::new(rel))?, None)
         }
     };
     let file = open_regular(&path)?;
     let meta = file.metadata().map_err(|_| MediaError::Io)?;
     let len = meta.len();
-    let validators = Validators::new(len, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
-    let plan = plan(&msg.conditions, len, &validators);
-    let first = match &plan {
-        Plan::Full => Some((0, len)),
-        Plan::Partial(ranges) => ranges.first().map(|r| (r.start, r.size())),
-        _ => None,
-    };
-    let prefetched = match (first, msg.head) {
-        (Some((offset, n)), false) => {
-            stream::read_exact_at(&file, offset, n.min(stream::CHUNK) as usize)
-                .map_err(|_| MediaError::Io)?
-        }
-        _ => Bytes::new(),
-    };
-    Ok(MediaFile {
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let opened = Arc::new(Opened {
+        file: Arc::new(file),
         len,
-        validators,
+        modified,
+        validators: Validators::new(len, modified),
         content_type: content_type(manifest.as_ref(), &path),
-        private: manifest.as_ref().is_some_and(|m| !m.is_public()),
-        legacy,
-        file,
-        plan,
-        prefetched,
-        registry: media.registry.clone(),
-    })
+        manifest,
+        legacy: matches!(msg.target, Target::Legacy(_)),
+        until: Instant::now() + media.open_valid,
+    });
+    if let Some(cache) = &media.opened {
+        cache.insert(msg.target.clone(), opened.clone());
+    }
+    media.answer(&opened, &msg, stream::read_exact_at)
 }

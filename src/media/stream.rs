@@ -54,11 +54,13 @@ impl Part {
     }
 }
 
-type Read = Pin<Box<dyn Future<Output = Result<(File, io::Result<Bytes>), actix::MailboxError>>>>;
+type Read = Pin<Box<dyn Future<Output = Result<io::Result<Bytes>, actix::MailboxError>>>>;
 
 pub struct FileStream {
     id: u64,
-    file: Option<File>,
+    /// Shared with the open-file cache and other streams of the same file: reads are
+    /// positional, so they never disturb each other. Dropped when the stream ends.
+    file: Option<Arc<File>>,
     parts: VecDeque<Part>,
     reading: Option<Read>,
     sent: u64,
@@ -71,7 +73,7 @@ pub struct FileStream {
 impl FileStream {
     /// A stream over `parts` of `file`, unless the registry has as many open as it allows.
     pub fn new(
-        file: File,
+        file: Arc<File>,
         parts: Vec<Part>,
         registry: Arc<StreamRegistry>,
         reader: Addr<MediaActor>,
@@ -124,11 +126,8 @@ impl Stream for FileStream {
             };
             this.reading = None;
             return match done {
-                Ok((file, Ok(bytes))) => {
-                    this.file = Some(file);
-                    this.yielded(bytes)
-                }
-                Ok((_, Err(e))) => this.fail(e),
+                Ok(Ok(bytes)) => this.yielded(bytes),
+                Ok(Err(e)) => this.fail(e),
                 Err(_) => this.fail(io::Error::other("the file read was cancelled")),
             };
         }
@@ -139,7 +138,7 @@ impl Stream for FileStream {
             }
             Some(Part::Bytes(bytes)) => this.yielded(bytes),
             Some(Part::File { offset, len }) => {
-                let Some(file) = this.file.take() else {
+                let Some(file) = this.file.clone() else {
                     return this.fail(io::Error::other("the file is already closed"));
                 };
                 let n = len.min(CHUNK);
@@ -155,10 +154,7 @@ impl Stream for FileStream {
                     });
                 }
                 match cached {
-                    Some(Ok(bytes)) => {
-                        this.file = Some(file);
-                        this.yielded(bytes)
-                    }
+                    Some(Ok(bytes)) => this.yielded(bytes),
                     Some(Err(e)) => this.fail(e),
                     None => {
                         this.reading = Some(Box::pin(this.reader.send(ReadChunk {
@@ -177,7 +173,7 @@ impl Stream for FileStream {
 /// Up to `n` bytes at `offset` if the page cache holds them, without ever waiting for the disk:
 /// `None` when the kernel would have to read from disk (or cannot tell), and the caller reads
 /// on a thread that may block.
-fn read_cached(file: &File, offset: u64, n: usize) -> Option<io::Result<Bytes>> {
+pub fn read_cached(file: &File, offset: u64, n: usize) -> Option<io::Result<Bytes>> {
     let mut buf = BytesMut::zeroed(n);
     let read = rustix::io::preadv2(
         file,
