@@ -1,7 +1,7 @@
 # oip-resolver: `make run` serves the demo data; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit relay-deps browser-deps bench soak soak-leak check-config
+.PHONY: run test fmt lint unit relay-deps browser-deps bench-deps bench soak soak-leak check-config
 
 run:
 	$(CARGO) run --release -- --config config.yaml
@@ -46,7 +46,20 @@ unit:
 check-config:
 	$(CARGO) run --release -- --config config.yaml --check-config
 
-bench:
+# wrk and nginx, Debian's packages, for the side-by-side comparison (benches/versus).
+bench-deps:
+	@for pkg in wrk nginx; do \
+		if ! command -v $$pkg >/dev/null 2>&1 && ! [ -x /usr/sbin/$$pkg ]; then \
+			if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+				echo "installing $$pkg for the benchmark"; \
+				apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; \
+			else \
+				echo "$$pkg not found and cannot be installed here: the comparison with nginx will be SKIPPED"; \
+			fi; \
+		fi; \
+	done
+
+bench: bench-deps
 	$(CARGO) bench --bench load
 
 # A long mixed run (SOAK_SECS, default 600) that fails on memory or descriptor growth or an

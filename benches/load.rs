@@ -4,10 +4,11 @@
 //! Settings come from the environment: BENCH_SECS (per workload, default 10), BENCH_CONCURRENCY
 //! (64), BENCH_MISS_DELAY_MS (the relay's wait before a 404, 3000 like the real relay),
 //! BENCH_RELAY_LATENCY_MS (0), BENCH_FAULT_PERCENT (0), BENCH_ONLY (run workloads whose name
-//! contains this).
+//! contains this). Media and warm answers are compared with nginx under wrk: see `versus`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod versus;
 
 use std::{
     rc::Rc,
@@ -473,172 +474,6 @@ fn compression(s: &Settings) -> Vec<Row> {
     rows
 }
 
-/// nginx serving `root` on a free loopback port, for the media comparison. The benchmark installs
-/// it (Debian's package) when it is missing.
-struct Nginx {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(root: &std::path::Path) -> Option<Self> {
-        let present = |_: ()| {
-            std::process::Command::new("nginx")
-                .arg("-v")
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !present(()) {
-            eprintln!("  nginx is not installed: installing Debian's package for the comparison");
-            let _ = std::process::Command::new("apt-get")
-                .args(["install", "-y", "-qq", "nginx"])
-                .status();
-            if !present(()) {
-                let _ = std::process::Command::new("apt-get")
-                    .args(["update", "-qq"])
-                    .status();
-                let _ = std::process::Command::new("apt-get")
-                    .args(["install", "-y", "-qq", "nginx"])
-                    .status();
-            }
-            if !present(()) {
-                eprintln!("  nginx could not be installed: the comparison is skipped");
-                return None;
-            }
-        }
-        let dir = tempfile::tempdir().ok()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let d = dir.path().display();
-        let conf = format!(
-            "user root;\nworker_processes 2;\ndaemon off;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
-               default_type application/octet-stream;\n\
-               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
-               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-               server {{ listen 127.0.0.1:{port}; root {}; location / {{ }} }} }}\n",
-            root.display()
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).ok()?;
-        let child = std::process::Command::new("nginx")
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                eprintln!("  nginx did not start: the comparison is skipped");
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Self {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM, not SIGKILL: the master then stops its workers instead of orphaning them.
-        let _ = std::process::Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Full-file and range requests on a 1 MB and a 100 MB file, from this service and from nginx
-/// serving the same files, side by side.
-fn media(s: &Settings) -> Vec<Row> {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("media");
-    let sizes: [(&str, u64); 2] = [("one-mb", 1 << 20), ("hundred-mb", 100 << 20)];
-    for (id, len) in sizes {
-        std::fs::create_dir_all(root.join(id)).unwrap();
-        let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        std::fs::write(root.join(id).join("original"), content).unwrap();
-    }
-    let service = Service::start(&test_config().with(|c| {
-        c.server.workers = 0;
-        c.media.root = root.clone();
-    }));
-    let nginx = Nginx::start(&root);
-    let mut rows = Vec::new();
-    for (id, len) in sizes {
-        for ranged in [false, true] {
-            let kind = if ranged { "64 KB ranges" } else { "full" };
-            let mut ours_rate = 0.0;
-            let servers = [
-                Some((
-                    "oip-resolver",
-                    format!("http://{}/api/media/{id}", service.addr),
-                )),
-                nginx.as_ref().map(|n| {
-                    (
-                        "nginx",
-                        format!("http://127.0.0.1:{}/{id}/original", n.port),
-                    )
-                }),
-            ];
-            for (server, url) in servers.into_iter().flatten() {
-                let label = format!("media {id} {kind}, {server}");
-                let request = move |n: u64| Target {
-                    encoding: None,
-                    url: url.clone(),
-                    // Spread over the file, 64 KB each.
-                    range: ranged.then(|| {
-                        let start = (n.wrapping_mul(7919) * 65_536) % (len - 65_536);
-                        format!("bytes={start}-{}", start + 65_535)
-                    }),
-                };
-                let ok = if ranged {
-                    |st| st == 206
-                } else {
-                    |st| st == 200
-                };
-                let pid = if server == "nginx" {
-                    None
-                } else {
-                    Some(service.pid())
-                };
-                let before = pid.map_or(0.0, |p| rss_kb(p) as f64 / 1024.0);
-                let watch = pid.map(RssWatch::start);
-                let load = drive(&label, s.concurrency, s.secs, request, ok);
-                let after = pid.map_or(0.0, |p| rss_kb(p) as f64 / 1024.0);
-                let rate = load.bytes as f64 / load.elapsed.as_secs_f64() / (1 << 20) as f64;
-                let notes = if server == "nginx" {
-                    format!(
-                        "{rate:.0} MB/s; oip-resolver/nginx = {:.2}",
-                        ours_rate / rate
-                    )
-                } else {
-                    ours_rate = rate;
-                    format!("{rate:.0} MB/s")
-                };
-                let peak = watch.as_ref().map_or(0.0, RssWatch::peak_mb);
-                rows.push(row(&label, &load, 0, (before, peak, after), notes));
-            }
-        }
-    }
-    rows.push(aborted_streams(&service, "/api/media/hundred-mb", 10_000));
-    rows
-}
-
-/// RSS before and after `count` streams that are abandoned mid-body.
 fn aborted_streams(service: &Service, path: &str, count: u64) -> Row {
     use std::io::Read;
     let pid = service.pid();
@@ -813,7 +648,7 @@ fn main() {
         ("resolve-cold-1", |s| vec![resolve_cold_single(s)]),
         ("resolve-cold", |s| vec![resolve_cold(s)]),
         ("resolve-warm", |s| vec![resolve_warm(s)]),
-        ("media", media),
+        ("media-and-answers-vs-nginx", versus::versus_nginx),
         ("stalled", stalled_readers),
         ("compression", compression),
     ];

@@ -233,6 +233,9 @@ pub struct ResolverConfig {
     pub concurrency: usize,
     pub deadline_ms: u64,
     pub oip_api: Option<String>,
+    /// Warm answers kept whole (bytes, by request): repeated resolutions answered as a copy of
+    /// bytes until a record in them expires or is written. 0 turns it off.
+    pub answer_cache_bytes: u64,
     /// PEM certificates trusted, besides the built-in roots, for an `https://` `oip_api`.
     pub ca_file: Option<PathBuf>,
 }
@@ -247,6 +250,7 @@ impl Default for ResolverConfig {
             concurrency: 32,
             deadline_ms: 15_000,
             oip_api: None,
+            answer_cache_bytes: 16 * 1024 * 1024,
             ca_file: None,
         }
     }

@@ -43,7 +43,7 @@ use crate::{
         fetcher::Reader,
         record_cache::RecordCache,
         tls,
-        upstream::{self, FileStore, HttpKind, Pool, Upstream},
+        upstream::{self, FileStore, HttpKind, Pool, Source, Upstream},
         watch::{FeedStates, Watch, WatchSetup},
         GunFetcher, NegativeCache,
     },
@@ -51,7 +51,7 @@ use crate::{
     media::{Media, MediaActor},
     metrics::Metrics,
     monitor::MemoryMonitor,
-    resolver::Resolver,
+    resolver::{AnswerCache, Resolver},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -109,25 +109,37 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
             })
         })
     };
-    let relay_tls = tls_for("gun.ca_file", config.gun.ca_file.as_deref())?;
-    let indexer_tls = tls_for("resolver.ca_file", config.resolver.ca_file.as_deref())?;
+    // Built only for what is used: the roots are a few hundred KB, given back right away.
+    let (source, relay_tls) = match store {
+        Some(store) => (Source::File(store), None),
+        None => {
+            let tls = tls_for("gun.ca_file", config.gun.ca_file.as_deref())?;
+            (Source::Relay(tls.clone()), Some(tls))
+        }
+    };
+    let indexer = match &config.resolver.oip_api {
+        Some(base) => Some((
+            base.clone(),
+            tls_for("resolver.ca_file", config.resolver.ca_file.as_deref())?,
+        )),
+        None => None,
+    };
     let fetcher = {
-        let (gun, oip_api) = (config.gun.clone(), config.resolver.oip_api.clone());
+        let gun = config.gun.clone();
         let (m, n, r, f) = (
             metrics.clone(),
             negative.clone(),
             records.clone(),
             feeds.clone(),
         );
-        let tls = relay_tls.clone();
         GunFetcher::start_in_arbiter(&gun_thread.handle(), move |_| {
-            let upstream = Upstream::open(&gun, store, tls, m.clone());
-            let indexer = oip_api
-                .map(|base| Pool::new(HttpKind::Indexer, &[&base], &gun, indexer_tls, m.clone()));
+            let upstream = Upstream::open(&gun, source, m.clone());
+            let indexer = indexer
+                .map(|(base, tls)| Pool::new(HttpKind::Indexer, &[&base], &gun, tls, m.clone()));
             GunFetcher::new(upstream, indexer, n, r, &gun, f, m)
         })
     };
-    if watching {
+    if let Some(relay_tls) = relay_tls.filter(|_| watching) {
         for (slot, url) in config.gun.relays().into_iter().enumerate() {
             let base = url.trim_end_matches('/').to_string();
             let (gun, tls) = (config.gun.clone(), relay_tls.clone());
@@ -162,12 +174,19 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         SyncArbiter::start(threads.max(4), move || MediaActor::new(shared.clone()))
     };
 
+    let indexer = config.resolver.oip_api.is_some();
+    let answers = Arc::new(AnswerCache::new(config.resolver.answer_cache_bytes));
     Ok(web::Data::new(AppState {
         config,
-        gun: Reader { fetcher, records },
+        gun: Reader {
+            fetcher,
+            records,
+            indexer,
+        },
         negative,
         media,
         media_files,
+        answers,
         metrics,
         started: Instant::now(),
         gun_thread: gun_thread.handle(),
@@ -191,6 +210,7 @@ pub fn app(
         Resolver::new(
             state.gun.clone(),
             state.config.resolver.clone(),
+            state.answers.clone(),
             state.metrics.clone(),
         )
         .start(),

@@ -123,14 +123,16 @@ async fn a_ramp_is_told_apart_and_warned_of() {
         c.gun.file_write_limit_bytes = 1 << 30;
         c.log.access = false;
     }));
-    let idle = service
-        .wait_for_line("over 0m (flat)", Duration::from_secs(5))
-        .or_else(|| service.wait_for_line("(flat)", Duration::from_secs(5)))
-        .expect("an idle service is flat");
-    assert!(
-        idle.contains("Trend: +0.") || idle.contains("Trend: -0."),
-        "{idle}"
-    );
+    // Start-up gives back a little memory in its first seconds (a steep slope over two samples
+    // a second apart); what matters is what the monitor calls it, line after line.
+    std::thread::sleep(Duration::from_secs(5));
+    let idle: Vec<String> = service
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("[Memory Monitor] RSS:") && l.contains(" over "))
+        .collect();
+    assert!(idle.len() >= 2, "{idle:#?}");
+    assert!(idle.iter().all(|l| l.contains("(flat)")), "{idle:#?}");
     // Every second, 4 MB more held by the file source, for eight seconds.
     for i in 0..8 {
         let big = json!({"data": json!({"basic": {"name": "x".repeat(1 << 20)}}).to_string()});

@@ -583,3 +583,60 @@ async fn bad_input_is_a_400_naming_the_parameter_and_reaches_no_relay() {
         "refused requests never reach the resolver"
     );
 }
+
+/// A warm resolution asked again is answered whole from the answer cache (`X-Cache: HIT`), byte
+/// for byte the records of the first answer; a write to any record in it, the expiry of one, or
+/// `forceRefresh` builds it again, so it is never older than the record cache would answer.
+#[actix_web::test]
+async fn warm_answers_are_kept_whole_until_a_record_in_them_changes_or_expires() {
+    let relay = demo_relay();
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.record_cache.ttl_secs = 2));
+    let query = format!("did={}&resolveDepth=2", did("workout-full-body"));
+    let first = records(&service, &query).await;
+    assert_eq!(first.header("x-cache").as_deref(), Some("MISS"));
+    let kept = records(&service, &query).await;
+    assert_eq!(kept.header("x-cache").as_deref(), Some("HIT"));
+    assert_eq!(kept.json()["records"], first.json()["records"]);
+    let summary = &kept.json()["resolution"];
+    assert_eq!(
+        summary["unresolved"],
+        first.json()["resolution"]["unresolved"]
+    );
+    assert_eq!(summary["fromCache"], summary["fetched"], "{summary}");
+    let other_depth = format!("did={}&resolveDepth=1", did("workout-full-body"));
+    let shallower = records(&service, &other_depth).await;
+    assert_eq!(shallower.header("x-cache").as_deref(), Some("MISS"));
+
+    // A record two levels down is written: the next answer carries it.
+    let barbell = soul("equipment-barbell");
+    let renamed = node(
+        json!({"basic": {"name": "Trap Bar"}}),
+        json!({"recordType": "equipment"}),
+    );
+    let put = put_node(
+        &service.url("/gun-relay"),
+        &barbell,
+        renamed,
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(put.status, 200);
+    let after_write = records(&service, &query).await;
+    assert_eq!(after_write.header("x-cache").as_deref(), Some("MISS"));
+    let text = String::from_utf8_lossy(&after_write.body).to_string();
+    assert!(text.contains("Trap Bar"), "{text}");
+    assert_eq!(
+        records(&service, &query).await.header("x-cache").as_deref(),
+        Some("HIT")
+    );
+
+    let refreshed = records(&service, &format!("{query}&forceRefresh=true")).await;
+    assert_eq!(refreshed.header("x-cache").as_deref(), Some("MISS"));
+
+    // Past the records' TTL the answer is built again, from the relay.
+    let before = relay.gets(&soul("workout-full-body"));
+    actix_web::rt::time::sleep(Duration::from_millis(2100)).await;
+    let expired = records(&service, &query).await;
+    assert_eq!(expired.header("x-cache").as_deref(), Some("MISS"));
+    assert_eq!(relay.gets(&soul("workout-full-body")), before + 1);
+}

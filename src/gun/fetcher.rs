@@ -261,6 +261,10 @@ impl GunFetcher {
         let outcome = match result {
             Ok(Some(found)) => {
                 if flight.cacheable {
+                    // A forced refresh may bring a changed record before the old one expired.
+                    if flight.fresh {
+                        self.records.remove(&key);
+                    }
                     self.records.insert(key.clone(), found.clone());
                 }
                 // A fetch that asked the negative cache found it without the soul, and only this
@@ -421,6 +425,9 @@ impl Handler<RelayStatus> for GunFetcher {
 pub struct Reader {
     pub fetcher: Addr<GunFetcher>,
     pub records: Arc<RecordCache>,
+    /// `resolver.oip_api` is set: DIDs of other methods have a source. Without one they are
+    /// answered here, not by a message to the fetcher's thread on every resolution.
+    pub indexer: bool,
 }
 
 impl Reader {
@@ -431,6 +438,9 @@ impl Reader {
         budget: Option<UpstreamBudget>,
         fresh: bool,
     ) -> FetchResult {
+        if matches!(did, Did::Other(_)) && !self.indexer {
+            return Err(FetchError::Unsupported);
+        }
         if !fresh {
             if let Some(found) = self.records.get(&did) {
                 return Ok(Fetched {

@@ -5,7 +5,10 @@
 //! answer with while the relay cannot.
 
 use std::{
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -35,6 +38,9 @@ impl Weighter<Did, Entry> for BySize {
 
 pub struct RecordCache {
     cache: Option<Cache<Did, Entry, BySize>>,
+    /// Counts removals (a write, a write seen on a relay's feed, an operator's forget, a
+    /// forced refresh): what was built from records read before may be out of date.
+    epoch: AtomicU64,
     ttl: Duration,
     stale: Duration,
     metrics: Arc<Metrics>,
@@ -50,10 +56,22 @@ impl RecordCache {
         });
         Self {
             cache,
+            epoch: AtomicU64::new(0),
             ttl,
             stale,
             metrics,
         }
+    }
+
+    /// Changes whenever a record is removed: answers built before are not to be reused.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// When `key`'s record stops being fresh, while it is.
+    pub fn expiry(&self, key: &Did) -> Option<Instant> {
+        let entry = self.cache.as_ref()?.get(key)?;
+        (entry.expires > Instant::now()).then_some(entry.expires)
     }
 
     /// A hit is counted in `oip_record_cache_hits_total`.
@@ -99,6 +117,7 @@ impl RecordCache {
             cache.remove(key);
             self.update_gauge();
         }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The cache the fetcher fills and the resolvers read, as `record_cache.*` configures it.

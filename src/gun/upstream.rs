@@ -36,21 +36,24 @@ pub enum Upstream {
     File(RefCell<FileStore>),
 }
 
+/// What `Upstream::open` needs, made at start-up: the loaded file source, or the TLS roots for
+/// the relays.
+pub enum Source {
+    File(FileStore),
+    Relay(Arc<rustls::ClientConfig>),
+}
+
 /// `None` is a definite "not found".
 pub type GetResult = Result<Option<Arc<FoundRecord>>, FetchError>;
 
 impl Upstream {
-    /// `store` is the file source when `gun.source` is `file`. Must run on the thread that will
-    /// use it, like `HttpSource::new`.
-    pub fn open(
-        gun: &GunConfig,
-        store: Option<FileStore>,
-        tls: Arc<rustls::ClientConfig>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        match store {
-            Some(store) => Upstream::File(store.into()),
-            None => Upstream::Relay(Pool::new(HttpKind::Relay, &gun.relays(), gun, tls, metrics)),
+    /// Must run on the thread that will use it, like `HttpSource::new`.
+    pub fn open(gun: &GunConfig, source: Source, metrics: Arc<Metrics>) -> Self {
+        match source {
+            Source::File(store) => Upstream::File(store.into()),
+            Source::Relay(tls) => {
+                Upstream::Relay(Pool::new(HttpKind::Relay, &gun.relays(), gun, tls, metrics))
+            }
         }
     }
 

@@ -30,6 +30,8 @@ async fn forget_missing(
         validate_soul(&soul)?;
         Did::Gun(soul.clone())
     };
+    // Answers kept whole (the resolver's answer cache) may hold it as missing too.
+    state.gun.records.remove(&key);
     let forgotten = state.negative.send(Forget(key)).await?;
     log::info!("[GUN 404 Cache] operator forgot {soul} (was cached: {forgotten})");
     Ok(HttpResponse::Ok().json(serde_json::json!({"soul": soul, "forgotten": forgotten})))

@@ -28,6 +28,7 @@ use crate::{
     gun::{fetcher::Reader, NegativeCache},
     media::{Media, MediaActor},
     metrics::Metrics,
+    resolver::AnswerCache,
     resolver::Resolver,
 };
 
@@ -41,6 +42,8 @@ pub struct AppState {
     /// What the media actor's threads share, for answers from the open-file cache on the
     /// worker's own thread.
     pub media_files: Arc<Media>,
+    /// Warm resolutions kept whole, shared by every worker's resolver.
+    pub answers: Arc<AnswerCache>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     /// The thread of the fetcher and the negative cache, stopped with the server.

@@ -58,8 +58,14 @@ async fn get_records(
             resolver.send(ResolveListing { query, options }).await??
         }
     };
+    let cache = if resolution.answered_whole() {
+        "HIT"
+    } else {
+        "MISS"
+    };
     Ok(HttpResponse::Ok()
         .content_type("application/json")
+        .insert_header(("X-Cache", cache))
         .body(resolution.into_body()))
 }
 

@@ -73,7 +73,7 @@ pub(super) fn assemble(
         });
     }
     Ok(Resolution {
-        records: asm.out,
+        records: asm.out.into(),
         count,
         summary: Summary {
             depth: options.depth,
@@ -86,6 +86,8 @@ pub(super) fn assemble(
             left_out: 0,
         },
         envelope: None,
+        fresh_until: None,
+        answered_whole: false,
     })
 }
 
@@ -269,7 +271,7 @@ impl Resolution {
     /// A listing that listed nothing.
     pub(super) fn empty(depth: u32) -> Self {
         Self {
-            records: b"[]".to_vec(),
+            records: bytes::Bytes::from_static(b"[]"),
             count: 0,
             summary: Summary {
                 depth,
@@ -282,7 +284,14 @@ impl Resolution {
                 left_out: 0,
             },
             envelope: None,
+            fresh_until: None,
+            answered_whole: false,
         }
+    }
+
+    /// Whether this answer was kept whole from an earlier request (`X-Cache: HIT`).
+    pub fn answered_whole(&self) -> bool {
+        self.answered_whole
     }
 
     /// The response body: the records, how many there are, and the resolution summary. The

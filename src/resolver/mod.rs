@@ -10,6 +10,7 @@
 //! cores that way. Found records are read from the shared record cache first, so a warm
 //! resolution sends no message to the fetcher at all.
 
+mod answers;
 mod assembler;
 mod walk;
 
@@ -33,6 +34,7 @@ use crate::{
     },
     metrics::Metrics,
 };
+pub use answers::AnswerCache;
 use walk::Walk;
 
 /// Why a reference stayed a DID string.
@@ -98,7 +100,7 @@ pub struct Resolve {
     pub options: Options,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Unresolved {
     pub did: String,
     pub reason: Reason,
@@ -140,12 +142,17 @@ pub struct ResolveListing {
 #[derive(Debug)]
 pub struct Resolution {
     /// The records, already serialised as one JSON array.
-    records: Vec<u8>,
+    records: bytes::Bytes,
     /// How many records the array holds.
     count: usize,
     summary: Summary,
     /// For a listing, the indexer's answer around its records, kept as it sent them.
     envelope: Option<Map<String, Value>>,
+    /// Until when every record in it stays fresh in the record cache; `None` when one of them
+    /// is not there (or for a listing): then it is not kept whole.
+    fresh_until: Option<Instant>,
+    /// Answered from the answer cache.
+    answered_whole: bool,
 }
 
 /// No root could be returned.
@@ -213,13 +220,21 @@ impl State {
 
 pub struct Resolver {
     walk: Rc<Walk>,
+    answers: Arc<AnswerCache>,
     metrics: Arc<Metrics>,
 }
 
 impl Resolver {
-    pub fn new(reader: Reader, config: ResolverConfig, metrics: Arc<Metrics>) -> Self {
+    /// `answers` is shared by the resolvers of every worker.
+    pub fn new(
+        reader: Reader,
+        config: ResolverConfig,
+        answers: Arc<AnswerCache>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             walk: Rc::new(Walk { reader, config }),
+            answers,
             metrics,
         }
     }
@@ -242,6 +257,16 @@ impl Walk {
         let gathered = self.gather(roots, known, options, deadline).await;
         let mut resolution =
             assembler::assemble(roots, options, &gathered.states, self.config.max_records)?;
+        let records = &self.reader.records;
+        resolution.fresh_until = gathered
+            .states
+            .iter()
+            .filter(|(_, state)| matches!(state, State::Found(_)))
+            .try_fold(None, |earliest: Option<Instant>, (did, _)| {
+                let expiry = records.expiry(did)?;
+                Some(Some(earliest.map_or(expiry, |e| e.min(expiry))))
+            })
+            .flatten();
         resolution.summary.fetched = gathered.fetched;
         resolution.summary.from_cache = gathered.from_cache;
         resolution.summary.stale = gathered.stale;
@@ -256,10 +281,24 @@ impl Handler<Resolve> for Resolver {
     fn handle(&mut self, msg: Resolve, _: &mut Self::Context) -> Self::Result {
         self.metrics.resolve_requested();
         let started = Instant::now();
-        let walk = self.walk.clone();
+        let key = AnswerCache::key(&msg.dids, &msg.options);
+        // Read before the walk: a record removed while it runs makes its answer stale at once.
+        let epoch = self.walk.reader.records.epoch();
+        if let Some(kept) = key
+            .as_deref()
+            .and_then(|k| self.answers.get(k, epoch, started))
+        {
+            return Box::pin(futures::future::ready(Ok(kept)));
+        }
+        let (walk, answers) = (self.walk.clone(), self.answers.clone());
         Box::pin(async move {
-            walk.resolve(&msg.dids, HashMap::new(), &msg.options, started)
-                .await
+            let resolution = walk
+                .resolve(&msg.dids, HashMap::new(), &msg.options, started)
+                .await?;
+            if let (Some(key), Some(until)) = (key, resolution.fresh_until) {
+                answers.keep(key, &resolution, until, epoch);
+            }
+            Ok(resolution)
         })
     }
 }

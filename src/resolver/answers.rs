@@ -1,0 +1,123 @@
+//! Warm answers kept whole: a resolution asked again with the same parameters is answered from
+//! the records array it serialised the first time, so it costs a lookup and a copy of bytes, not
+//! a walk, a dozen cache lookups and the JSON writer.
+//!
+//! An answer is kept only when every record in it came from the record cache fresh and nothing
+//! in it failed for a reason that may pass (a timeout, an error, the budget); it is kept until
+//! the first of its records expires, and is dropped as soon as any record is removed from the
+//! record cache (a put, a write seen on a relay's feed, an operator's forget, a forced refresh):
+//! its `epoch` moves on. So it is never older than the record cache would have answered.
+
+use std::{sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use quick_cache::{sync::Cache, Weighter};
+
+use super::{Options, Reason, Resolution, Summary, Unresolved};
+use crate::did::Did;
+
+pub struct Kept {
+    records: Bytes,
+    count: usize,
+    depth: u32,
+    unresolved: Vec<Unresolved>,
+    circular: usize,
+    /// DIDs looked up to build it: what `fetched` and `fromCache` say when it is reused.
+    looked_up: usize,
+    until: Instant,
+    epoch: u64,
+}
+
+#[derive(Clone)]
+struct ByLen;
+
+impl Weighter<String, Arc<Kept>> for ByLen {
+    fn weight(&self, key: &String, kept: &Arc<Kept>) -> u64 {
+        (key.len() + kept.records.len() + 128) as u64
+    }
+}
+
+pub struct AnswerCache {
+    /// `None` when `resolver.answer_cache_bytes` is 0.
+    cache: Option<Cache<String, Arc<Kept>, ByLen>>,
+}
+
+impl AnswerCache {
+    pub fn new(capacity_bytes: u64) -> Self {
+        let cache = (capacity_bytes > 0).then(|| {
+            let estimated_items = (capacity_bytes / 8192).clamp(16, 1 << 20) as usize;
+            Cache::with_weighter(estimated_items, capacity_bytes, ByLen)
+        });
+        Self { cache }
+    }
+
+    /// What identifies an answer: the DIDs in order and every option that shapes it. `None`
+    /// for a forced refresh, which must not be answered from here.
+    pub fn key(dids: &[Did], options: &Options) -> Option<String> {
+        if options.force_refresh {
+            return None;
+        }
+        let mut key = String::with_capacity(96);
+        for did in dids {
+            key.push_str(&format!("{did},"));
+        }
+        key.push_str(&format!(
+            "|{}|{}|{}|{}|{:?}",
+            options.depth,
+            options.names_only,
+            options.include_sigs,
+            options.include_pub_keys,
+            options.fields
+        ));
+        Some(key)
+    }
+
+    /// The answer kept for `key`, unless it expired or a record was removed since (`epoch`).
+    pub fn get(&self, key: &str, epoch: u64, started: Instant) -> Option<Resolution> {
+        let kept = self.cache.as_ref()?.get(key)?;
+        if kept.epoch != epoch || kept.until <= Instant::now() {
+            return None;
+        }
+        Some(Resolution {
+            records: kept.records.clone(),
+            count: kept.count,
+            summary: Summary {
+                depth: kept.depth,
+                fetched: kept.looked_up,
+                from_cache: kept.looked_up,
+                unresolved: kept.unresolved.clone(),
+                circular: kept.circular,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                stale: 0,
+                left_out: 0,
+            },
+            envelope: None,
+            fresh_until: None,
+            answered_whole: true,
+        })
+    }
+
+    /// Keeps `resolution` for `key` until `until`, if it may be: see the module's comment.
+    pub fn keep(&self, key: String, resolution: &Resolution, until: Instant, epoch: u64) {
+        let Some(cache) = &self.cache else { return };
+        let summary = &resolution.summary;
+        let passing = summary
+            .unresolved
+            .iter()
+            .any(|u| matches!(u.reason, Reason::Error | Reason::Timeout | Reason::Budget));
+        if passing || summary.stale > 0 || resolution.envelope.is_some() {
+            return;
+        }
+        let kept = Kept {
+            records: resolution.records.clone(),
+            count: resolution.count,
+            depth: summary.depth,
+            unresolved: summary.unresolved.clone(),
+            circular: summary.circular,
+            looked_up: summary.fetched,
+            until,
+            epoch,
+        };
+        cache.insert(key, Arc::new(kept));
+    }
+}
