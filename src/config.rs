@@ -43,6 +43,7 @@ pub struct Config {
     pub memory_monitor: MemoryMonitorConfig,
     pub log: LogConfig,
     pub cors: CorsConfig,
+    pub ui: UiConfig,
     /// Each key the file or the environment set, and where it came from (`file`, or the
     /// variable's name), for the start-up summary.
     #[serde(skip)]
@@ -337,6 +338,19 @@ impl Default for CorsConfig {
             allow_credentials: true,
             max_age_secs: 86_400,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// The status page at `/` and its figures at `/status.json`; off, both are 404.
+    pub enabled: bool,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 

@@ -161,7 +161,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
             });
         }
     }
-    MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
+    let monitor = MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
     let media_files = Arc::new(Media::new(
         &config.media,
         config.auth.jwt_secret.clone(),
@@ -187,6 +187,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         media,
         media_files,
         answers,
+        monitor,
         metrics,
         started: Instant::now(),
         gun_thread: gun_thread.handle(),

@@ -118,6 +118,19 @@ impl RelayStats {
     }
 }
 
+/// The figures the status page draws, read at once.
+pub struct Totals {
+    pub negative_lookups: u64,
+    pub negative_hits: u64,
+    pub negative_entries: u64,
+    pub record_cache_hits: u64,
+    pub record_cache_bytes: u64,
+    pub active_streams: u64,
+    pub media_bytes_sent: u64,
+    /// Requests answered, every route and status.
+    pub requests: u64,
+}
+
 /// Process figures read at scrape time (they belong to the memory monitor, not to this module).
 #[derive(Default)]
 pub struct ProcessFigures {
@@ -126,6 +139,24 @@ pub struct ProcessFigures {
 }
 
 impl Metrics {
+    pub fn totals(&self) -> Totals {
+        let requests = lock(&self.http)
+            .values()
+            .flat_map(|classes| classes.iter().flatten())
+            .map(|h| h.count)
+            .sum();
+        Totals {
+            negative_lookups: self.negative_lookups.load(Relaxed),
+            negative_hits: self.negative_hits.load(Relaxed),
+            negative_entries: self.negative_entries.load(Relaxed),
+            record_cache_hits: self.record_cache_hits.load(Relaxed),
+            record_cache_bytes: self.record_cache_bytes.load(Relaxed),
+            active_streams: self.media_active_streams.load(Relaxed),
+            media_bytes_sent: self.media_bytes_sent.load(Relaxed),
+            requests,
+        }
+    }
+
     /// One request actually sent to the relay: `status` is its HTTP code, or `None` when no
     /// response came (refused, reset, timed out).
     pub fn upstream_request(&self, status: Option<u16>) {

@@ -43,11 +43,33 @@ fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// One reading of the monitor: when, resident memory in MB, heap in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    at: Instant,
+    rss_mb: f64,
+    heap_bytes: u64,
+}
+
 pub struct MemoryMonitor {
     config: MemoryMonitorConfig,
     metrics: Arc<Metrics>,
-    /// RSS in MB, when it was sampled, over the trend window.
-    window: VecDeque<(Instant, f64)>,
+    /// The readings of the trend window.
+    window: VecDeque<Reading>,
+    trend: Option<Trend>,
+}
+
+/// The monitor's window as the status page draws it.
+#[derive(Message)]
+#[rtype(result = "MemoryView")]
+pub struct Readings;
+
+pub struct MemoryView {
+    pub window_secs: u64,
+    pub interval_secs: u64,
+    /// Seconds ago, resident bytes, heap bytes: oldest first.
+    pub samples: Vec<(f64, u64, u64)>,
+    pub trend: Option<Trend>,
 }
 
 impl MemoryMonitor {
@@ -56,25 +78,27 @@ impl MemoryMonitor {
             config,
             metrics,
             window: VecDeque::new(),
+            trend: None,
         }
     }
 
-    /// Keeps `rss_mb` and drops what fell out of the window; the trend of what is left.
-    fn observe(&mut self, now: Instant, rss_mb: f64) -> Option<Trend> {
-        self.window.push_back((now, rss_mb));
+    /// Keeps `reading` and drops what fell out of the window; the trend of what is left.
+    fn keep(&mut self, reading: Reading) -> Option<Trend> {
+        let now = reading.at;
+        self.window.push_back(reading);
         let window = Duration::from_secs(self.config.trend_window_secs);
         while self
             .window
             .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > window)
+            .is_some_and(|r| now.duration_since(r.at) > window)
         {
             self.window.pop_front();
         }
-        let first = self.window.front()?.0;
+        let first = self.window.front()?.at;
         let samples: Vec<(f64, f64)> = self
             .window
             .iter()
-            .map(|(at, mb)| (at.duration_since(first).as_secs_f64(), *mb))
+            .map(|r| (r.at.duration_since(first).as_secs_f64(), r.rss_mb))
             .collect();
         trend::classify(&samples)
     }
@@ -82,7 +106,12 @@ impl MemoryMonitor {
     fn report(&mut self) {
         let figures = sample();
         let rss_mb = figures.rss_bytes / MB;
-        let trend = self.observe(Instant::now(), figures.rss_bytes as f64 / MB as f64);
+        let trend = self.keep(Reading {
+            at: Instant::now(),
+            rss_mb: figures.rss_bytes as f64 / MB as f64,
+            heap_bytes: figures.heap_bytes,
+        });
+        self.trend = trend;
         let shown = match &trend {
             Some(t) => format!(
                 "{:+.1}MB/h over {}m ({})",
@@ -129,9 +158,33 @@ impl Actor for MemoryMonitor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // A first reading at start-up: where memory began is what a trend is judged against.
+        self.report();
         ctx.run_interval(Duration::from_secs(self.config.interval_secs), |this, _| {
             this.report()
         });
+    }
+}
+
+impl Handler<Readings> for MemoryMonitor {
+    type Result = MessageResult<Readings>;
+
+    fn handle(&mut self, _: Readings, _: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        let samples = self
+            .window
+            .iter()
+            .map(|r| {
+                let ago = now.duration_since(r.at).as_secs_f64();
+                (ago, (r.rss_mb * MB as f64) as u64, r.heap_bytes)
+            })
+            .collect();
+        MessageResult(MemoryView {
+            window_secs: self.config.trend_window_secs,
+            interval_secs: self.config.interval_secs,
+            samples,
+            trend: self.trend,
+        })
     }
 }
 

@@ -23,9 +23,6 @@ fn fault_config(relay_url: &str) -> Config {
         // round, so any later growth in descriptors is a leak.
         c.gun.max_connections = 20;
         c.negative_cache.log_every = 100_000;
-        // These relays speak no websocket: the write feed's reconnections would open and close
-        // descriptors of their own while the rounds count them.
-        c.gun.watch = false;
     })
 }
 

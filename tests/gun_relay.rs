@@ -137,6 +137,12 @@ fn start_relay_with(setup: RelaySetup) -> Option<GunRelay> {
 
 const P: &str = "9a8b7c6d5e4f";
 
+/// A service reading from the real relay at `url`, listening to its write feed as it would in
+/// production.
+fn real_relay_config(url: &str) -> oip_resolver::config::Config {
+    relay_config(url).with(|c| c.gun.watch = true)
+}
+
 /// A node as the old publisher stored it: `data` and `oip` as JSON strings, arrays inside
 /// `data` as JSON strings too, `meta` a nested object (GUN stores it as a linked node).
 fn publisher_node(data: Value, record_type: &str) -> Value {
@@ -166,7 +172,7 @@ async fn a_workout_graph_round_trips_through_a_real_gun_relay() {
     let Some(relay) = start_gun_relay() else {
         return;
     };
-    let service = Service::start(&relay_config(&relay.url));
+    let service = Service::start(&real_relay_config(&relay.url));
     let did = |local: &str| format!("did:gun:{P}:{local}");
 
     put(
@@ -329,7 +335,7 @@ async fn writes_follow_gun_rules_on_a_real_relay() {
         empty.map(|r| r.status())
     );
 
-    let service = Service::start(&relay_config(&relay.url));
+    let service = Service::start(&real_relay_config(&relay.url));
     for node in [
         json!({"data": data, "tags": ["a"]}),
         json!({"data": data, "oip": {}}),
@@ -403,7 +409,7 @@ async fn an_https_relay_is_trusted_with_its_ca_file_and_refused_without() {
     };
     assert!(relay.url.starts_with("https://"), "{}", relay.url);
 
-    let trusted = Service::start(&relay_config(&relay.url).with(|c| c.gun.ca_file = Some(ca)));
+    let trusted = Service::start(&real_relay_config(&relay.url).with(|c| c.gun.ca_file = Some(ca)));
     put(
         &trusted,
         "tls-ex",
@@ -416,7 +422,8 @@ async fn an_https_relay_is_trusted_with_its_ca_file_and_refused_without() {
     assert_eq!(get(trusted.url("/health/ready")).await.status, 200);
     wait_for_watch(&trusted, "live").await;
 
-    let untrusted = Service::start(&relay_config(&relay.url).with(|c| c.gun.breaker_failures = 2));
+    let untrusted =
+        Service::start(&real_relay_config(&relay.url).with(|c| c.gun.breaker_failures = 2));
     for _ in 0..5 {
         let r = get(untrusted.url(&format!("/gun-relay/get?soul={P}:tls-ex"))).await;
         assert_eq!(r.status, 502);
@@ -492,7 +499,7 @@ async fn one_of_two_relays_killed_under_load_fails_no_request() {
         ..RelaySetup::default()
     })
     .expect("a second relay starts where the first did");
-    let service = Service::start(&relay_config(&first.url).with(|c| {
+    let service = Service::start(&real_relay_config(&first.url).with(|c| {
         c.gun.relay_urls = vec![first.url.clone(), second.url.clone()];
         c.gun.breaker_open_ms = 300;
         c.record_cache.ttl_secs = 0;
@@ -598,7 +605,7 @@ async fn after_an_outage_a_changed_record_is_seen_once_the_relay_is_back() {
     let Some(relay) = start_gun_relay() else {
         return;
     };
-    let service = Service::start(&relay_config(&relay.url).with(|c| {
+    let service = Service::start(&real_relay_config(&relay.url).with(|c| {
         c.record_cache.ttl_secs = 1;
         c.gun.breaker_failures = 2;
         c.gun.breaker_open_ms = 1000;
@@ -709,7 +716,7 @@ async fn a_soul_written_straight_to_the_relay_is_seen_at_once() {
     let Some(relay) = start_gun_relay() else {
         return;
     };
-    let service = Service::start(&relay_config(&relay.url));
+    let service = Service::start(&real_relay_config(&relay.url));
     wait_for_watch(&service, "live").await;
     let mut times = Vec::new();
     for i in 0..10 {
@@ -742,8 +749,8 @@ async fn a_put_through_one_replica_is_seen_by_another() {
         return;
     };
     let (one, other) = (
-        Service::start(&relay_config(&relay.url)),
-        Service::start(&relay_config(&relay.url)),
+        Service::start(&real_relay_config(&relay.url)),
+        Service::start(&real_relay_config(&relay.url)),
     );
     wait_for_watch(&one, "live").await;
     wait_for_watch(&other, "live").await;
@@ -775,7 +782,7 @@ async fn a_write_racing_an_in_flight_404_is_not_hidden() {
     }) else {
         return;
     };
-    let service = Service::start(&relay_config(&relay.url));
+    let service = Service::start(&real_relay_config(&relay.url));
     wait_for_watch(&service, "live").await;
     let url = service.url(&format!("/gun-relay/get?soul={P}:racing"));
     let asking = actix_web::rt::spawn(get(url.clone()));
@@ -801,7 +808,7 @@ async fn the_feed_reconnects_after_a_relay_restart_and_what_it_missed_is_seen() 
     let Some(relay) = start_gun_relay() else {
         return;
     };
-    let service = Service::start(&relay_config(&relay.url));
+    let service = Service::start(&real_relay_config(&relay.url));
     wait_for_watch(&service, "live").await;
     let relay = in_background(relay, GunRelay::stop).await;
     wait_for_watch(&service, "down").await;
@@ -838,7 +845,7 @@ async fn a_relay_that_does_not_broadcast_is_detected_and_reported() {
         return;
     };
     let service = Service::start(
-        &relay_config(&relay.url).with(|c| c.negative_cache.ttl_without_watch_secs = 1),
+        &real_relay_config(&relay.url).with(|c| c.negative_cache.ttl_without_watch_secs = 1),
     );
     wait_for_watch(&service, "unsupported").await;
     let warned = service

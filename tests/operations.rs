@@ -61,8 +61,13 @@ async fn the_memory_monitor_reports_plausible_figures() {
             .status,
         404
     );
+    // The first line is written at start-up, before that miss.
     let line = service
-        .wait_for_line("[Memory Monitor] RSS:", Duration::from_secs(3))
+        .wait_for_line_after(
+            service.log().len(),
+            "[Memory Monitor] RSS:",
+            Duration::from_secs(3),
+        )
         .expect("a monitor line within the interval");
     let rss = number_after(&line, "RSS:");
     let heap = number_after(&line, "Heap:");

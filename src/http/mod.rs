@@ -9,6 +9,7 @@ mod ops;
 mod query;
 mod records;
 mod relay;
+mod ui;
 
 pub use query::StrictQuery;
 
@@ -28,6 +29,7 @@ use crate::{
     gun::{fetcher::Reader, NegativeCache},
     media::{Media, MediaActor},
     metrics::Metrics,
+    monitor::MemoryMonitor,
     resolver::AnswerCache,
     resolver::Resolver,
 };
@@ -44,6 +46,7 @@ pub struct AppState {
     pub media_files: Arc<Media>,
     /// Warm resolutions kept whole, shared by every worker's resolver.
     pub answers: Arc<AnswerCache>,
+    pub monitor: Addr<MemoryMonitor>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     /// The thread of the fetcher and the negative cache, stopped with the server.
@@ -56,6 +59,7 @@ pub fn configure_app(
     state: web::Data<AppState>,
     resolver: web::Data<Addr<Resolver>>,
 ) {
+    let ui = state.config.ui.enabled;
     cfg.app_data(state)
         .app_data(resolver)
         .configure(records::configure)
@@ -63,6 +67,7 @@ pub fn configure_app(
         .configure(relay::configure)
         .configure(admin::configure)
         .configure(ops::configure)
+        .configure(|cfg| ui::configure(cfg, ui))
         .default_service(web::to(route_not_found));
 }
 

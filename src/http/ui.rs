@@ -1,0 +1,134 @@
+//! `/`: one page that shows the demo working and the service's health at a glance, and
+//! `/status.json`, the figures it draws (a stable shape others may script against). The page
+//! is self-contained (its style and script inline, nothing fetched from elsewhere) and carries a
+//! strict CSP of its own: only its own style and script, by hash, may run. With `ui.enabled`
+//! off, neither route exists. The README is served at `/README.md` for the page's API link.
+
+use std::sync::LazyLock;
+
+use actix_web::{http::header, web, HttpResponse};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use sha2::{Digest, Sha256};
+
+use super::{compressed, AppState};
+use crate::{
+    error::ApiError,
+    gun::RelayStatus,
+    monitor::{self, Readings},
+};
+
+const HTML: &str = include_str!("ui/page.html");
+const STYLE: &str = include_str!("ui/page.css");
+const SCRIPT: &str = include_str!("ui/page.js");
+const README: &str = include_str!("../../README.md");
+
+/// The page with its style and script in place, and the CSP that lets exactly those run.
+struct Page {
+    html: String,
+    csp: String,
+}
+
+static PAGE: LazyLock<Page> = LazyLock::new(|| {
+    let hash = |text: &str| format!("'sha256-{}'", STANDARD.encode(Sha256::digest(text)));
+    Page {
+        html: HTML
+            .replace("/*STYLE*/", STYLE)
+            .replace("/*SCRIPT*/", SCRIPT),
+        csp: format!(
+            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; media-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            hash(SCRIPT),
+            hash(STYLE)
+        ),
+    }
+});
+
+pub fn configure(cfg: &mut web::ServiceConfig, enabled: bool) {
+    if !enabled {
+        return;
+    }
+    cfg.service(compressed("/").route(web::get().to(page)))
+        .service(compressed("/status.json").route(web::get().to(status)))
+        .service(compressed("/README.md").route(web::get().to(readme)));
+}
+
+async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE.csp.as_str()))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(PAGE.html.as_str())
+}
+
+async fn readme() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/markdown; charset=utf-8")
+        .body(README)
+}
+
+/// What the page draws: relays and their circuits, the caches, streams, requests so far, and
+/// memory over the monitor's window. No secrets and no paths: relay URLs are shown without
+/// credentials, as `/health` shows them.
+async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let health = state.gun.fetcher.send(RelayStatus).await?;
+    let memory = state.monitor.send(Readings).await?;
+    let totals = state.metrics.totals();
+    let now = monitor::sample();
+    let relays: Vec<serde_json::Value> = health
+        .relays
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "url": r.url,
+                "state": r.state.as_str(),
+                "circuit": r.circuit.as_str(),
+                "watch": r.watch.as_str(),
+            })
+        })
+        .collect();
+    let hit_rate = if totals.negative_lookups == 0 {
+        serde_json::Value::Null
+    } else {
+        (totals.negative_hits as f64 / totals.negative_lookups as f64).into()
+    };
+    let samples: Vec<serde_json::Value> = memory
+        .samples
+        .iter()
+        .map(|(ago, rss, heap)| {
+            serde_json::json!({"ageSecs": (ago * 10.0).round() / 10.0, "rssBytes": rss, "heapBytes": heap})
+        })
+        .collect();
+    let trend = memory.trend.map(|t| {
+        serde_json::json!({
+            "bytesPerHour": (t.mb_per_hour * 1024.0 * 1024.0).round(),
+            "shape": t.shape.to_string(),
+            "spanSecs": t.span_secs.round(),
+        })
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeSecs": state.started.elapsed().as_secs(),
+            "source": if health.relays.is_empty() { "file" } else { "relay" },
+            "relay": health.state.as_str(),
+            "watch": health.watch.as_str(),
+            "relays": relays,
+            "negativeCache": {
+                "entries": totals.negative_entries,
+                "lookups": totals.negative_lookups,
+                "hits": totals.negative_hits,
+                "hitRate": hit_rate,
+            },
+            "recordCache": {"bytes": totals.record_cache_bytes, "hits": totals.record_cache_hits},
+            "media": {"activeStreams": totals.active_streams, "bytesSent": totals.media_bytes_sent},
+            "requests": {"total": totals.requests},
+            "memory": {
+                "rssBytes": now.rss_bytes,
+                "heapBytes": now.heap_bytes,
+                "windowSecs": memory.window_secs,
+                "intervalSecs": memory.interval_secs,
+                "samples": samples,
+                "trend": trend,
+            },
+        })))
+}
