@@ -44,20 +44,8 @@ fn serve_page(ip: &str, api: SocketAddr) -> (SocketAddr, actix_web::dev::ServerH
 /// What the page wrote, after Chromium ran it.
 fn run_page(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+    let out = chromium(profile.path())
+        .args(["--virtual-time-budget=10000", "--dump-dom"])
         .arg(url)
         .output()
         .expect("chromium runs");
