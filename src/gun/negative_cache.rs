@@ -50,9 +50,9 @@ pub struct IsMissing {
 #[rtype(result = "()")]
 pub struct RecordMissing(pub Did);
 
-/// A relay's write feed connected, went down, or proved live: `live` is whether any feed is
-/// live now. Every entry is dropped, since writes may have gone unseen; new entries get the TTL
-/// that fits.
+/// A relay's write feed proved live or stopped being live: `live` is whether any feed is live
+/// now. Every entry is dropped, since writes may have gone unseen; new entries get the TTL that
+/// fits.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FeedChanged {
