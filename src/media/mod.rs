@@ -258,10 +258,8 @@ impl Media {
             _ => None,
         };
         let prefetched = match (first, msg.head) {
-            (Some((offset, n)), false) => {
-                read(&opened.file, offset, stream::first_read(n) as usize)
-                    .map_err(|_| MediaError::Io)?
-            }
+            (Some((offset, n)), false) => read(&opened.file, offset, n.min(stream::CHUNK) as usize)
+                .map_err(|_| MediaError::Io)?,
             _ => Bytes::new(),
         };
         Ok(MediaFile {

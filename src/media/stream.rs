@@ -36,20 +36,6 @@ use crate::metrics::StreamOutcome;
 /// chunk and reads the next only when the connection has taken it.
 pub const CHUNK: u64 = 32 * 1024;
 
-/// A body this long or shorter (an exercise GIF, a poster) is read and handed over in one piece:
-/// one read and one write instead of four of each, which is most of what such a request costs.
-/// A reader that stops pins at most this much of it.
-pub const ONE_PIECE: u64 = 128 * 1024;
-
-/// How much of a span of `len` bytes to read at once.
-pub fn first_read(len: u64) -> u64 {
-    if len <= ONE_PIECE {
-        len
-    } else {
-        len.min(CHUNK)
-    }
-}
-
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One piece of the body: literal bytes (multipart headers, a prefetched chunk) or a span of

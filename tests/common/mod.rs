@@ -924,6 +924,20 @@ pub fn open_get(addr: SocketAddr, target: &str) -> std::net::TcpStream {
     s
 }
 
+/// A player's `GET target` (keep-alive, as players keep their connection) from a client whose
+/// receive window is a few KB, as over a slow link: the server's writes stall after a few KB
+/// whatever the size of the body, and what it handed the connection beyond that stays pinned.
+pub fn open_get_small_window(addr: SocketAddr, target: &str) -> std::net::TcpStream {
+    use rustix::net::{connect, socket, sockopt, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    sockopt::set_socket_recv_buffer_size(&fd, 4096).unwrap();
+    connect(&fd, &addr).unwrap();
+    let mut s = std::net::TcpStream::from(fd);
+    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .unwrap();
+    s
+}
+
 /// Sends `request` exactly as given and reads the answer until the server closes.
 pub fn raw_send(addr: SocketAddr, request: &[u8], head: bool) -> Raw {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
