@@ -630,8 +630,27 @@ async fn warm_answers_are_kept_whole_until_a_record_in_them_changes_or_expires()
         Some("HIT")
     );
 
-    let refreshed = records(&service, &format!("{query}&forceRefresh=true")).await;
+    let refresh = format!("{query}&forceRefresh=true");
+    let refreshed = records(&service, &refresh).await;
     assert_eq!(refreshed.header("x-cache").as_deref(), Some("MISS"));
+    assert_eq!(
+        records(&service, &query).await.header("x-cache").as_deref(),
+        Some("HIT"),
+        "a refresh that found nothing new leaves kept answers alone: any client may ask for one"
+    );
+    // Changed at the relay behind the service's back: a refresh brings it, and the kept answer
+    // goes.
+    relay.insert(
+        &barbell,
+        node(
+            json!({"basic": {"name": "Safety Bar"}}),
+            json!({"recordType": "equipment"}),
+        ),
+    );
+    records(&service, &refresh).await;
+    let after_refresh = records(&service, &query).await;
+    assert_eq!(after_refresh.header("x-cache").as_deref(), Some("MISS"));
+    assert!(String::from_utf8_lossy(&after_refresh.body).contains("Safety Bar"));
 
     // Past the records' TTL the answer is built again, from the relay.
     let before = relay.gets(&soul("workout-full-body"));

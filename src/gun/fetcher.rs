@@ -261,8 +261,14 @@ impl GunFetcher {
         let outcome = match result {
             Ok(Some(found)) => {
                 if flight.cacheable {
-                    // A forced refresh may bring a changed record before the old one expired.
-                    if flight.fresh {
+                    // A forced refresh may bring a changed record before the old one expired:
+                    // only then does what was built from the old one go (any client may ask for
+                    // a refresh, so an unchanged record must not empty the answer cache).
+                    let changed = self
+                        .records
+                        .get_stale(&key)
+                        .is_some_and(|old| old.record != found.record);
+                    if flight.fresh && changed {
                         self.records.remove(&key);
                     }
                     self.records.insert(key.clone(), found.clone());
