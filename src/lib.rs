@@ -43,7 +43,7 @@ use crate::{
         fetcher::Reader,
         record_cache::RecordCache,
         tls,
-        upstream::{self, FileStore, HttpKind, Pool, Source, Upstream},
+        upstream::{Endpoint, FileStore, HttpKind, Pool, Source, Upstream},
         watch::{FeedStates, Watch, WatchSetup},
         GunFetcher, NegativeCache,
     },
@@ -141,18 +141,15 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
     };
     if let Some(relay_tls) = relay_tls.filter(|_| watching) {
         for (slot, url) in config.gun.relays().into_iter().enumerate() {
-            let base = url.trim_end_matches('/').to_string();
-            let (gun, tls) = (config.gun.clone(), relay_tls.clone());
+            let (url, gun, tls) = (url.to_string(), config.gun.clone(), relay_tls.clone());
             let (fetcher, negative) = (fetcher.clone(), negative.clone());
             let (feeds, metrics) = (feeds.clone(), metrics.clone());
             Watch::start_in_arbiter(&gun_thread.handle(), move |_| {
                 Watch::new(WatchSetup {
                     slot,
-                    shown: upstream::without_credentials(&base),
-                    base,
-                    client: upstream::client(&gun, tls),
-                    canary_soul: gun.watch_canary_soul.clone(),
-                    max_frame: gun.max_response_bytes,
+                    url,
+                    gun,
+                    tls,
                     fetcher,
                     negative,
                     feeds,
@@ -269,7 +266,15 @@ fn log_summary(config: &Config, store: Option<&FileStore>) {
             config.gun.file.display(),
             store.len()
         ),
-        None => format!("relay {}", config.gun.relay_url),
+        None => {
+            let relays: Vec<String> = config
+                .gun
+                .relays()
+                .into_iter()
+                .map(|url| Endpoint::new(url).shown)
+                .collect();
+            format!("relays {}", relays.join(", "))
+        }
     };
     let set = |v: &Option<String>| if v.is_some() { "set" } else { "not set" };
     let auth = &config.auth;

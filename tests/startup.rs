@@ -277,6 +277,16 @@ async fn port_and_gun_peers_come_from_the_environment() {
             std::time::Duration::from_secs(2),
         )
         .unwrap();
+    let starting = service
+        .wait_for_line(
+            "oip-resolver 0.1.0 starting:",
+            std::time::Duration::from_secs(2),
+        )
+        .unwrap();
+    assert!(
+        starting.contains(&format!("source relays {}, {}", a.url(), b.url())),
+        "{starting}"
+    );
     for said in [
         "server.bind from PORT",
         "gun.relay_urls from GUN_PEERS",

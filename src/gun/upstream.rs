@@ -393,8 +393,7 @@ impl HttpSource {
         metrics: Arc<Metrics>,
     ) -> Self {
         let client = client(config, tls);
-        let base = base.trim_end_matches('/').to_string();
-        let shown = without_credentials(&base);
+        let Endpoint { base, shown } = Endpoint::new(base);
         let stats = (kind == HttpKind::Relay).then(|| metrics.relay(&shown));
         Self {
             kind,
@@ -681,8 +680,23 @@ pub fn client(config: &GunConfig, tls: Arc<rustls::ClientConfig>) -> Client {
         .finish()
 }
 
-/// `url` without a `user:password@` part: what logs, metrics and `/health` show.
-pub fn without_credentials(url: &str) -> String {
+/// A relay's (or indexer's) base URL as requests use it, and as logs, metrics and `/health`
+/// show it: without a `user:password@` part.
+pub struct Endpoint {
+    pub base: String,
+    pub shown: String,
+}
+
+impl Endpoint {
+    pub fn new(url: &str) -> Self {
+        let base = url.trim_end_matches('/').to_string();
+        let shown = without_credentials(&base);
+        Self { base, shown }
+    }
+}
+
+/// `url` without a `user:password@` part.
+fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

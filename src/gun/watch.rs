@@ -11,6 +11,7 @@
 //! negative cache is dropped: what was written while no feed listened was not seen.
 
 use std::{
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicU8, Ordering::Relaxed},
         Arc,
@@ -26,10 +27,18 @@ use awc::{
 };
 use bytes::{Bytes, BytesMut};
 use futures::stream::SplitSink;
-use serde_json::Value;
+use serde::{de::IgnoredAny, Deserialize};
 
-use super::{fetcher::Invalidate, negative_cache::FeedChanged, GunFetcher, NegativeCache};
-use crate::metrics::{Metrics, RelayStats};
+use super::{
+    fetcher::Invalidate,
+    negative_cache::FeedChanged,
+    upstream::{self, Endpoint},
+    GunFetcher, NegativeCache,
+};
+use crate::{
+    config::GunConfig,
+    metrics::{Metrics, RelayStats},
+};
 
 /// The relay sends `[]` every 20 s; a socket silent for this long is taken for dead.
 const SILENCE: Duration = Duration::from_secs(45);
@@ -139,14 +148,12 @@ pub struct Watch {
     connected_once: bool,
 }
 
-/// Where a relay's feed is, and what it needs; built on the thread it will run on.
+/// Which relay's feed to listen to (`slot` is its place in `gun.relays()`), and what it needs.
 pub struct WatchSetup {
     pub slot: usize,
-    pub base: String,
-    pub shown: String,
-    pub client: Client,
-    pub canary_soul: String,
-    pub max_frame: usize,
+    pub url: String,
+    pub gun: GunConfig,
+    pub tls: Arc<rustls::ClientConfig>,
     pub fetcher: Addr<GunFetcher>,
     pub negative: Addr<NegativeCache>,
     pub feeds: Arc<FeedStates>,
@@ -154,15 +161,17 @@ pub struct WatchSetup {
 }
 
 impl Watch {
+    /// Must run on the thread that will use it: awc clients are not `Send`.
     pub fn new(setup: WatchSetup) -> Self {
-        let stats = setup.metrics.relay(&setup.shown);
+        let Endpoint { base, shown } = Endpoint::new(&setup.url);
+        let stats = setup.metrics.relay(&shown);
         Self {
             slot: setup.slot,
-            base: setup.base,
-            shown: setup.shown,
-            client: setup.client,
-            canary_soul: setup.canary_soul,
-            max_frame: setup.max_frame,
+            base,
+            shown,
+            client: upstream::client(&setup.gun, setup.tls),
+            canary_soul: setup.gun.watch_canary_soul,
+            max_frame: setup.gun.max_response_bytes,
             fetcher: setup.fetcher,
             negative: setup.negative,
             feeds: setup.feeds,
@@ -301,10 +310,7 @@ impl Watch {
     /// One whole message from the relay: JSON, an object or an array of them.
     fn message(&mut self, text: &[u8]) {
         self.metrics.watch_frame();
-        let Ok(value) = serde_json::from_slice::<Value>(text) else {
-            return;
-        };
-        let souls = written_souls(&value);
+        let souls = written_souls(text);
         if souls.is_empty() {
             return;
         }
@@ -318,24 +324,34 @@ impl Watch {
     }
 }
 
-/// The souls a relay message says were written: the keys of `put` in messages that are writes
-/// (a `put` and no `@`: replies, forwarded reads, `dam` and the `[]` heartbeat say nothing). A
-/// key `S/meta` is a node nested in `S`. Deltas, never values: they only invalidate.
-pub fn written_souls(value: &Value) -> Vec<String> {
-    let messages = match value {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
+/// One relay message, as far as invalidation cares: the souls it puts, and whether it is a
+/// reply. Everything else in it, the written nodes included, is skipped without being built:
+/// this runs for every write the relay sees, on the fetcher's thread.
+#[derive(Deserialize)]
+struct Message {
+    put: Option<BTreeMap<String, IgnoredAny>>,
+    #[serde(rename = "@")]
+    reply: Option<IgnoredAny>,
+}
+
+/// The souls a relay frame (a message, or an array of them) says were written: the keys of `put`
+/// in messages that are writes (a `put` and no `@`: replies, forwarded reads, `dam` and the `[]`
+/// heartbeat say nothing). A key `S/meta` is a node nested in `S`. Deltas, never values: they
+/// only invalidate. A frame that is not such JSON says nothing.
+pub fn written_souls(frame: &[u8]) -> Vec<String> {
+    let batch = frame.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let messages = if batch {
+        serde_json::from_slice::<Vec<Message>>(frame)
+    } else {
+        serde_json::from_slice::<Message>(frame).map(|m| vec![m])
     };
     let mut souls: Vec<String> = Vec::new();
-    for message in messages {
-        let Some(put) = message.get("put").and_then(Value::as_object) else {
+    for message in messages.unwrap_or_default() {
+        let (Some(put), None) = (message.put, message.reply) else {
             continue;
         };
-        if message.get("@").is_some() {
-            continue;
-        }
-        for key in put.keys() {
-            let soul = key.split('/').next().unwrap_or(key);
+        for key in put.into_keys() {
+            let soul = key.split('/').next().unwrap_or(&key);
             if !soul.is_empty() && !souls.iter().any(|s| s == soul) {
                 souls.push(soul.to_string());
             }
@@ -423,7 +439,7 @@ impl actix::io::WriteHandler<WsProtocolError> for Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn writes_name_their_souls_and_nothing_else_does() {
@@ -432,16 +448,17 @@ mod tests {
             "p:ex/meta": {"_": {"#": "p:ex/meta"}, "v": 1},
             "p:other": {"_": {"#": "p:other"}}
         }});
-        assert_eq!(written_souls(&write), ["p:ex", "p:other"]);
+        let souls = |v: &Value| written_souls(v.to_string().as_bytes());
+        assert_eq!(souls(&write), ["p:ex", "p:other"]);
         let reply = json!({"#": "b", "@": "a", "put": {"p:x": {}}});
         let read = json!({"#": "c", "get": {"#": "p:x"}});
         let dam = json!({"#": "d", "dam": "?", "pid": "x"});
         for quiet in [reply, read, dam, json!([])] {
-            assert!(written_souls(&quiet).is_empty(), "{quiet}");
+            assert!(souls(&quiet).is_empty(), "{quiet}");
         }
         let batch =
             json!([{"put": {"p:1": {}}}, {"@": "z", "put": {"p:2": {}}}, {"put": {"p:3": {}}}]);
-        assert_eq!(written_souls(&batch), ["p:1", "p:3"]);
+        assert_eq!(souls(&batch), ["p:1", "p:3"]);
     }
 
     #[test]
