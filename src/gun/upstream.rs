@@ -418,18 +418,31 @@ impl HttpSource {
         self.success_body(request).await
     }
 
-    /// Sends one request, counted once, and reads its answer's body within
-    /// `max_response_bytes`: the body of a 2xx, else `Status`.
-    async fn success_body(&self, request: awc::SendClientRequest) -> Result<Bytes, FetchError> {
+    /// Sends one request, counted once (with its status, or as `error` when no answer came).
+    async fn send(
+        &self,
+        request: awc::SendClientRequest,
+    ) -> Result<awc::ClientResponse, FetchError> {
         let mut sent = self.count_once();
-        let mut res = request.await.map_err(|e| self.send_error(e))?;
-        let status = res.status().as_u16();
-        sent.response(status);
-        let body = res
-            .body()
-            .limit(self.config.max_response_bytes)
+        let res = request.await.map_err(|e| self.send_error(e))?;
+        sent.response(res.status().as_u16());
+        Ok(res)
+    }
+
+    /// An answer's body, within `max_response_bytes`.
+    async fn body(&self, res: &mut awc::ClientResponse) -> Result<Bytes, FetchError> {
+        let limit = self.config.max_response_bytes;
+        res.body()
+            .limit(limit)
             .await
-            .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
+            .map_err(|e| payload_error(e, limit))
+    }
+
+    /// The body of a 2xx answer to `request`, else `Status`.
+    async fn success_body(&self, request: awc::SendClientRequest) -> Result<Bytes, FetchError> {
+        let mut res = self.send(request).await?;
+        let body = self.body(&mut res).await?;
+        let status = res.status().as_u16();
         if (200..300).contains(&status) {
             Ok(body)
         } else {
@@ -477,6 +490,10 @@ impl HttpSource {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout),
         };
+        if result.is_ok() {
+            // It answered as what it is configured to be.
+            self.misconfigured.take();
+        }
         let mut breaker = self.breaker.borrow_mut();
         let transition = match &result {
             Err(e @ FetchError::Misconfigured(_)) => {
@@ -573,26 +590,15 @@ impl HttpSource {
     }
 
     async fn attempt_get(&self, url: &str) -> GetResult {
-        let mut sent = self.count_once();
-        let mut res = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
-        let status = res.status().as_u16();
-        sent.response(status);
-        match status {
+        let mut res = self.send(self.client.get(url).send()).await?;
+        match res.status().as_u16() {
             200 => {
-                let body = res
-                    .body()
-                    .limit(self.config.max_response_bytes)
-                    .await
-                    .map_err(|e| payload_error(e, self.config.max_response_bytes))?;
+                let body = self.body(&mut res).await?;
                 let found = match self.kind {
                     HttpKind::Relay => FoundRecord::from_relay_answer(body).map(Some),
                     HttpKind::Indexer => FoundRecord::from_indexer_answer(body),
                 };
+                // A 200 is the relay's answer, whatever the record in it holds.
                 self.misconfigured.take();
                 match found {
                     Ok(found) => Ok(found.map(Arc::new)),
@@ -605,7 +611,6 @@ impl HttpSource {
             404 if self.kind == HttpKind::Relay => {
                 let body = res.body().limit(4096).await.unwrap_or_default();
                 if is_relay_not_found(&body) {
-                    self.misconfigured.take();
                     return Ok(None);
                 }
                 // Not the relay's answer: a wrong path (`.../gun`), a proxy, another service.
