@@ -13,17 +13,14 @@ use std::{sync::Arc, time::Instant};
 use bytes::Bytes;
 use quick_cache::{sync::Cache, Weighter};
 
-use super::{Options, Reason, Resolution, Summary, Unresolved};
+use super::{Options, Reason, Resolution, Summary};
 use crate::did::Did;
 
 pub struct Kept {
     records: Bytes,
     count: usize,
-    depth: u32,
-    unresolved: Vec<Unresolved>,
-    circular: usize,
-    /// DIDs looked up to build it: what `fetched` and `fromCache` say when it is reused.
-    looked_up: usize,
+    /// As it will be answered again: everything it looked up then comes from a cache.
+    summary: Summary,
     until: Instant,
     epoch: u64,
 }
@@ -78,23 +75,13 @@ impl AnswerCache {
         if kept.epoch != epoch || kept.until <= Instant::now() {
             return None;
         }
-        Some(Resolution {
-            records: kept.records.clone(),
-            count: kept.count,
-            summary: Summary {
-                depth: kept.depth,
-                fetched: kept.looked_up,
-                from_cache: kept.looked_up,
-                unresolved: kept.unresolved.clone(),
-                circular: kept.circular,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                stale: 0,
-                left_out: 0,
-            },
-            envelope: None,
-            fresh_until: None,
-            answered_whole: true,
-        })
+        let summary = Summary {
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            ..kept.summary.clone()
+        };
+        let mut resolution = Resolution::new(kept.records.clone(), kept.count, summary);
+        resolution.answered_whole = true;
+        Some(resolution)
     }
 
     /// Keeps `resolution` for `key` until `until`, if it may be: see the module's comment.
@@ -111,10 +98,10 @@ impl AnswerCache {
         let kept = Kept {
             records: resolution.records.clone(),
             count: resolution.count,
-            depth: summary.depth,
-            unresolved: summary.unresolved.clone(),
-            circular: summary.circular,
-            looked_up: summary.fetched,
+            summary: Summary {
+                from_cache: summary.fetched,
+                ..summary.clone()
+            },
             until,
             epoch,
         };

@@ -72,23 +72,13 @@ pub(super) fn assemble(
             _ => ResolveError::NotFound(did),
         });
     }
-    Ok(Resolution {
-        records: asm.out.into(),
-        count,
-        summary: Summary {
-            depth: options.depth,
-            fetched: 0,
-            from_cache: 0,
-            unresolved: asm.unresolved,
-            circular: asm.circular,
-            elapsed_ms: 0,
-            stale: 0,
-            left_out: 0,
-        },
-        envelope: None,
-        fresh_until: None,
-        answered_whole: false,
-    })
+    let summary = Summary {
+        depth: options.depth,
+        unresolved: asm.unresolved,
+        circular: asm.circular,
+        ..Summary::default()
+    };
+    Ok(Resolution::new(asm.out.into(), count, summary))
 }
 
 struct Assembler<'a> {
@@ -268,25 +258,25 @@ impl<'a> Assembler<'a> {
 }
 
 impl Resolution {
-    /// A listing that listed nothing.
-    pub(super) fn empty(depth: u32) -> Self {
+    /// `count` records, already serialised as one JSON array, with their summary.
+    pub(super) fn new(records: bytes::Bytes, count: usize, summary: Summary) -> Self {
         Self {
-            records: bytes::Bytes::from_static(b"[]"),
-            count: 0,
-            summary: Summary {
-                depth,
-                fetched: 0,
-                from_cache: 0,
-                unresolved: Vec::new(),
-                circular: 0,
-                elapsed_ms: 0,
-                stale: 0,
-                left_out: 0,
-            },
+            records,
+            count,
+            summary,
             envelope: None,
             fresh_until: None,
             answered_whole: false,
         }
+    }
+
+    /// A listing that listed nothing.
+    pub(super) fn empty(depth: u32) -> Self {
+        let summary = Summary {
+            depth,
+            ..Summary::default()
+        };
+        Self::new(bytes::Bytes::from_static(b"[]"), 0, summary)
     }
 
     /// Whether this answer was kept whole from an earlier request (`X-Cache: HIT`).

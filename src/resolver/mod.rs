@@ -106,7 +106,7 @@ pub struct Unresolved {
     pub reason: Reason,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub depth: u32,
