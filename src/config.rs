@@ -433,21 +433,17 @@ impl Config {
                 "PORT",
             );
         }
-        let peers: Vec<String> = env("GUN_PEERS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(String::from)
-            .collect();
-        if let Some(first) = peers.first() {
+        let peers = env("GUN_PEERS").unwrap_or_default();
+        if let Some(first) = comma_list(&peers).next() {
             set(
                 &mut tree,
                 "gun.relay_url",
-                Value::String(first.clone()),
+                Value::String(first.into()),
                 "GUN_PEERS",
             );
-            let all = peers.iter().cloned().map(Value::String).collect();
+            let all = comma_list(&peers)
+                .map(|p| Value::String(p.into()))
+                .collect();
             set(
                 &mut tree,
                 "gun.relay_urls",
@@ -629,17 +625,19 @@ impl Config {
 
     /// Keys that only make sense together.
     fn validate_relations(&self) -> Result<(), ConfigError> {
-        if self.negative_cache.ttl_secs == 0 {
-            return Err(invalid(
-                "negative_cache.ttl_secs",
-                "must be greater than 0 (a 404 cache that forgets at once sends every miss to the relay)",
-            ));
-        }
-        if self.negative_cache.ttl_without_watch_secs == 0 {
-            return Err(invalid(
+        for (key, ttl) in [
+            ("negative_cache.ttl_secs", self.negative_cache.ttl_secs),
+            (
                 "negative_cache.ttl_without_watch_secs",
-                "must be greater than 0 (a 404 cache that forgets at once sends every miss to the relay)",
-            ));
+                self.negative_cache.ttl_without_watch_secs,
+            ),
+        ] {
+            if ttl == 0 {
+                return Err(invalid(
+                    key,
+                    "must be greater than 0 (a 404 cache that forgets at once sends every miss to the relay)",
+                ));
+            }
         }
         if self.gun.watch && self.gun.watch_canary_soul.trim().is_empty() {
             return Err(invalid(
@@ -794,18 +792,19 @@ impl EnvVariable {
     /// is read as YAML (numbers, true/false).
     fn value(&self, raw: &str) -> Value {
         match &self.default {
-            Value::Sequence(_) => Value::Sequence(
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| Value::String(s.into()))
-                    .collect(),
-            ),
+            Value::Sequence(_) => {
+                Value::Sequence(comma_list(raw).map(|s| Value::String(s.into())).collect())
+            }
             Value::Null if raw.is_empty() => Value::Null,
             Value::String(_) | Value::Null => Value::String(raw.into()),
             _ => yaml_serde::from_str(raw).unwrap_or_else(|_| Value::String(raw.into())),
         }
     }
+}
+
+/// The entries of a comma-separated list, trimmed, empty ones left out.
+fn comma_list(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// One variable per key of the defaults: every key a file may set.
