@@ -550,6 +550,23 @@ async fn one_of_two_relays_killed_under_load_fails_no_request() {
     actix_web::rt::time::sleep(Duration::from_millis(800)).await;
     let first = in_background(first, GunRelay::stop).await;
     actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let first_open = format!("oip_gun_relay_circuit_open{{relay=\"{}\"}}", first.url);
+    let second_open = format!("oip_gun_relay_circuit_open{{relay=\"{}\"}}", second.url);
+    assert_eq!(
+        metric(&service, &first_open).await,
+        Some(1.0),
+        "{first_open}"
+    );
+    assert_eq!(
+        metric(&service, &second_open).await,
+        Some(0.0),
+        "{second_open}"
+    );
+    assert_eq!(
+        metric(&service, "oip_gun_circuit_open").await,
+        Some(0.0),
+        "one relay is still usable"
+    );
     let first = in_background(first, GunRelay::start_again).await;
     let back = Instant::now();
     let stats = format!("{}/stats", first.url);
@@ -592,6 +609,10 @@ async fn one_of_two_relays_killed_under_load_fails_no_request() {
     );
     let failures = format!("oip_gun_relay_failures_total{{relay=\"{}\"}}", first.url);
     assert!(metric(&service, &failures).await > Some(0.0), "{failures}");
+    for relay in [&first.url, &second.url] {
+        let requests = format!("oip_gun_relay_requests_total{{relay=\"{relay}\"}}");
+        assert!(metric(&service, &requests).await > Some(0.0), "{requests}");
+    }
     let health = get(service.url("/health")).await.json();
     assert_eq!(health["relays"][0]["state"], "reachable", "{health}");
     assert_eq!(health["relays"][1]["state"], "reachable", "{health}");
@@ -739,6 +760,7 @@ async fn a_soul_written_straight_to_the_relay_is_seen_at_once() {
         figures(&times)
     );
     assert!(metric(&service, "oip_gun_watch_invalidations_total").await >= Some(10.0));
+    assert!(metric(&service, "oip_gun_watch_frames_total").await >= Some(10.0));
 }
 
 /// Two replicas on one relay: a put through one is seen by the other, whose negative cache
