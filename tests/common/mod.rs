@@ -1003,6 +1003,18 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Whether Chromium is here for `test` to run; if not, the test says SKIPPED and why, except
+/// under CI, where a browser test skipped would pass unseen: there it fails.
+pub fn chromium_present(test: &str) -> bool {
+    if Command::new("chromium").arg("--version").output().is_ok() {
+        return true;
+    }
+    let why = "chromium is not installed (make test installs Debian's package)";
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
 /// Headless Chromium as this machine's closed network needs it (no background connections, a
 /// profile of its own in `profile`), for the browser tests to add their own flags to.
 pub fn chromium(profile: &std::path::Path) -> Command {
