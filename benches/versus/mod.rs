@@ -126,6 +126,7 @@ fn present(program: &str) -> bool {
 /// One wrk run: requests per second, responses that were not 2xx or socket errors, and the
 /// cores wrk and the server used on average.
 struct Run {
+    requests: u64,
     per_sec: f64,
     errors: u64,
     wrk_cores: f64,
@@ -172,6 +173,12 @@ fn wrk(url: &str, range: Option<&str>, secs: u64, server: &[u32]) -> Run {
         })
         .unwrap_or(0);
     Run {
+        // "  123456 requests in 5.00s, 1.23GB read"
+        requests: out
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0),
         per_sec: number_after("Requests/sec:").unwrap_or(0.0),
         errors: number_after("Non-2xx or 3xx responses:").unwrap_or(0.0) as u64 + socket_errors,
         wrk_cores: wrk_secs / elapsed,
@@ -328,10 +335,10 @@ pub fn versus_nginx(_: &Settings) -> Vec<Row> {
         let ours_mean = rounds.iter().map(|r| r.0.per_sec).sum::<f64>() / rounds.len() as f64;
         let errors: u64 = rounds.iter().map(|r| r.0.errors + r.1.errors).sum();
         let load = Load {
-            requests: (ours_mean * secs as f64) as u64,
+            requests: rounds.iter().map(|r| r.0.requests).sum(),
             failures: errors,
             bytes: 0,
-            elapsed: Duration::from_secs(secs),
+            elapsed: Duration::from_secs(secs * rounds.len() as u64),
             latencies: Vec::new(),
         };
         let mut r = row(
