@@ -103,7 +103,8 @@ async fn legacy_static(
     serve(req, state, target, query.into_inner().token).await
 }
 
-/// Every file route: open through the actor, then answer the plan it made.
+/// Every file route: answered from the open-file cache when the target was opened lately, else
+/// opened by the actor; then the plan made for it is answered.
 async fn serve(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -6,8 +6,9 @@
 //! threads of its own (a `SyncArbiter`) and does that work in place: one hop from the HTTP worker
 //! and back, where an async actor would add a trip through the blocking pool, and no thread is
 //! ever spawned per request (spawned threads, each with its own malloc arena, made resident
-//! memory drift in the soak). Its instances share one `Media`: the roots, the JWT secret and the
-//! stream registry.
+//! memory drift in the soak). Its instances share one `Media`: the roots, the JWT secret, the
+//! stream registry and the open-file cache, from which HTTP workers answer a file opened lately
+//! without the hop.
 
 pub mod access;
 pub mod manifest;
