@@ -277,6 +277,14 @@ async fn port_and_gun_peers_come_from_the_environment() {
             std::time::Duration::from_secs(2),
         )
         .unwrap();
+    // The mock relays have no websocket: a write feed that cannot connect says so once.
+    let down = service
+        .wait_for_line("write feed down", std::time::Duration::from_secs(5))
+        .expect("a WARN line for each feed that cannot connect");
+    assert!(
+        down.contains("WARN") && down.contains("ttl_without_watch_secs"),
+        "{down}"
+    );
     let starting = service
         .wait_for_line(
             "oip-resolver 0.1.0 starting:",

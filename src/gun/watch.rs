@@ -48,21 +48,25 @@ const CHECK_EVERY: Duration = Duration::from_millis(500);
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
+/// Stored as its discriminant in `FeedStates`; `from_u8` reads it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum FeedState {
     /// `gun.watch` is off, or the source is the file.
-    Off,
-    Down,
-    Live,
+    Off = 0,
+    Down = 1,
+    Live = 2,
     /// Connected, but the canary never came back: the relay does not broadcast every write.
-    Unsupported,
+    Unsupported = 3,
+    /// Not connected yet since start-up: shown as `down`, and its first outcome is logged.
+    Connecting = 4,
 }
 
 impl FeedState {
     pub fn as_str(self) -> &'static str {
         match self {
             FeedState::Off => "off",
-            FeedState::Down => "down",
+            FeedState::Connecting | FeedState::Down => "down",
             FeedState::Live => "live",
             FeedState::Unsupported => "unsupported",
         }
@@ -73,6 +77,7 @@ impl FeedState {
             1 => FeedState::Down,
             2 => FeedState::Live,
             3 => FeedState::Unsupported,
+            4 => FeedState::Connecting,
             _ => FeedState::Off,
         }
     }
@@ -85,7 +90,7 @@ pub struct FeedStates(Vec<AtomicU8>);
 impl FeedStates {
     pub fn new(relays: usize, watching: bool) -> Self {
         let initial = if watching {
-            FeedState::Down
+            FeedState::Connecting
         } else {
             FeedState::Off
         };
@@ -266,7 +271,7 @@ impl Watch {
                 "[GUN Watch] relay {}: write feed down ({why}); negative entries last negative_cache.ttl_without_watch_secs until it is back",
                 self.shown
             ),
-            FeedState::Off => {}
+            FeedState::Off | FeedState::Connecting => {}
         }
         if before == FeedState::Live || state == FeedState::Live {
             self.negative.do_send(FeedChanged {
