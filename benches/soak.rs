@@ -26,7 +26,8 @@ use std::{
 };
 
 use common::{
-    env_u64, open_fds, relay_config, rss_kb, sample_value, ConfigExt, MockRelay, Mode, Service,
+    env_u64, open_fds, relay_config, rss_kb, sample_value, sockets_to_port, ConfigExt, MockRelay,
+    Mode, Service,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -157,21 +158,26 @@ fn misbehaving_reader(addr: SocketAddr, stall: bool) -> bool {
 struct Figures {
     rss_kb: u64,
     heap: f64,
+    /// Descriptors other than the relay connection pool's: these must not grow.
     fds: usize,
+    /// The relay connection pool's, bounded by `gun.max_connections`.
+    relay_fds: usize,
     streams: f64,
     negative: f64,
     record_bytes: f64,
 }
 
-fn figures(service: &Service) -> Figures {
+fn figures(service: &Service, relay_port: u16) -> Figures {
     // One scrape for all the figures of a report.
     let text = common::raw_request(service.addr, "GET", "/metrics", &[]).body;
     let text = String::from_utf8_lossy(&text);
     let m = |name: &str| sample_value(&text, name).unwrap_or(f64::NAN);
+    let relay_fds = sockets_to_port(service.pid(), relay_port);
     Figures {
         rss_kb: rss_kb(service.pid()),
         heap: m("oip_heap_allocated_bytes"),
-        fds: open_fds(service.pid()),
+        fds: open_fds(service.pid()) - relay_fds,
+        relay_fds,
         streams: m("oip_media_active_streams"),
         negative: m("oip_negative_cache_entries"),
         record_bytes: m("oip_record_cache_bytes"),
@@ -180,11 +186,12 @@ fn figures(service: &Service) -> Figures {
 
 fn print_figures(t: Duration, f: &Figures, requests: u64) {
     eprintln!(
-        "[soak {:>4}s] RSS {:.1} MB, heap {:.1} MB, fds {}, streams {}, 404 cache {}, record cache {:.1} MB, {requests} requests",
+        "[soak {:>4}s] RSS {:.1} MB, heap {:.1} MB, fds {} (+{} to the relay), streams {}, 404 cache {}, record cache {:.1} MB, {requests} requests",
         t.as_secs(),
         f.rss_kb as f64 / 1024.0,
         f.heap / 1048576.0,
         f.fds,
+        f.relay_fds,
         f.streams,
         f.negative,
         f.record_bytes / 1048576.0
@@ -209,7 +216,7 @@ fn main() {
     std::fs::write(media.join("small/original"), vec![7u8; 200_000]).unwrap();
     std::fs::create_dir_all(media.join("big")).unwrap();
     std::fs::write(media.join("big/original"), vec![9u8; 4 << 20]).unwrap();
-    let service = Service::start(&relay_config(&relay.url()).with(|c| {
+    let config = relay_config(&relay.url()).with(|c| {
         c.server.workers = 0;
         c.gun.request_timeout_ms = 300;
         c.gun.max_attempts = 2;
@@ -224,7 +231,9 @@ fn main() {
         c.media.root = media.clone();
         c.media.stall_timeout_secs = 2;
         c.memory_monitor.interval_secs = 60;
-    }));
+    });
+    let service = Service::start(&config);
+    let (relay_port, max_relay_connections) = (relay.addr.port(), config.gun.max_connections);
     eprintln!(
         "soak: {secs} s at {concurrency} clients (warm-up {} s), service pid {}",
         warmup.as_secs(),
@@ -331,7 +340,7 @@ fn main() {
         paused.store(true, Relaxed);
         // Longer than the stall timeout and the relay timeout: what is in flight ends.
         std::thread::sleep(Duration::from_secs(5));
-        let f = figures(&service);
+        let f = figures(&service, relay_port);
         paused.store(false, Relaxed);
         f
     };
@@ -359,7 +368,7 @@ fn main() {
         if started.elapsed() >= next_report {
             print_figures(
                 started.elapsed(),
-                &figures(&service),
+                &figures(&service, relay_port),
                 requests.load(Relaxed),
             );
             next_report += Duration::from_secs(30);
@@ -440,6 +449,12 @@ fn main() {
     }
     if last.fds > baseline.fds {
         failed.push(format!("descriptors grew {} -> {}", baseline.fds, last.fds));
+    }
+    if last.relay_fds > max_relay_connections {
+        failed.push(format!(
+            "{} connections to the relay, over gun.max_connections {max_relay_connections}",
+            last.relay_fds
+        ));
     }
     if !tally.unexpected.is_empty() {
         failed.push(format!(
