@@ -85,12 +85,40 @@ pub enum WriteError {
     NotThePublisher(String),
     #[error("writes are off: set auth.admin_token or auth.jwt_secret (or auth.open_writes for a trusted network)")]
     Disabled,
+    /// The node links (or would be stored) outside the souls the token may write.
+    #[error("{0}")]
+    LinkOutside(String),
 }
 
-/// Whether `token` may write `soul`.
-pub fn may_write(soul: &str, token: Option<&str>, auth: &AuthConfig) -> Result<(), WriteError> {
+/// What a write may touch, once `may_write` let it through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authority {
+    /// `auth.open_writes`: anyone, anything.
+    Anyone,
+    /// The admin token: anything.
+    Admin,
+    /// A publisher's token: souls (and links) under this prefix only.
+    Publisher(String),
+}
+
+impl Authority {
+    /// The prefix every soul this write touches must have, if any.
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Authority::Publisher(prefix) => Some(prefix),
+            Authority::Anyone | Authority::Admin => None,
+        }
+    }
+}
+
+/// Whether `token` may write `soul`, and what else the write may link to.
+pub fn may_write(
+    soul: &str,
+    token: Option<&str>,
+    auth: &AuthConfig,
+) -> Result<Authority, WriteError> {
     if auth.open_writes {
-        return Ok(());
+        return Ok(Authority::Anyone);
     }
     if auth.admin_token.is_none() && auth.jwt_secret.is_none() {
         return Err(WriteError::Disabled);
@@ -101,16 +129,16 @@ pub fn may_write(soul: &str, token: Option<&str>, auth: &AuthConfig) -> Result<(
         .as_deref()
         .is_some_and(|admin| same_secret(token, admin))
     {
-        return Ok(());
+        return Ok(Authority::Admin);
     }
     let claims = auth
         .jwt_secret
         .as_deref()
         .and_then(|secret| verify_jwt(token, secret.as_bytes(), SystemTime::now()))
         .ok_or(WriteError::NoValidToken)?;
-    let prefix = soul.split(':').next().unwrap_or_default();
+    let prefix = crate::gun::write::prefix_of(soul);
     if claims.keys().any(|key| publisher_prefix(key) == prefix) {
-        Ok(())
+        Ok(Authority::Publisher(prefix.to_string()))
     } else {
         Err(WriteError::NotThePublisher(
             prefix.chars().take(64).collect(),
@@ -187,9 +215,19 @@ pub mod tests {
         let forged = sign(&json!({"publicKey": key}), "not-the-secret-at-all");
         assert_eq!(
             may_write(&soul, Some("an-admin-token-of-length"), &auth),
-            Ok(())
+            Ok(Authority::Admin)
         );
-        assert_eq!(may_write(&soul, Some(&publisher), &auth), Ok(()));
+        assert_eq!(
+            may_write(&soul, Some(&publisher), &auth),
+            Ok(Authority::Publisher(publisher_prefix(key)))
+        );
+        assert!(
+            matches!(
+                may_write(&soul.to_uppercase(), Some(&publisher), &auth),
+                Err(WriteError::NotThePublisher(_))
+            ),
+            "a prefix differing in case is another publisher's"
+        );
         assert_eq!(may_write(&soul, None, &auth), Err(WriteError::NoValidToken));
         assert_eq!(
             may_write(&soul, Some(&forged), &auth),
@@ -207,7 +245,7 @@ pub mod tests {
             open_writes: true,
             ..AuthConfig::default()
         };
-        assert_eq!(may_write(&soul, None, &open), Ok(()));
+        assert_eq!(may_write(&soul, None, &open), Ok(Authority::Anyone));
         assert_eq!(
             may_write(&soul, Some("x"), &AuthConfig::default()),
             Err(WriteError::Disabled)

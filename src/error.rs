@@ -108,7 +108,9 @@ impl ApiError {
             ApiError::ListingNeedsIndexer => (S::BAD_REQUEST, "missing_parameter"),
             ApiError::Write(e) => match e {
                 WriteError::NoValidToken => (S::UNAUTHORIZED, "unauthorized"),
-                WriteError::NotThePublisher(_) => (S::FORBIDDEN, "forbidden"),
+                WriteError::NotThePublisher(_) | WriteError::LinkOutside(_) => {
+                    (S::FORBIDDEN, "forbidden")
+                }
                 WriteError::Disabled => (S::FORBIDDEN, "writes_disabled"),
             },
         }

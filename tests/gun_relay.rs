@@ -891,3 +891,93 @@ async fn a_relay_that_does_not_broadcast_is_detected_and_reported() {
     assert_eq!(get(&url).await.header("x-cache").as_deref(), Some("MISS"));
     assert_eq!(relay_gets(&relay, "axe-missing").await, 2);
 }
+
+/// A publisher's valid token, tried the three ways that overwrote another publisher's record on
+/// a real relay (metadata naming its soul, a link to it, a nested object under a key that links
+/// to it): the victim's record is unchanged after each, and the writer's own nested object lands
+/// under its own soul.
+#[actix_web::test]
+async fn a_publisher_writes_only_its_own_souls_on_a_real_relay() {
+    let Some(relay) = start_gun_relay() else {
+        return;
+    };
+    const SECRET: &str = "interop-test-jwt-secret";
+    let key = "02interop-publisher-public-key";
+    let own = oip_resolver::auth::publisher_prefix(key);
+    let token = jwt(&json!({ "publicKey": key }), SECRET);
+    let victim = format!("{P}:victim");
+    let record = |name: &str| json!({"data": json!({"basic": {"name": name}}).to_string()});
+    let r = put_node(&relay.url, &victim, record("Victim"), None).await;
+    assert_eq!(r.status, 200);
+    // A link to the victim written straight to the relay (anyone can), before the service's put.
+    let planted = format!("{own}:planted");
+    let link = json!({"meta": {"#": victim}});
+    assert_eq!(
+        put_node(&relay.url, &planted, link.clone(), None)
+            .await
+            .status,
+        200
+    );
+
+    let service = Service::start(
+        &real_relay_config(&relay.url).with(|c| c.auth.jwt_secret = Some(SECRET.into())),
+    );
+    let base = service.url("/gun-relay");
+    let victim_name = || async {
+        let node = get(format!("{}/get?soul={victim}", relay.url)).await.json();
+        node["data"]["data"]["basic"]["name"].clone()
+    };
+    let pwned = json!({"data": json!({"basic": {"name": "Pwned"}}).to_string()});
+    for (soul, node, status, code) in [
+        (
+            format!("{own}:a"),
+            json!({"_": {"#": victim}, "data": "{}"}),
+            400,
+            "invalid_body",
+        ),
+        (
+            format!("{own}:b"),
+            json!({"meta": {"_": {"#": victim}, "data": "{}"}}),
+            400,
+            "invalid_body",
+        ),
+        (format!("{own}:c"), link, 403, "forbidden"),
+        (planted.clone(), json!({"meta": pwned}), 200, ""),
+    ] {
+        let r = put_node(&base, &soul, node.clone(), Some(&token)).await;
+        assert_eq!(
+            r.status,
+            status,
+            "{node}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if status != 200 {
+            assert_eq!(r.json()["code"], code, "{node}");
+        }
+        assert_eq!(victim_name().await, "Victim", "after {node}");
+    }
+    let own_meta = get(format!("{}/get?soul={planted}/meta", relay.url))
+        .await
+        .json();
+    assert_eq!(
+        own_meta["data"]["data"]["basic"]["name"], "Pwned",
+        "{own_meta}"
+    );
+    let planted_node = get(format!("{}/get?soul={planted}", relay.url))
+        .await
+        .json();
+    assert_eq!(planted_node["data"]["meta"]["#"], format!("{planted}/meta"));
+
+    let mut many = serde_json::Map::new();
+    for i in 0..=oip_resolver::gun::write::MAX_NESTED_NODES {
+        many.insert(format!("k{i}"), json!({"v": i}));
+    }
+    let r = put_node(
+        &base,
+        &format!("{own}:many"),
+        Value::Object(many),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+}

@@ -8,6 +8,7 @@ pub mod resilience;
 pub mod tls;
 pub mod upstream;
 pub mod watch;
+pub mod write;
 
 use std::sync::Arc;
 

@@ -67,9 +67,10 @@ impl Upstream {
     /// Stores a node; answers with the body the relay (or the file source, in its shape) gave.
     /// The relay gets the validated node re-serialised, never the client's bytes: a body with
     /// duplicate keys must not mean one thing here and another there.
-    pub async fn put(&self, soul: &str, node: Map<String, Value>) -> Result<Bytes, FetchError> {
+    pub async fn put(&self, soul: &str, mut node: Map<String, Value>) -> Result<Bytes, FetchError> {
         match self {
             Upstream::Relay(relay) => {
+                super::write::pin_nested(soul, &mut node);
                 let body = serde_json::json!({"soul": soul, "data": node});
                 relay
                     .put(
