@@ -21,7 +21,12 @@ impl Verified {
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         ["publicKey", "publisherPubKey"]
             .into_iter()
-            .filter_map(|k| self.0.get(k).and_then(Value::as_str))
+            .filter_map(|k| self.text(k))
+    }
+
+    /// A claim that is a string.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
     }
 }
 

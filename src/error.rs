@@ -82,7 +82,6 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Upstream(e) => fetch_failure(e),
             ApiError::Resolve(e) => match e {
-                ResolveError::NotFound(_) => (S::NOT_FOUND, "record_not_found"),
                 ResolveError::Unsupported(_) => (S::BAD_REQUEST, "unsupported_did"),
                 ResolveError::Budget(_) => (S::BAD_REQUEST, "budget_exceeded"),
                 ResolveError::Upstream(_, e) => fetch_failure(e),

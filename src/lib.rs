@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod did;
@@ -38,6 +39,7 @@ use actix_web::{
 };
 
 use crate::{
+    access::crypt::Decryptor,
     config::{Config, GunSource},
     gun::{
         fetcher::Reader,
@@ -173,6 +175,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
 
     let indexer = config.resolver.oip_api.is_some();
     let answers = Arc::new(AnswerCache::new(config.resolver.answer_cache_bytes));
+    let crypt = Arc::new(Decryptor::default());
     Ok(web::Data::new(AppState {
         config,
         gun: Reader {
@@ -184,6 +187,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         media,
         media_files,
         answers,
+        crypt,
         monitor,
         metrics,
         started: Instant::now(),
@@ -209,6 +213,7 @@ pub fn app(
             state.gun.clone(),
             state.config.resolver.clone(),
             state.answers.clone(),
+            state.crypt.clone(),
             state.metrics.clone(),
         )
         .start(),

@@ -9,131 +9,13 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::*;
+use common::{gun_relay::*, *};
 use serde_json::{json, Value};
-
-/// How a test relay is started: its port (0: any), the GUN peers it syncs with, and a PEM
-/// certificate and key to serve HTTPS with.
-#[derive(Clone, Default)]
-struct RelaySetup {
-    port: u16,
-    peers: Vec<String>,
-    tls: Option<(PathBuf, PathBuf)>,
-    /// How long a miss takes (300 ms when `None`).
-    miss_wait_ms: Option<u64>,
-    /// GUN's AXE routing, as older relays ran it: writes reach only peers that asked for them.
-    axe: bool,
-}
-
-/// A relay process on its own storage; `stop` and `start_again` keep both port and storage, as
-/// a restarted relay would.
-struct GunRelay {
-    child: Option<Child>,
-    url: String,
-    setup: RelaySetup,
-    storage: tempfile::TempDir,
-}
-
-impl Drop for GunRelay {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-impl GunRelay {
-    fn spawn(setup: &RelaySetup, storage: &Path) -> (Child, String) {
-        let mut command = Command::new("node");
-        command
-            .arg(repo_path("tests/relay/relay.js"))
-            .arg(storage)
-            .env(
-                "MISS_WAIT_MS",
-                setup.miss_wait_ms.unwrap_or(300).to_string(),
-            )
-            .env("AXE", if setup.axe { "1" } else { "0" })
-            .env("PORT", setup.port.to_string())
-            .env("PEERS", setup.peers.join(","))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some((cert, key)) = &setup.tls {
-            command.env("TLS_CERT", cert).env("TLS_KEY", key);
-        }
-        let mut child = command.spawn().expect("node starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("the relay said {line:?}"))
-            .to_string();
-        (child, url)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn start_again(&mut self) {
-        self.stop();
-        let port = self.url.rsplit(':').next().unwrap().parse().unwrap();
-        let setup = RelaySetup {
-            port,
-            ..self.setup.clone()
-        };
-        let (child, url) = Self::spawn(&setup, self.storage.path());
-        assert_eq!(url, self.url, "the relay came back on its port");
-        self.child = Some(child);
-    }
-
-    /// `ws://` form of the relay's GUN peer URL, for another relay's `PEERS`.
-    fn peer_url(&self) -> String {
-        format!("{}/gun", self.url)
-    }
-}
-
-/// Says why the test skips on the real stderr: the test harness would swallow `eprintln!` of a
-/// passing test, and a skip must be seen. Under CI there is no skipping.
-fn skip(why: &str) -> Option<GunRelay> {
-    if std::env::var_os("CI").is_some() {
-        panic!("the real-relay interop test cannot run under CI: {why}");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED gun_relay interop test: {why}");
-    None
-}
-
-fn start_gun_relay() -> Option<GunRelay> {
-    start_relay_with(RelaySetup::default())
-}
-
-fn start_relay_with(setup: RelaySetup) -> Option<GunRelay> {
-    if Command::new("node").arg("--version").output().is_err() {
-        return skip("node is not installed");
-    }
-    if !repo_path("tests/relay/node_modules/gun").exists() {
-        return skip(
-            "the gun package is missing; `make test` installs it into tests/relay/node_modules",
-        );
-    }
-    let storage = tempfile::tempdir().unwrap();
-    let (child, url) = GunRelay::spawn(&setup, storage.path());
-    Some(GunRelay {
-        child: Some(child),
-        url,
-        setup,
-        storage,
-    })
-}
 
 const P: &str = "9a8b7c6d5e4f";
 
@@ -670,18 +552,6 @@ async fn after_an_outage_a_changed_record_is_seen_once_the_relay_is_back() {
 }
 
 /// Waits until `/health` says the write feed is `state`.
-async fn wait_for_watch(service: &Service, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let health = get(service.url("/health")).await.json();
-        if health["watch"] == state {
-            return;
-        }
-        assert!(Instant::now() < deadline, "watch never {state}: {health}");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Asks the service for `local` through the relay proxy until it is found: how long after
 /// `start` (the write set out) the first read not answered from the negative cache set out (the
 /// invalidation), and the record was served (that read's trip to the relay added).

@@ -318,8 +318,22 @@ async fn several_dids_keep_their_order_and_skip_the_missing() {
         &format!("did={},{}", did("nope-1"), did("nope-2")),
     )
     .await;
-    assert_eq!(none.status, 404);
-    assert_eq!(none.json()["code"], "record_not_found");
+    assert_eq!(
+        none.status, 200,
+        "as the old API: an empty answer, not an error"
+    );
+    let none = none.json();
+    assert_eq!(
+        (none["records"].clone(), none["searchResults"].clone()),
+        (json!([]), json!(0))
+    );
+    assert_eq!(
+        none["resolution"]["unresolved"],
+        json!([
+            {"did": did("nope-1"), "reason": "not_found"},
+            {"did": did("nope-2"), "reason": "not_found"}
+        ])
+    );
 }
 
 #[actix_web::test]
@@ -479,7 +493,7 @@ async fn other_did_methods_come_from_the_oip_indexer() {
     let missing = "did:arweave:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     for _ in 0..3 {
         let r = records(&service, &format!("did={missing}")).await;
-        assert_eq!(r.status, 404);
+        assert_eq!((r.status, r.json()["records"].clone()), (200, json!([])));
     }
     assert_eq!(
         indexer.gets(missing),

@@ -67,10 +67,14 @@ pub struct Fetch {
     pub fresh: bool,
 }
 
-/// A listing from the indexer (`resolver.oip_api`): its answer to `GET /api/records?{0}`.
+/// A listing from the indexer (`resolver.oip_api`): its answer to `GET /api/records?{query}`,
+/// asked with the caller's `Authorization` so that the indexer's own access rules apply.
 #[derive(Message)]
 #[rtype(result = "Result<Bytes, FetchError>")]
-pub struct List(pub String);
+pub struct List {
+    pub query: String,
+    pub authorization: Option<String>,
+}
 
 /// Souls written elsewhere (a relay's write feed): each leaves both caches, and a fetch of it on
 /// its way must not cache what it finds, since its answer may predate the write.
@@ -260,7 +264,8 @@ impl GunFetcher {
         };
         let outcome = match result {
             Ok(Some(found)) => {
-                if flight.cacheable {
+                // A record answered before its links were written is read again next time.
+                if flight.cacheable && !found.record.partial {
                     // A forced refresh may bring a changed record before the old one expired:
                     // only then does what was built from the old one go (any client may ask for
                     // a refresh, so an unchanged record must not empty the answer cache).
@@ -381,11 +386,11 @@ impl Handler<Fetch> for GunFetcher {
 impl Handler<List> for GunFetcher {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
 
-    fn handle(&mut self, List(query): List, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, list: List, _: &mut Self::Context) -> Self::Result {
         let Some(indexer) = self.indexer.clone() else {
             return Box::pin(futures::future::ready(Err(FetchError::Unsupported)));
         };
-        Box::pin(async move { indexer.list(&query).await })
+        Box::pin(async move { indexer.list(&list.query, list.authorization).await })
     }
 }
 

@@ -10,10 +10,14 @@ use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    /// `{<category>: {<key>: value}}`, arrays decoded.
+    /// `{<category>: {<key>: value}}`, arrays decoded. A link (`{"#": "<soul>/data"}`) while
+    /// the node GUN keeps it in has not been read (see `links`).
     pub data: Map<String, Value>,
     pub oip: Value,
     pub meta: Value,
+    /// The node has `oip` but no `data`: a record GUN answered before its links were written.
+    /// It is answered as missing, and not cached as if complete.
+    pub partial: bool,
 }
 
 /// A record as the relay answered it: the raw answer (passed through byte for byte by the relay
@@ -78,6 +82,25 @@ impl FoundRecord {
         Self::from_relay_answer(raw)
     }
 
+    /// The node as the relay answered it (GUN's `_` left out): what a part of a record kept in
+    /// a node of its own holds.
+    pub fn node(&self) -> Option<Value> {
+        let answer: Value = serde_json::from_slice(&self.raw).ok()?;
+        let mut node = answer.get("data")?.clone();
+        if let Value::Object(m) = &mut node {
+            m.remove("_");
+        }
+        Some(node)
+    }
+
+    /// A record made here (decrypted, or assembled from its parts): no relay answer of its own.
+    pub fn made(record: Record) -> Self {
+        Self {
+            raw: Bytes::new(),
+            record,
+        }
+    }
+
     /// What this entry costs in memory: the raw answer plus its decoded tree, which takes a few
     /// times the bytes of its text.
     pub fn weight(&self) -> u64 {
@@ -108,23 +131,124 @@ impl Record {
             Value::Object(m) => m,
             _ => return Err(RecordError::NoNode),
         };
+        let partial = !node.contains_key("data") && node.contains_key("oip");
         let mut data = match object_field(node.remove("data"), "data")? {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        for category in data.values_mut() {
-            decode_category_arrays(category);
-        }
+        decode_data(&mut data);
         let oip = object_field(node.remove("oip"), "oip")?;
         let meta = node
             .remove("meta")
             .unwrap_or_else(|| Value::Object(Map::new()));
-        Ok(Self { data, oip, meta })
+        Ok(Self {
+            data,
+            oip,
+            meta,
+            partial,
+        })
     }
 
-    /// The record as the service returns it.
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({"data": self.data, "oip": self.oip, "meta": self.meta})
+    /// The nodes of its own that GUN keeps parts of this record in, not read yet: a `data` or
+    /// `oip` stored as an object (the publisher's encrypted `data`, records written before it
+    /// stringified both) and what those hold in turn; `meta` only beside such a `data` (it says
+    /// how that is encrypted), so a plain record costs no extra read. Only links under the
+    /// record's own soul are followed: a link elsewhere is another record's, not a part.
+    pub fn links(&self, soul: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let data = Value::Object(self.data.clone());
+        let data_linked = as_link(&data).is_some();
+        let mut parts = vec![&data, &self.oip];
+        if data_linked {
+            parts.push(&self.meta);
+        }
+        for part in parts {
+            child_links(part, soul, &mut out);
+        }
+        out
+    }
+
+    /// The record with the child links of `links` replaced by the nodes `nodes` holds (by
+    /// soul); a link with no node is left out. Arrays stored as strings in what came in are
+    /// decoded.
+    pub fn filled(&self, soul: &str, nodes: &impl Fn(&str) -> Option<Value>) -> Self {
+        let mut data = Value::Object(self.data.clone());
+        let mut oip = self.oip.clone();
+        let mut meta = self.meta.clone();
+        for part in [&mut data, &mut oip, &mut meta] {
+            fill(part, soul, nodes);
+        }
+        let data = match data {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let mut filled = Self {
+            data,
+            oip,
+            meta,
+            partial: self.partial,
+        };
+        filled.decode_data();
+        filled
+    }
+
+    /// Arrays the publisher stored as strings, decoded.
+    pub fn decode_data(&mut self) {
+        decode_data(&mut self.data);
+    }
+}
+
+/// The soul a GUN link `{"#": soul}` points at.
+pub fn as_link(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(m) if m.len() == 1 => m.get("#")?.as_str(),
+        _ => None,
+    }
+}
+
+/// Links in `value` to nodes under `soul` (`<soul>/...`), in order.
+fn child_links(value: &Value, soul: &str, out: &mut Vec<String>) {
+    match as_link(value) {
+        Some(link) if is_child(link, soul) => out.push(link.to_string()),
+        Some(_) => {}
+        None => {
+            if let Value::Object(m) = value {
+                for v in m.values() {
+                    child_links(v, soul, out);
+                }
+            }
+        }
+    }
+}
+
+fn is_child(link: &str, soul: &str) -> bool {
+    link.strip_prefix(soul)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Replaces child links in `value` by their nodes, as deep as the nodes go; a link whose node
+/// is not there is left out (an empty object in place of a whole part).
+fn fill(value: &mut Value, soul: &str, nodes: &impl Fn(&str) -> Option<Value>) {
+    if let Some(link) = as_link(value).filter(|l| is_child(l, soul)) {
+        *value = nodes(link).unwrap_or_else(|| Value::Object(Map::new()));
+    }
+    let Value::Object(m) = value else { return };
+    m.remove("_");
+    let mut gone = Vec::new();
+    for (key, v) in m.iter_mut() {
+        if let Some(link) = as_link(v).filter(|l| is_child(l, soul)) {
+            match nodes(link) {
+                Some(node) => *v = node,
+                None => {
+                    gone.push(key.clone());
+                    continue;
+                }
+            }
+        }
+        fill(v, soul, nodes);
+    }
+    for key in gone {
+        m.remove(&key);
     }
 }
 
@@ -148,6 +272,13 @@ fn object_field(value: Option<Value>, field: &'static str) -> Result<Value, Reco
             field,
             reason: "neither an object nor a string".into(),
         }),
+    }
+}
+
+/// Arrays the publisher stored as strings, decoded in every category.
+fn decode_data(data: &mut Map<String, Value>) {
+    for category in data.values_mut() {
+        decode_category_arrays(category);
     }
 }
 

@@ -187,11 +187,18 @@ impl Pool {
             .await
     }
 
-    /// An indexer's listing, `GET {base}/api/records?{query}`: its answer as it came.
-    pub async fn list(&self, query: &str) -> Result<Bytes, FetchError> {
+    /// An indexer's listing, `GET {base}/api/records?{query}` with the caller's
+    /// `authorization`: its answer as it came.
+    pub async fn list(
+        &self,
+        query: &str,
+        authorization: Option<String>,
+    ) -> Result<Bytes, FetchError> {
         let mut attempts = 0;
-        self.pass("listing", &mut attempts, |s| Box::pin(s.list(query)))
-            .await
+        self.pass("listing", &mut attempts, |s| {
+            Box::pin(s.list(query, authorization.as_deref()))
+        })
+        .await
     }
 
     /// One request to each usable source in turn, until one answers in a way the next could
@@ -413,10 +420,14 @@ impl HttpSource {
         }
     }
 
-    async fn list(&self, query: &str) -> Result<Bytes, FetchError> {
-        let url = format!("{}/api/records?{query}", self.base);
-        let request = self.client.get(url).send();
-        self.success_body(request).await
+    async fn list(&self, query: &str, authorization: Option<&str>) -> Result<Bytes, FetchError> {
+        let mut request = self
+            .client
+            .get(format!("{}/api/records?{query}", self.base));
+        if let Some(value) = authorization {
+            request = request.insert_header((awc::http::header::AUTHORIZATION, value));
+        }
+        self.success_body(request.send()).await
     }
 
     /// Sends one request, counted once (with its status, or as `error` when no answer came).

@@ -24,6 +24,7 @@ use actix_web::{
 use futures::{FutureExt, StreamExt};
 
 use crate::{
+    access::crypt::Decryptor,
     config::Config,
     error::ApiError,
     gun::{fetcher::Reader, NegativeCache},
@@ -46,6 +47,8 @@ pub struct AppState {
     pub media_files: Arc<Media>,
     /// Warm resolutions kept whole, shared by every worker's resolver.
     pub answers: Arc<AnswerCache>,
+    /// Owners' keys for their encrypted records, derived once and shared by every worker.
+    pub crypt: Arc<Decryptor>,
     pub monitor: Addr<MemoryMonitor>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,

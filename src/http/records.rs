@@ -1,11 +1,12 @@
 //! `GET /api/records`: validate the query, hand it to this worker's resolver, shape the answer.
 
 use actix::Addr;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{compressed, AppState, StrictQuery};
+use super::{bearer, compressed, AppState, StrictQuery};
 use crate::{
+    access::Caller,
     config::ResolverConfig,
     did::Did,
     error::ApiError,
@@ -48,14 +49,32 @@ async fn get_records(
     query: StrictQuery<RecordsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let config = &state.config.resolver;
+    let caller = Caller::from_token(bearer(&req), state.config.auth.jwt_secret.as_deref());
+    let auth = caller.envelope();
     let resolution = match parse(query.into_inner(), config)? {
-        Asked::Dids(resolve) => resolver.send(resolve).await??,
+        Asked::Dids { dids, options } => {
+            let resolve = Resolve {
+                dids,
+                options,
+                caller,
+            };
+            resolver.send(resolve).await??
+        }
         Asked::Listing(options) => {
             if config.oip_api.is_none() {
                 return Err(ApiError::ListingNeedsIndexer);
             }
-            let query = indexer_query(req.query_string());
-            resolver.send(ResolveListing { query, options }).await??
+            let listing = ResolveListing {
+                query: indexer_query(req.query_string()),
+                options,
+                caller,
+                authorization: req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from),
+            };
+            resolver.send(listing).await??
         }
     };
     let cache = if resolution.answered_whole() {
@@ -66,7 +85,9 @@ async fn get_records(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(("X-Cache", cache))
-        .body(resolution.into_body()))
+        // Who asked shapes the answer: a shared cache must not hand one caller's to another.
+        .insert_header((header::VARY, "Authorization"))
+        .body(resolution.into_body(&auth)))
 }
 
 /// The query as the indexer gets it: the same, with its own `resolveDepth` 0, since the records
@@ -82,7 +103,7 @@ fn indexer_query(query: &str) -> String {
 
 /// What a query asks for: records by DID, or (without `did`) a listing of the indexer's.
 enum Asked {
-    Dids(Resolve),
+    Dids { dids: Vec<Did>, options: Options },
     Listing(Options),
 }
 
@@ -126,7 +147,7 @@ fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Asked, ApiError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    Ok(Asked::Dids(Resolve { dids, options }))
+    Ok(Asked::Dids { dids, options })
 }
 
 fn options(q: &RecordsQuery, config: &ResolverConfig) -> Result<Options, ApiError> {
@@ -207,9 +228,9 @@ mod tests {
         r.err().map(|e| e.code().to_string()).unwrap_or_default()
     }
 
-    fn dids(asked: Asked) -> Resolve {
+    fn dids(asked: Asked) -> (Vec<Did>, Options) {
         match asked {
-            Asked::Dids(resolve) => resolve,
+            Asked::Dids { dids, options } => (dids, options),
             Asked::Listing(_) => panic!("a DID was given"),
         }
     }
@@ -217,11 +238,12 @@ mod tests {
     #[test]
     fn defaults_and_lists() {
         let c = ResolverConfig::default();
-        let r = dids(parse(query("did:gun:a:1, did:gun:b:2", None, None, None), &c).unwrap());
-        assert_eq!(r.dids.len(), 2);
-        assert_eq!(r.options.depth, c.default_depth);
-        assert!(!r.options.names_only);
-        let r = dids(
+        let (asked, options) =
+            dids(parse(query("did:gun:a:1, did:gun:b:2", None, None, None), &c).unwrap());
+        assert_eq!(asked.len(), 2);
+        assert_eq!(options.depth, c.default_depth);
+        assert!(!options.names_only);
+        let (_, options) = dids(
             parse(
                 query(
                     "did:gun:a:1",
@@ -233,9 +255,9 @@ mod tests {
             )
             .unwrap(),
         );
-        assert_eq!(r.options.depth, 0);
-        assert!(r.options.names_only);
-        assert!(r.options.fields.selects("workout", "exercise"));
+        assert_eq!(options.depth, 0);
+        assert!(options.names_only);
+        assert!(options.fields.selects("workout", "exercise"));
     }
 
     #[test]

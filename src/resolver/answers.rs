@@ -14,7 +14,7 @@ use bytes::Bytes;
 use quick_cache::{sync::Cache, Weighter};
 
 use super::{Options, Reason, Resolution, Summary};
-use crate::did::Did;
+use crate::{access::Caller, did::Did};
 
 pub struct Kept {
     records: Bytes,
@@ -48,13 +48,18 @@ impl AnswerCache {
         Self { cache }
     }
 
-    /// What identifies an answer: the DIDs in order and every option that shapes it. `None`
-    /// for a forced refresh, which must not be answered from here.
-    pub fn key(dids: &[Did], options: &Options) -> Option<String> {
+    /// What identifies an answer: the DIDs in order, every option that shapes it, and whose
+    /// eyes it was made for (anonymous answers are shared; a key's answers are that key's).
+    /// `None` for a forced refresh, which must not be answered from here.
+    pub fn key(dids: &[Did], options: &Options, caller: &Caller) -> Option<String> {
         if options.force_refresh {
             return None;
         }
         let mut key = String::with_capacity(96);
+        match caller.key() {
+            Some(reader) => key.push_str(&format!("{}:{reader}|", reader.len())),
+            None => key.push_str("-|"),
+        }
         for did in dids {
             key.push_str(&format!("{did},"));
         }

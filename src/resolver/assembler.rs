@@ -30,27 +30,39 @@ pub(super) fn assemble(
     let mut missing: Vec<(&Did, &State)> = Vec::new();
     asm.out.push(b'[');
     for root in roots {
-        match states.get(root) {
-            Some(State::Found(found)) => {
-                if count > 0 {
-                    asm.out.push(b',');
-                }
-                count += 1;
-                asm.placed += 1;
-                let mut path = vec![root.clone()];
-                asm.record(root, found, options.depth, &mut path);
+        let (found, remaining) = match states.get(root) {
+            Some(State::Found(found)) => (found, options.depth),
+            Some(State::Sealed(found)) => {
+                asm.list(root.to_string(), Reason::Encrypted);
+                (found, 0)
             }
             other => {
                 let state = other.unwrap_or(&State::Missing(Reason::Timeout));
-                asm.list(root.to_string(), state.reason().unwrap_or(Reason::Error));
+                // A root the caller may not read is as good as absent: saying `forbidden` would
+                // tell an anonymous client that it exists.
+                let reason = match state.reason() {
+                    Some(Reason::Forbidden) => Reason::NotFound,
+                    reason => reason.unwrap_or(Reason::Error),
+                };
+                asm.list(root.to_string(), reason);
                 missing.push((root, state));
+                continue;
             }
+        };
+        if count > 0 {
+            asm.out.push(b',');
         }
+        count += 1;
+        asm.placed += 1;
+        let mut path = vec![root.clone()];
+        asm.record(root, found, remaining, &mut path);
     }
     asm.out.push(b']');
     if count == 0 {
         // The answer names the gravest reason nothing came back (the first root among equals):
-        // a relay failure says more than a deadline, a deadline more than a plain miss.
+        // a relay failure says more than a deadline, a deadline more than a plain miss. Roots
+        // that are not there (or not the caller's to read) are an empty answer, as the old API
+        // gave.
         let gravity = |state: &State| match state {
             State::Failed(_) => 4,
             State::Missing(Reason::Timeout) => 3,
@@ -58,19 +70,20 @@ pub(super) fn assemble(
             State::Missing(Reason::Unsupported) => 1,
             _ => 0,
         };
-        let (root, state) = missing
+        if let Some((root, state)) = missing
             .into_iter()
             .rev()
             .max_by_key(|(_, state)| gravity(state))
-            .expect("at least one root was asked");
-        let did = root.to_string();
-        return Err(match state {
-            State::Failed(e) => ResolveError::Upstream(did, e.clone()),
-            State::Missing(Reason::Timeout) => ResolveError::Upstream(did, FetchError::Timeout),
-            State::Missing(Reason::Unsupported) => ResolveError::Unsupported(did),
-            State::Missing(Reason::Budget) => ResolveError::Budget(did),
-            _ => ResolveError::NotFound(did),
-        });
+            .filter(|(_, state)| gravity(state) > 0)
+        {
+            let did = root.to_string();
+            return Err(match state {
+                State::Failed(e) => ResolveError::Upstream(did, e.clone()),
+                State::Missing(Reason::Timeout) => ResolveError::Upstream(did, FetchError::Timeout),
+                State::Missing(Reason::Unsupported) => ResolveError::Unsupported(did),
+                _ => ResolveError::Budget(did),
+            });
+        }
     }
     let summary = Summary {
         depth: options.depth,
@@ -184,6 +197,15 @@ impl<'a> Assembler<'a> {
         let states = self.states;
         let found = match states.get(&did) {
             Some(State::Found(found)) => found,
+            Some(State::Sealed(found)) if !(self.options.names_only && remaining == 1) => {
+                // The caller's own, sealed with a key that cannot be derived here: as stored.
+                self.list(reference.to_string(), Reason::Encrypted);
+                if self.placed >= self.max_records {
+                    return self.value(&reference);
+                }
+                self.placed += 1;
+                return self.record(&did, found, 0, path);
+            }
             Some(state) => {
                 self.list(
                     reference.to_string(),
@@ -288,7 +310,7 @@ impl Resolution {
     /// records are already serialised; the envelope is written around them. A listing keeps the
     /// indexer's envelope as it sent it (`searchResults` and the pages counted by the indexer),
     /// with the resolved records in place of its own.
-    pub fn into_body(self) -> Vec<u8> {
+    pub fn into_body(self, auth: &Value) -> Vec<u8> {
         let mut body = Vec::with_capacity(self.records.len() + 512);
         body.push(b'{');
         match &self.envelope {
@@ -308,6 +330,8 @@ impl Resolution {
         }
         body.extend_from_slice(b"\"records\":");
         body.extend_from_slice(&self.records);
+        body.extend_from_slice(b",\"auth\":");
+        serde_json::to_writer(&mut body, auth).expect("writing JSON to a Vec cannot fail");
         body.extend_from_slice(b",\"resolution\":");
         serde_json::to_writer(&mut body, &self.summary).expect("writing JSON to a Vec cannot fail");
         body.push(b'}');
@@ -522,12 +546,17 @@ mod tests {
     }
 
     #[test]
-    fn no_root_found_is_an_error_that_says_why() {
+    fn no_root_found_is_an_empty_answer_or_an_error_that_says_why() {
         let mut states = graph();
-        assert!(matches!(
-            assemble(&[gun("nope")], &opts(0), &states, 10),
-            Err(ResolveError::NotFound(_))
-        ));
+        states.insert(gun("private"), State::Missing(Reason::Forbidden));
+        let empty = assemble(&[gun("nope"), gun("private")], &opts(0), &states, 10).unwrap();
+        assert_eq!((empty.count, parsed(&empty).len()), (0, 0));
+        let reasons: Vec<_> = empty.summary.unresolved.iter().map(|u| u.reason).collect();
+        assert_eq!(
+            reasons,
+            [Reason::NotFound, Reason::NotFound],
+            "a root the caller may not read reads like a missing one"
+        );
         states.insert(gun("down"), State::Failed(FetchError::CircuitOpen));
         assert!(matches!(
             assemble(&[gun("nope"), gun("down")], &opts(0), &states, 10),
@@ -552,10 +581,58 @@ mod tests {
             assemble(&[gun("over"), gun("late"), gun("nope")], &opts(0), &states, 10),
             Err(ResolveError::Upstream(d, FetchError::Timeout)) if d == "did:gun:late"
         ));
-        assert!(matches!(
-            assemble(&[gun("nope"), gun("nope")], &opts(0), &states, 10),
-            Err(ResolveError::NotFound(d)) if d == "did:gun:nope"
-        ));
+        assert!(assemble(&[gun("nope"), gun("nope")], &opts(0), &states, 10).is_ok());
+    }
+
+    /// The caller may not read E1's equipment Q, and E2 is their own record, sealed with a key
+    /// that cannot be derived here.
+    fn judged() -> HashMap<Did, State> {
+        let mut states = graph();
+        states.insert(gun("q"), State::Missing(Reason::Forbidden));
+        let Some(State::Found(e2)) = states.get(&gun("e2")).cloned() else {
+            unreachable!()
+        };
+        states.insert(gun("e2"), State::Sealed(e2));
+        states
+    }
+
+    #[test]
+    fn a_reference_the_caller_may_not_read_stays_its_did_at_every_depth() {
+        for names_only in [false, true] {
+            let mut o = opts(3);
+            o.names_only = names_only;
+            let r = assemble(&[gun("w")], &o, &judged(), 100).unwrap();
+            let text = parsed(&r)[0].to_string();
+            assert!(!text.contains("Barbell"), "{text}");
+            assert_eq!(
+                parsed(&r)[0]["data"]["workout"]["exercise"][0]["data"]["exercise"]["equipment"],
+                json!(["did:gun:q"])
+            );
+            assert!(r
+                .summary
+                .unresolved
+                .iter()
+                .any(|u| u.did == "did:gun:q" && u.reason == Reason::Forbidden));
+        }
+        let root = assemble(&[gun("q")], &opts(1), &judged(), 100).unwrap();
+        assert_eq!(root.count, 0);
+        assert_eq!(root.summary.unresolved[0].reason, Reason::NotFound);
+    }
+
+    #[test]
+    fn the_callers_sealed_record_comes_as_stored_with_its_references_unread() {
+        let r = assemble(&[gun("w")], &opts(2), &judged(), 100).unwrap();
+        let e2 = &parsed(&r)[0]["data"]["workout"]["exercise"][1];
+        assert_eq!(e2["data"]["exercise"]["variationOf"], "did:gun:e1", "{e2}");
+        assert!(r
+            .summary
+            .unresolved
+            .iter()
+            .any(|u| u.did == "did:gun:e2" && u.reason == Reason::Encrypted));
+        let root = assemble(&[gun("e2")], &opts(2), &judged(), 100).unwrap();
+        assert_eq!(root.count, 1);
+        assert_eq!(parsed(&root)[0]["data"]["exercise"]["gone"], "did:gun:nope");
+        assert_eq!(root.summary.unresolved[0].reason, Reason::Encrypted);
     }
 
     #[test]

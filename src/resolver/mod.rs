@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
+    access::{crypt::Decryptor, Caller},
     config::ResolverConfig,
     did::Did,
     gun::{
@@ -43,6 +44,11 @@ use walk::Walk;
 pub enum Reason {
     NotFound,
     Unsupported,
+    /// The caller may not read it (a reference: a root the caller may not read is `not_found`).
+    Forbidden,
+    /// The caller's own record, encrypted with a key this service cannot derive: returned as
+    /// stored.
+    Encrypted,
     Error,
     Timeout,
     Budget,
@@ -98,6 +104,7 @@ pub struct Options {
 pub struct Resolve {
     pub dids: Vec<Did>,
     pub options: Options,
+    pub caller: Caller,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +143,9 @@ fn is_zero(n: &usize) -> bool {
 pub struct ResolveListing {
     pub query: String,
     pub options: Options,
+    pub caller: Caller,
+    /// The caller's `Authorization`, passed on so that the indexer's own access rules apply.
+    pub authorization: Option<String>,
 }
 
 /// A resolved answer: `Resolution::into_body` writes it as the response body.
@@ -158,8 +168,6 @@ pub struct Resolution {
 /// No root could be returned.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error("no record found for {0}")]
-    NotFound(String),
     #[error("{0} uses a DID method this server cannot fetch (set resolver.oip_api)")]
     Unsupported(String),
     #[error("resolving {0} would exceed resolver.max_records")]
@@ -198,10 +206,12 @@ fn listed(answer: &[u8]) -> Result<Listed, FetchError> {
     Ok((envelope, roots, left_out))
 }
 
-/// What the gather phase learnt about one DID.
+/// What the gather phase learnt about one DID, as the caller may see it.
 #[derive(Debug, Clone)]
 enum State {
     Found(Arc<FoundRecord>),
+    /// The caller's own record, still encrypted: returned as stored, its references unread.
+    Sealed(Arc<FoundRecord>),
     Missing(Reason),
     Failed(FetchError),
 }
@@ -210,6 +220,7 @@ impl State {
     fn reason(&self) -> Option<Reason> {
         match self {
             State::Found(_) => None,
+            State::Sealed(_) => Some(Reason::Encrypted),
             State::Missing(r) => Some(*r),
             State::Failed(FetchError::Timeout) => Some(Reason::Timeout),
             State::Failed(FetchError::Unsupported) => Some(Reason::Unsupported),
@@ -225,15 +236,20 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// `answers` is shared by the resolvers of every worker.
+    /// `answers` and `crypt` are shared by the resolvers of every worker.
     pub fn new(
         reader: Reader,
         config: ResolverConfig,
         answers: Arc<AnswerCache>,
+        crypt: Arc<Decryptor>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            walk: Rc::new(Walk { reader, config }),
+            walk: Rc::new(Walk {
+                reader,
+                config,
+                crypt,
+            }),
             answers,
             metrics,
         }
@@ -251,18 +267,19 @@ impl Walk {
         roots: &[Did],
         known: HashMap<Did, State>,
         options: &Options,
+        caller: &Caller,
         started: Instant,
     ) -> Result<Resolution, ResolveError> {
         let deadline = started + Duration::from_millis(self.config.deadline_ms);
-        let gathered = self.gather(roots, known, options, deadline).await;
+        let known_found: Vec<Did> = known.keys().cloned().collect();
+        let gathered = self.gather(roots, known, options, caller, deadline).await;
         let mut resolution =
             assembler::assemble(roots, options, &gathered.states, self.config.max_records)?;
         let records = &self.reader.records;
-        resolution.fresh_until = gathered
-            .states
+        resolution.fresh_until = known_found
             .iter()
-            .filter(|(_, state)| matches!(state, State::Found(_)))
-            .try_fold(None, |earliest: Option<Instant>, (did, _)| {
+            .chain(&gathered.read)
+            .try_fold(None, |earliest: Option<Instant>, did| {
                 let expiry = records.expiry(did)?;
                 Some(Some(earliest.map_or(expiry, |e| e.min(expiry))))
             })
@@ -281,7 +298,7 @@ impl Handler<Resolve> for Resolver {
     fn handle(&mut self, msg: Resolve, _: &mut Self::Context) -> Self::Result {
         self.metrics.resolve_requested();
         let started = Instant::now();
-        let key = AnswerCache::key(&msg.dids, &msg.options);
+        let key = AnswerCache::key(&msg.dids, &msg.options, &msg.caller);
         // Read before the walk: a record removed while it runs makes its answer stale at once.
         let epoch = self.walk.reader.records.epoch();
         if let Some(kept) = key
@@ -293,7 +310,13 @@ impl Handler<Resolve> for Resolver {
         let (walk, answers) = (self.walk.clone(), self.answers.clone());
         Box::pin(async move {
             let resolution = walk
-                .resolve(&msg.dids, HashMap::new(), &msg.options, started)
+                .resolve(
+                    &msg.dids,
+                    HashMap::new(),
+                    &msg.options,
+                    &msg.caller,
+                    started,
+                )
                 .await?;
             if let (Some(key), Some(until)) = (key, resolution.fresh_until) {
                 answers.keep(key, &resolution, until, epoch);
@@ -315,7 +338,10 @@ impl Handler<ResolveListing> for Resolver {
             let answer = walk
                 .reader
                 .fetcher
-                .send(List(msg.query))
+                .send(List {
+                    query: msg.query,
+                    authorization: msg.authorization,
+                })
                 .await
                 .unwrap_or(Err(FetchError::Cancelled))
                 .map_err(failed)?;
@@ -328,7 +354,8 @@ impl Handler<ResolveListing> for Resolver {
             let mut resolution = if roots.is_empty() {
                 Resolution::empty(msg.options.depth)
             } else {
-                walk.resolve(&roots, known, &msg.options, started).await?
+                walk.resolve(&roots, known, &msg.options, &msg.caller, started)
+                    .await?
             };
             resolution.envelope = Some(envelope);
             resolution.summary.left_out = left_out;

@@ -1,7 +1,11 @@
-//! The gather phase: fetches a request's records level by level, each distinct DID once.
+//! The gather phase: fetches a request's records level by level, each distinct DID once; reads
+//! the parts of a record GUN keeps in nodes of their own; and judges every record it reaches
+//! for the caller before looking at its references, so nothing is fetched on behalf of a record
+//! the caller may not read.
 
 use std::{
     collections::{HashMap, HashSet},
+    sync::Arc,
     time::Instant,
 };
 
@@ -9,10 +13,19 @@ use futures::{stream, StreamExt};
 
 use super::{for_each_reference, Options, Reason, State};
 use crate::{
+    access::{
+        crypt::{self, Decryptor},
+        rules::{judge, Verdict},
+        Caller,
+    },
     config::ResolverConfig,
     did::Did,
-    gun::{fetcher::Reader, CacheSource, FetchError, Lookup, UpstreamBudget},
+    gun::{fetcher::Reader, CacheSource, FetchError, FoundRecord, Lookup, Record, UpstreamBudget},
 };
+
+/// How deep the parts of a record kept in nodes of their own are followed: `data`, its
+/// categories, a value nested in one.
+const LINK_ROUNDS: usize = 4;
 
 /// What looking up one DID cost, for the `fetched` and `fromCache` figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,21 +47,27 @@ pub(super) struct Gathered {
     pub from_cache: usize,
     /// Records answered stale because the relay could not answer.
     pub stale: usize,
+    /// Every DID whose record (or part of one) was read, whatever the caller may see of it: the
+    /// answer depends on each.
+    pub read: Vec<Did>,
 }
 
 /// What every request of one resolver gathers with.
 pub(super) struct Walk {
     pub reader: Reader,
     pub config: ResolverConfig,
+    pub crypt: Arc<Decryptor>,
 }
 
 impl Walk {
-    /// `known` holds what is known already (a listing's records): those are not fetched.
+    /// `known` holds what is known already (a listing's records): those are not fetched, but
+    /// judged for `caller` like the rest.
     pub async fn gather(
         &self,
         roots: &[Did],
         known: HashMap<Did, State>,
         options: &Options,
+        caller: &Caller,
         deadline: Instant,
     ) -> Gathered {
         let budget = UpstreamBudget::new(self.config.max_upstream_per_request);
@@ -57,6 +76,7 @@ impl Walk {
             ..Gathered::default()
         };
         let mut expanded: HashSet<Did> = HashSet::new();
+        let mut judged: HashSet<Did> = HashSet::new();
         let mut level: Vec<(Did, u32)> = roots.iter().map(|d| (d.clone(), options.depth)).collect();
         while !level.is_empty() {
             let mut wanted: Vec<Did> = Vec::new();
@@ -76,6 +96,18 @@ impl Walk {
             if !finished {
                 break;
             }
+            let found: Vec<Did> = level
+                .iter()
+                .filter(|(did, _)| judged.insert(did.clone()))
+                .map(|(did, _)| did.clone())
+                .collect();
+            if !self
+                .read_parts(&found, options, &budget, deadline, &mut out)
+                .await
+            {
+                break;
+            }
+            self.judge(&found, caller, &mut out).await;
             let mut next = Vec::new();
             for (did, remaining) in level {
                 if remaining == 0 || !expanded.insert(did.clone()) {
@@ -92,6 +124,119 @@ impl Walk {
             level = next;
         }
         out
+    }
+
+    /// Reads the parts of `dids`' records that GUN keeps in nodes of their own (through the
+    /// same caches, coalescing and budget, each counted) and puts each record together.
+    /// Returns false when the deadline came first.
+    async fn read_parts(
+        &self,
+        dids: &[Did],
+        options: &Options,
+        budget: &UpstreamBudget,
+        deadline: Instant,
+        out: &mut Gathered,
+    ) -> bool {
+        let with_parts: Vec<(Did, String)> = dids
+            .iter()
+            .filter_map(|did| match (did, out.states.get(did)) {
+                (Did::Gun(soul), Some(State::Found(found)))
+                    if !found.record.links(soul).is_empty() =>
+                {
+                    Some((did.clone(), soul.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if with_parts.is_empty() {
+            return true;
+        }
+        let node_of = |states: &HashMap<Did, State>, soul: &str| match states
+            .get(&Did::Gun(soul.to_string()))
+        {
+            Some(State::Found(part)) => part.node(),
+            _ => None,
+        };
+        let mut finished = true;
+        for _ in 0..LINK_ROUNDS {
+            let mut wanted: Vec<Did> = Vec::new();
+            for (did, soul) in &with_parts {
+                let Some(State::Found(found)) = out.states.get(did) else {
+                    continue;
+                };
+                let so_far = found.record.filled(soul, &|s| node_of(&out.states, s));
+                let mut pending = found.record.links(soul);
+                pending.extend(so_far.links(soul));
+                for link in pending {
+                    let link = Did::Gun(link);
+                    if !out.states.contains_key(&link) && !wanted.contains(&link) {
+                        wanted.push(link);
+                    }
+                }
+            }
+            if wanted.is_empty() {
+                break;
+            }
+            finished = self
+                .fetch_level(wanted, options, budget, deadline, out)
+                .await;
+            if !finished {
+                break;
+            }
+        }
+        for (did, soul) in with_parts {
+            if let Some(State::Found(found)) = out.states.get(&did) {
+                let whole = found.record.filled(&soul, &|s| node_of(&out.states, s));
+                out.states
+                    .insert(did, State::Found(Arc::new(FoundRecord::made(whole))));
+            }
+        }
+        finished
+    }
+
+    /// What `caller` may see of each of `dids`' records: as it is, decrypted, as stored (theirs,
+    /// but sealed with a key that cannot be derived here), or nothing. A record caught before
+    /// its `data` was written is missing.
+    async fn judge(&self, dids: &[Did], caller: &Caller, out: &mut Gathered) {
+        for did in dids {
+            let Some(State::Found(found)) = out.states.get(did) else {
+                continue;
+            };
+            let record = &found.record;
+            let judged = if record.partial {
+                State::Missing(Reason::NotFound)
+            } else {
+                match judge(&record.data, &record.meta, caller.key()) {
+                    Verdict::Public | Verdict::Owner => continue,
+                    Verdict::Forbidden => State::Missing(Reason::Forbidden),
+                    Verdict::Decrypt => self.decrypt(found.clone(), caller).await,
+                }
+            };
+            out.states.insert(did.clone(), judged);
+        }
+    }
+
+    /// The caller's own encrypted record, opened with their key, or as stored when it does not
+    /// open (a password-salted or organization key).
+    async fn decrypt(&self, found: Arc<FoundRecord>, caller: &Caller) -> State {
+        let Some(owner) = caller.key() else {
+            return State::Missing(Reason::Forbidden);
+        };
+        let key = self.crypt.key(owner).await;
+        match crypt::open(&key, &found.record.data) {
+            Ok(data) => {
+                let mut opened = Record {
+                    data,
+                    ..found.record.clone()
+                };
+                opened.decode_data();
+                State::Found(Arc::new(FoundRecord::made(opened)))
+            }
+            Err(e) => {
+                log::debug!("a record encrypted by its reader stays sealed: {e}");
+                State::Sealed(found)
+            }
+        }
     }
 
     /// Fetches one level concurrently. Returns false when the deadline came first: whatever had
@@ -116,6 +261,9 @@ impl Walk {
                     out.fetched += usize::from(cost != Cost::NotAsked);
                     out.from_cache += usize::from(cost == Cost::Cached);
                     out.stale += usize::from(cost == Cost::Stale);
+                    if matches!(state, State::Found(_)) {
+                        out.read.push(did.clone());
+                    }
                     out.states.insert(did, state);
                 }
                 futures::future::Either::Left((None, _)) => return true,

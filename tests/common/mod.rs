@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod gun_relay;
+
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader, Read, Write},
@@ -54,6 +56,8 @@ pub struct RelayState {
     pub listing: Mutex<Option<(u16, Value)>>,
     /// The query string of every listing asked for.
     pub listing_queries: Mutex<Vec<String>>,
+    /// The `Authorization` header of every listing asked for.
+    pub listing_authorizations: Mutex<Vec<Option<String>>>,
     pub mode: Mutex<Option<Mode>>,
     pub soul_modes: Mutex<HashMap<String, Mode>>,
 }
@@ -161,6 +165,16 @@ async fn mock_indexer(
             .lock()
             .unwrap()
             .push(req.query_string().to_string());
+        let authorization = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        state
+            .listing_authorizations
+            .lock()
+            .unwrap()
+            .push(authorization);
         return match state.listing.lock().unwrap().clone() {
             Some((status, body)) => {
                 HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
