@@ -91,7 +91,9 @@ impl ApiError {
                 MediaError::Path(PathError::BadPath) => (S::BAD_REQUEST, "invalid_path"),
                 // A path that leaves the root is answered like one that does not exist: the
                 // client learns nothing about what lies outside.
-                MediaError::Path(PathError::NotFound) => (S::NOT_FOUND, "media_not_found"),
+                MediaError::Path(PathError::NotFound | PathError::Unreadable) => {
+                    (S::NOT_FOUND, "media_not_found")
+                }
                 MediaError::Access(AccessError::NoValidToken) => (S::UNAUTHORIZED, "unauthorized"),
                 MediaError::Access(AccessError::NotTheOwner) => (S::FORBIDDEN, "forbidden"),
                 MediaError::Access(AccessError::NoSecret) => {

@@ -875,6 +875,94 @@ fn outside_the_root_reads_exactly_like_missing() {
     assert_eq!(hidden.json()["code"], "invalid_media_id");
 }
 
+/// A client with write access to the media folder swaps a file for a symlink to a secret
+/// outside the root and back, as fast as it can, while it asks for it: what was opened is
+/// checked, not the path, so the secret is never served (the open-file cache off, so that
+/// every request opens).
+#[test]
+fn a_file_swapped_for_a_symlink_mid_request_never_serves_what_lies_outside() {
+    let fx = Fixture::new();
+    let service = TestApp::start(fx.with_secret().with(|c| c.media.open_cache_secs = 0));
+    let dir = fx.dir.path().join("media/clip");
+    let (file, link, real) = (
+        dir.join("original"),
+        dir.join("swap-link"),
+        dir.join("swap-real"),
+    );
+    std::fs::copy(&file, &real).unwrap();
+    std::os::unix::fs::symlink(fx.dir.path().join("outside.txt"), &link).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let swaps = (
+                std::fs::hard_link(&link, dir.join("l2")),
+                std::fs::hard_link(&real, dir.join("r2")),
+            );
+            assert!(swaps.0.is_ok() && swaps.1.is_ok());
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let from = if n % 2 == 0 { "l2" } else { "r2" };
+                // A rename replaces the file atomically: between any check and any open.
+                std::fs::rename(dir.join(from), &file).unwrap();
+                std::fs::hard_link(&file, dir.join(from)).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let (mut served, mut leaked) = (0, 0);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let r = get(&service, "/api/media/clip", &[]);
+        served += usize::from(r.status == 200);
+        leaked += usize::from(
+            r.body
+                .windows(OUTSIDE_SECRET.len())
+                .any(|w| w == OUTSIDE_SECRET.as_bytes()),
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert_eq!(
+        leaked, 0,
+        "the secret was served ({served} served, {swaps} swaps)"
+    );
+    assert!(served > 0 && swaps > 100, "{served} served, {swaps} swaps");
+}
+
+/// A manifest that cannot be read as the service's own (a link out of the root, a folder, a
+/// FIFO) makes its media private, never public by accident.
+#[test]
+fn a_manifest_that_is_not_ours_to_read_makes_its_media_private() {
+    let fx = Fixture::new();
+    let root = fx.dir.path().join("media");
+    for (id, make) in [("m-link", 0), ("m-folder", 1), ("m-fifo", 2)] {
+        let d = root.join(id);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("original"), b"bytes").unwrap();
+        let manifest = d.join("manifest.json");
+        match make {
+            0 => {
+                let public = fx.dir.path().join("public-manifest.json");
+                std::fs::write(&public, r#"{"accessLevel":"public"}"#).unwrap();
+                std::os::unix::fs::symlink(&public, &manifest).unwrap();
+            }
+            1 => std::fs::create_dir(&manifest).unwrap(),
+            _ => assert!(std::process::Command::new("mkfifo")
+                .arg(&manifest)
+                .status()
+                .unwrap()
+                .success()),
+        }
+    }
+    let service = fx.app();
+    for id in ["m-link", "m-folder", "m-fifo"] {
+        let r = get(&service, &format!("/api/media/{id}"), &[]);
+        assert_eq!(r.status, 401, "{id}: {}", String::from_utf8_lossy(&r.body));
+    }
+}
+
 /// A GET on a fresh connection whose head has arrived, with the bytes read so far.
 fn started_get(addr: SocketAddr, target: &str) -> (std::net::TcpStream, Vec<u8>) {
     let mut s = open_get(addr, target);

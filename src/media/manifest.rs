@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    path::{open_regular, resolve_under, PathError},
+    path::{open_under, PathError},
     MediaError,
 };
 
@@ -65,13 +65,14 @@ impl Manifest {
     /// manifest without `accessLevel`: private, and so served to no one, rather than public by
     /// accident.
     pub fn read(root: &Path, id: &str) -> Result<Option<Manifest>, MediaError> {
-        let path = match resolve_under(root, &Path::new(id).join("manifest.json")) {
-            Ok(path) => path,
+        let file = match open_under(root, &Path::new(id).join("manifest.json")) {
+            Ok((file, _)) => Some(file),
             Err(PathError::NotFound) => return Ok(None),
+            // There but not openable: private, never public by accident.
+            Err(PathError::Unreadable) => None,
             Err(e) => return Err(e.into()),
         };
-        let parsed = open_regular(&path)
-            .ok()
+        let parsed = file
             .filter(|f| f.metadata().is_ok_and(|m| m.len() <= MAX_MANIFEST_BYTES))
             .and_then(|mut f| {
                 let mut bytes = Vec::new();

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use self::{
     access::AccessError,
     manifest::{content_type, Manifest},
-    path::{check_media_id, check_relative_path, open_regular, resolve_under, PathError},
+    path::{check_media_id, check_relative_path, open_under, PathError},
     range::{plan, Conditions, Plan, Validators},
 };
 use crate::{
@@ -317,24 +317,21 @@ impl Handler<Info> for MediaActor {
 /// Opens `msg`'s target after every check, keeps it in the open-file cache, and answers.
 fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
     let (roots, secret) = (&media.roots, media.jwt_secret.as_deref());
-    let (path, manifest) = match &msg.target {
+    let (opened_at, manifest) = match &msg.target {
         Target::Media(id) => {
             check_media_id(id)?;
             let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
             let manifest = Manifest::read(root, id)?;
             access::check(manifest.as_ref(), msg.token.as_deref(), secret)?;
-            (
-                resolve_under(root, &Path::new(id).join("original"))?,
-                manifest,
-            )
+            (open_under(root, &Path::new(id).join("original"))?, manifest)
         }
         Target::Legacy(rel) => {
             check_relative_path(rel)?;
             let root = roots.legacy.as_deref().ok_or(PathError::NotFound)?;
-            (resolve_under(root, Path::new(rel))?, None)
+            (open_under(root, Path::new(rel))?, None)
         }
     };
-    let file = open_regular(&path)?;
+    let (file, path) = opened_at;
     let meta = file.metadata().map_err(|_| MediaError::Io)?;
     let len = meta.len();
     let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);

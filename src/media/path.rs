@@ -1,9 +1,12 @@
 //! Mapping request ids to files without ever leaving the media roots.
 //!
-//! Input is checked twice: syntactically (no `..`, separators, hidden names, NULs or control
-//! characters ever reach the filesystem), then by canonicalising the final path and requiring it
-//! to lie under the canonical root, which also refuses symlinks that point outside. Only regular
-//! files are served; anything else, and anything outside, reads exactly like a missing file.
+//! Input is checked three times: syntactically (no `..`, separators, hidden names, NULs or
+//! control characters ever reach the filesystem), then by canonicalising the final path and
+//! requiring it to lie under the canonical root, which also refuses symlinks that point outside,
+//! and last on what was actually opened: a path swapped for a symlink between the check and the
+//! open (a race a client with write access to the folder can win) is caught by where the open
+//! descriptor leads. Only regular files are served; anything else, and anything outside, reads
+//! exactly like a missing file.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -16,6 +19,10 @@ pub enum PathError {
     /// Missing, outside the root, or not a regular file: the client is told nothing more.
     #[error("no such media")]
     NotFound,
+    /// There, but not ours to serve: it leads outside the root, is not a regular file, or could
+    /// not be opened (or checked once open). To the client, missing; to a manifest, private.
+    #[error("no such media")]
+    Unreadable,
 }
 
 const MAX_ID_LEN: usize = 255;
@@ -46,6 +53,28 @@ pub fn check_relative_path(path: &str) -> Result<(), PathError> {
     ok.then_some(()).ok_or(PathError::BadPath)
 }
 
+/// Opens `root.join(rel)` (with `root` already canonical) for reading, only if it is a regular
+/// file under `root`, and gives its path (for its name) with the open file.
+pub fn open_under(root: &Path, rel: &Path) -> Result<(std::fs::File, PathBuf), PathError> {
+    let path = resolve_under(root, rel)?;
+    let file = open_beneath(root, &path)?;
+    Ok((file, path))
+}
+
+/// Opens a checked `path` and accepts what was opened only if it lies under `root`: the
+/// kernel's own name for the descriptor, not the path that was checked, decides.
+fn open_beneath(root: &Path, path: &Path) -> Result<std::fs::File, PathError> {
+    let file = open_regular(path)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let opened =
+        std::fs::read_link(format!("/proc/self/fd/{fd}")).map_err(|_| PathError::Unreadable)?;
+    if opened.starts_with(root) {
+        Ok(file)
+    } else {
+        Err(PathError::Unreadable)
+    }
+}
+
 /// Resolves `root.join(rel)` (with `root` already canonical) and accepts it only under `root`.
 /// A path that does not exist, or leaves the root by a symlink, is `NotFound`.
 ///
@@ -53,7 +82,7 @@ pub fn check_relative_path(path: &str) -> Result<(), PathError> {
 /// through a symlink below it: each component is looked at with `lstat`, and only when one is a
 /// link is the whole path canonicalised and compared. That is a few system calls per request
 /// instead of one per component of the root's own path as well.
-pub fn resolve_under(root: &Path, rel: &Path) -> Result<PathBuf, PathError> {
+fn resolve_under(root: &Path, rel: &Path) -> Result<PathBuf, PathError> {
     let mut path = root.to_path_buf();
     for component in rel.components() {
         let Component::Normal(segment) = component else {
@@ -79,20 +108,18 @@ fn canonical_under(root: &Path, rel: &Path) -> Result<PathBuf, PathError> {
     if real.starts_with(root) {
         Ok(real)
     } else {
-        Err(PathError::NotFound)
+        Err(PathError::Unreadable)
     }
 }
 
 /// Opens `path` for reading only if it is a regular file. The type is checked before the open,
 /// and the open does not block either way: opening a FIFO for reading waits for a writer, and
 /// would hold a media thread until one came.
-pub fn open_regular(path: &Path) -> Result<std::fs::File, PathError> {
+fn open_regular(path: &Path) -> Result<std::fs::File, PathError> {
     use std::os::unix::fs::OpenOptionsExt;
     let regular = |meta: std::fs::Metadata| meta.is_file().then_some(());
-    std::fs::metadata(path)
-        .ok()
-        .and_then(regular)
-        .ok_or(PathError::NotFound)?;
+    let meta = std::fs::metadata(path).map_err(|_| PathError::NotFound)?;
+    regular(meta).ok_or(PathError::Unreadable)?;
     // Between the check and the open the path could be swapped for a FIFO: O_NONBLOCK makes that
     // open return at once, and the type is checked again on what was opened. On a regular file
     // the flag changes nothing.
@@ -100,11 +127,11 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File, PathError> {
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
-        .map_err(|_| PathError::NotFound)?;
+        .map_err(|_| PathError::Unreadable)?;
     file.metadata()
         .ok()
         .and_then(regular)
-        .ok_or(PathError::NotFound)?;
+        .ok_or(PathError::Unreadable)?;
     Ok(file)
 }
 
@@ -169,10 +196,14 @@ mod tests {
             .status()
             .unwrap()
             .success());
-        assert_eq!(open_regular(&fifo).err(), Some(PathError::NotFound));
-        assert_eq!(open_regular(dir.path()).err(), Some(PathError::NotFound));
+        assert_eq!(open_regular(&fifo).err(), Some(PathError::Unreadable));
+        assert_eq!(open_regular(dir.path()).err(), Some(PathError::Unreadable));
         assert_eq!(
             open_regular(Path::new("/dev/null")).err(),
+            Some(PathError::Unreadable)
+        );
+        assert_eq!(
+            open_regular(&dir.path().join("nope")).err(),
             Some(PathError::NotFound)
         );
         std::fs::write(dir.path().join("f"), "x").unwrap();
@@ -192,7 +223,7 @@ mod tests {
         assert!(resolve_under(&root_path, Path::new("ok-link")).is_ok());
         assert_eq!(
             resolve_under(&root_path, Path::new("link")),
-            Err(PathError::NotFound)
+            Err(PathError::Unreadable)
         );
         assert_eq!(
             resolve_under(&root_path, Path::new("nope")),
@@ -206,11 +237,37 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), root_path.join("dir-out")).unwrap();
         assert_eq!(
             resolve_under(&root_path, Path::new("dir-out/secret")),
-            Err(PathError::NotFound)
+            Err(PathError::Unreadable)
         );
         std::fs::create_dir(root_path.join("real")).unwrap();
         std::fs::write(root_path.join("real/f"), "f").unwrap();
         std::os::unix::fs::symlink(root_path.join("real"), root_path.join("dir-in")).unwrap();
         assert!(resolve_under(&root_path, Path::new("dir-in/f")).is_ok());
+        assert!(open_under(&root_path, Path::new("dir-in/f")).is_ok());
+        assert!(open_under(&root_path, Path::new("ok-link")).is_ok());
+    }
+
+    /// A file swapped for a symlink out of the root after the path was checked: what the open
+    /// descriptor leads to is outside, so nothing is served.
+    #[test]
+    fn a_symlink_swapped_in_after_the_check_is_caught_on_the_descriptor() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let root_path = root.path().canonicalize().unwrap();
+        let checked = root_path.join("media.mp4");
+        std::fs::write(&checked, "m").unwrap();
+        assert_eq!(
+            resolve_under(&root_path, Path::new("media.mp4")),
+            Ok(checked.clone())
+        );
+        std::fs::remove_file(&checked).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), &checked).unwrap();
+        assert!(
+            open_regular(&checked).is_ok(),
+            "the open itself follows the link"
+        );
+        let opened = open_beneath(&root_path, &checked);
+        assert_eq!(opened.err(), Some(PathError::Unreadable));
     }
 }
