@@ -695,6 +695,12 @@ impl Config {
                 format!("{bad:?} is not an origin (http(s)://host[:port], http(s)://host:* or *)"),
             ));
         }
+        if self.cors.allow_credentials && self.cors.allowed_origins.iter().any(|o| o == "*") {
+            return Err(invalid(
+                "cors.allowed_origins",
+                "\"*\" with cors.allow_credentials would let any site read answers with its visitors' tokens: list the origins, or set cors.allow_credentials: false",
+            ));
+        }
         // A legacy root that is (or holds) the media root would serve private media by path,
         // with no token.
         let (media, legacy) = (real(&self.media.root), real(&self.media.legacy_root));
@@ -971,6 +977,7 @@ mod tests {
     fn footguns_are_refused_with_the_key_named() {
         for (yaml, key) in [
             ("auth: { jwt_secret: short }", "auth.jwt_secret"),
+            ("cors: { allowed_origins: [\"*\"] }", "cors.allowed_origins"),
             ("auth: { admin_token: \"\" }", "auth.admin_token"),
             ("auth: { admin_token: fifteen-bytes!! }", "auth.admin_token"),
             ("media: { root: /m, legacy_root: /m }", "media.legacy_root"),
@@ -1000,6 +1007,7 @@ mod tests {
             }
         }
         assert!(load("auth: { jwt_secret: sixteen-bytes-ok }").is_ok());
+        assert!(load("cors: { allowed_origins: [\"*\"], allow_credentials: false }").is_ok());
         assert!(load("media: { root: /m, legacy_root: /m/web }").is_ok());
         assert!(load("gun: { source: relay, relay_url: \"https://relay:8765\" }").is_ok());
         assert!(load("resolver: { oip_api: \"https://api.oip.io\" }").is_ok());

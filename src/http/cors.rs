@@ -39,11 +39,9 @@ pub fn middleware(config: &CorsConfig) -> Cors {
         .max_age(usize::try_from(config.max_age_secs).unwrap_or(usize::MAX))
         .block_on_origin_mismatch(false);
     if config.allowed_origins.iter().any(|o| o == "*") {
-        cors = cors.allow_any_origin();
-        // With credentials the origin is echoed: browsers refuse `*` together with credentials.
-        if !config.allow_credentials {
-            cors = cors.send_wildcard();
-        }
+        // Never echoed (config refuses `*` with credentials): `null` and `file://` pages get
+        // `*`, which lets them read nothing a cookie or token would have opened.
+        cors = cors.allow_any_origin().send_wildcard();
     } else {
         let allowed = config.allowed_origins.clone();
         cors = cors.allowed_origin_fn(move |origin, _| {
