@@ -270,6 +270,9 @@ async fn tokens_never_reach_the_log() {
     assert_eq!(r.status, 200);
     let unknown = get(service.url(&format!("/api/media/nothing-here?token={token}"))).await;
     assert_eq!(unknown.status, 404);
+    // The name percent-encoded is the same parameter to the handler, and to the log.
+    let encoded = get(service.url(&format!("/api/media/demo-clip?%74oken={token}"))).await;
+    assert_eq!(encoded.status, 200);
     let line = service
         .wait_for_line("/api/media/nothing-here", Duration::from_secs(2))
         .expect("an access line");

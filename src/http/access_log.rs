@@ -26,21 +26,23 @@ fn referer(req: &ServiceRequest) -> String {
         .map_or_else(|| "-".to_string(), redact)
 }
 
-/// `target` with the value of every secret parameter replaced by `[redacted]`.
+/// `target` with the value of every secret parameter replaced by `[redacted]`. Names are
+/// compared decoded, as the handlers read them (`%74oken` is `token`); a name that does not
+/// decode has its value redacted too.
 pub fn redact(target: &str) -> String {
     let Some((path, query)) = target.split_once('?') else {
         return target.to_string();
     };
+    let secret = |name: &str| match super::query::decode(name) {
+        Ok(name) => SECRET_PARAMETERS
+            .iter()
+            .any(|s| name.eq_ignore_ascii_case(s)),
+        Err(_) => true,
+    };
     let pairs: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((name, _))
-                if SECRET_PARAMETERS
-                    .iter()
-                    .any(|s| name.eq_ignore_ascii_case(s)) =>
-            {
-                format!("{name}=[redacted]")
-            }
+            Some((name, _)) if secret(name) => format!("{name}=[redacted]"),
             _ => pair.to_string(),
         })
         .collect();
@@ -62,6 +64,10 @@ mod tests {
             "/a?TOKEN=[redacted]&jwt=[redacted]&b=2"
         );
         assert_eq!(redact("/a?tokens=x"), "/a?tokens=x");
+        assert_eq!(
+            redact("/a?%74oken=x&t%6Fken=y&jw%74=z&%ZZ=w&ok=1"),
+            "/a?%74oken=[redacted]&t%6Fken=[redacted]&jw%74=[redacted]&%ZZ=[redacted]&ok=1"
+        );
         assert_eq!(redact("/health"), "/health");
         assert_eq!(
             redact("https://app/p?access_token=s"),

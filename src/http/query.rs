@@ -56,7 +56,8 @@ pub fn parse(query: &str) -> Result<Map<String, Value>, ApiError> {
     Ok(map)
 }
 
-fn decode(s: &str) -> Result<String, ApiError> {
+/// A name or value of a query, percent-decoded (`+` is a space) and checked to be UTF-8.
+pub fn decode(s: &str) -> Result<String, ApiError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

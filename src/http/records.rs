@@ -91,11 +91,14 @@ async fn get_records(
 }
 
 /// The query as the indexer gets it: the same, with its own `resolveDepth` 0, since the records
-/// it lists are resolved here.
+/// it lists are resolved here. Names are compared decoded (`resolve%44epth` is `resolveDepth`).
 fn indexer_query(query: &str) -> String {
     query
         .split('&')
-        .filter(|p| !p.is_empty() && p.split('=').next() != Some("resolveDepth"))
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or_default();
+            !p.is_empty() && super::query::decode(name).is_ok_and(|n| n != "resolveDepth")
+        })
         .chain(std::iter::once("resolveDepth=0"))
         .collect::<Vec<_>>()
         .join("&")
@@ -305,5 +308,9 @@ mod tests {
             "recordType=workout&limit=10&resolveDepth=0"
         );
         assert_eq!(indexer_query(""), "resolveDepth=0");
+        assert_eq!(
+            indexer_query("resolve%44epth=5&recordType=workout"),
+            "recordType=workout&resolveDepth=0"
+        );
     }
 }
