@@ -63,6 +63,18 @@ impl ApiError {
         self.describe().1
     }
 
+    /// The `error` of the body: what went wrong, for a person, without the system's details of
+    /// an upstream failure (those are logged).
+    fn public(&self) -> String {
+        match self {
+            ApiError::Upstream(e) => e.public(),
+            ApiError::Resolve(ResolveError::Upstream(did, e)) => {
+                format!("{} (while fetching {did})", e.public())
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The status and the stable code of every failure, side by side in one match.
     fn describe(&self) -> (StatusCode, &'static str) {
         use StatusCode as S;
@@ -164,7 +176,10 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(serde_json::json!({"error": self.to_string(), "code": self.code()}))
+        if self.status_code().is_server_error() {
+            log::debug!("answered {}: {self}", self.status_code());
+        }
+        res.json(serde_json::json!({"error": self.public(), "code": self.code()}))
     }
 }
 
@@ -196,6 +211,23 @@ mod tests {
         ] {
             assert_eq!(e.status_code().as_u16(), status, "{code}");
             assert_eq!(e.code(), code);
+        }
+    }
+
+    #[test]
+    fn upstream_details_stay_out_of_the_body() {
+        let refused = "Failed to connect to host: Connection refused (os error 111)";
+        for e in [
+            ApiError::from(FetchError::Unreachable(refused.into())),
+            ApiError::Resolve(ResolveError::Upstream(
+                "did:gun:a:1".into(),
+                FetchError::Malformed(refused.into()),
+            )),
+        ] {
+            let body = e.error_response().into_body().try_into_bytes().unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert!(!text.contains("os error"), "{text}");
+            assert!(text.contains("\"code\":\"relay_"), "{text}");
         }
     }
 

@@ -107,8 +107,16 @@ fn any_origin_when_configured() {
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     for origin in ["null", "file://"] {
         let r = raw_request(any.addr, "GET", "/health", &[("Origin", origin)]);
-        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{origin}");
-        assert_eq!(r.header("access-control-allow-credentials"), None, "{origin}");
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("*"),
+            "{origin}"
+        );
+        assert_eq!(
+            r.header("access-control-allow-credentials"),
+            None,
+            "{origin}"
+        );
     }
     let patterns = TestApp::start(test_config());
     for origin in ["null", "file://", "http://localhost.evil"] {

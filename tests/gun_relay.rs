@@ -329,7 +329,7 @@ async fn an_https_relay_is_trusted_with_its_ca_file_and_refused_without() {
     assert!(
         ready["relays"][0]["problem"]
             .as_str()
-            .is_some_and(|p| p.contains("TLS handshake failed")),
+            .is_some_and(|p| p.contains("TLS handshake failed") && !p.contains("UnknownIssuer")),
         "{ready}"
     );
     assert_eq!(get(untrusted.url("/health/live")).await.status, 200);
@@ -534,8 +534,16 @@ async fn after_an_outage_a_changed_record_is_seen_once_the_relay_is_back() {
     let back = Instant::now();
     loop {
         let r = get(&url).await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        if name(&r) == "After" {
+        // The write comes back on the feed, which may reconnect before the breaker lets a
+        // probe through: the stale copy is gone then (it is out of date), and the read is
+        // 503 until the probe.
+        let circuit_open = r.status == 503 && r.json()["code"] == "relay_circuit_open";
+        assert!(
+            r.status == 200 || circuit_open,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if r.status == 200 && name(&r) == "After" {
             break;
         }
         assert!(
@@ -551,7 +559,6 @@ async fn after_an_outage_a_changed_record_is_seen_once_the_relay_is_back() {
     );
 }
 
-/// Waits until `/health` says the write feed is `state`.
 /// Asks the service for `local` through the relay proxy until it is found: how long after
 /// `start` (the write set out) the first read not answered from the negative cache set out (the
 /// invalidation), and the record was served (that read's trip to the relay added).

@@ -88,6 +88,19 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// What a client is told: the kind of trouble, without the system's or the TLS library's
+    /// words for it (`os error 111`, certificate internals), which go to the log.
+    pub fn public(&self) -> String {
+        match self {
+            FetchError::Unreachable(_) => "the relay could not be reached".into(),
+            FetchError::Malformed(_) => "the relay's answer could not be read".into(),
+            FetchError::RecordMalformed(_) => {
+                "the record the relay holds for this soul cannot be read".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The relay could not answer at all (as opposed to answering 404, or with a bad record):
     /// what a stale record may stand in for.
     pub fn relay_unavailable(&self) -> bool {

@@ -357,7 +357,7 @@ pub struct HttpSource {
     stats: Option<Arc<RelayStats>>,
     breaker: RefCell<Breaker>,
     failures: RefCell<FailureTally>,
-    misconfigured: RefCell<Option<String>>,
+    misconfigured: RefCell<Option<&'static str>>,
 }
 
 /// The relay's own answer for a soul it does not hold: `{"error": "Not found"}`.
@@ -548,33 +548,37 @@ impl HttpSource {
         SourceReport {
             url: self.shown.clone(),
             circuit: self.breaker.borrow().state(Instant::now()),
-            misconfigured: self.misconfigured.borrow().clone(),
+            misconfigured: self.misconfigured.borrow().map(String::from),
         }
     }
 
-    /// Marks this URL misconfigured for `reason` (WARN once, until an answer clears it).
-    fn misconfigured_by(&self, reason: String) -> FetchError {
+    /// Marks this URL misconfigured: `problem` is what clients and `/health` are told,
+    /// `detail` what the log says (WARN once, until an answer clears it).
+    fn misconfigured_by(&self, problem: &'static str, detail: String) -> FetchError {
         let mut current = self.misconfigured.borrow_mut();
         if current.is_none() {
             log::warn!(
-                "[GUN Relay] {} {}: {reason}; reads answer 502 relay_misconfigured until it is fixed",
+                "[GUN Relay] {} {}: {detail}; reads answer 502 relay_misconfigured until it is fixed",
                 self.kind.name(),
                 self.shown
             );
         }
-        *current = Some(reason.clone());
-        FetchError::Misconfigured(format!("{}: {reason}", self.shown))
+        *current = Some(problem);
+        FetchError::Misconfigured(problem.into())
     }
 
     fn send_error(&self, e: SendRequestError) -> FetchError {
         if let Some(reason) = tls::handshake_failure(&e) {
-            let setting = match self.kind {
-                HttpKind::Relay => "gun.ca_file",
-                HttpKind::Indexer => "resolver.ca_file",
+            let (setting, problem) = match self.kind {
+                HttpKind::Relay => ("gun.ca_file", "TLS handshake failed: the relay's certificate is not trusted (is its issuer in gun.ca_file?)"),
+                HttpKind::Indexer => ("resolver.ca_file", "TLS handshake failed: the indexer's certificate is not trusted (is its issuer in resolver.ca_file?)"),
             };
-            return self.misconfigured_by(format!(
-                "TLS handshake failed ({reason}); is the certificate's issuer in {setting}?"
-            ));
+            return self.misconfigured_by(
+                problem,
+                format!(
+                    "TLS handshake failed ({reason}); is the certificate's issuer in {setting}?"
+                ),
+            );
         }
         match e {
             SendRequestError::Timeout => FetchError::Timeout,
@@ -628,6 +632,7 @@ impl HttpSource {
                 // Not the relay's answer: a wrong path (`.../gun`), a proxy, another service.
                 // Caching it would mark every soul missing for an hour.
                 Err(self.misconfigured_by(
+                    "the URL answers 404s that are not the relay's (is it the relay's base URL?)",
                     "a 404 that is not the relay's record-not-found answer (is the URL right? the relay serves /get and /put)".into(),
                 ))
             }
