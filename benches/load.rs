@@ -111,6 +111,8 @@ struct Target {
     range: Option<String>,
     /// `Accept-Encoding`; the bytes counted are then the compressed bytes on the wire.
     encoding: Option<&'static str>,
+    /// A bearer token: who asks.
+    bearer: Option<String>,
 }
 
 impl From<String> for Target {
@@ -119,6 +121,7 @@ impl From<String> for Target {
             url,
             range: None,
             encoding: None,
+            bearer: None,
         }
     }
 }
@@ -178,6 +181,9 @@ fn drive<R: Into<Target>>(
                     }
                     if let Some(encoding) = target.encoding {
                         req = req.insert_header(("accept-encoding", encoding));
+                    }
+                    if let Some(token) = &target.bearer {
+                        req = req.bearer_auth(token);
                     }
                     // Bodies are counted and dropped as they arrive: a 100 MB file is never
                     // held whole.
@@ -437,6 +443,94 @@ fn resolve_warm(s: &Settings) -> Row {
     resolution(s, true, s.concurrency, 64)
 }
 
+/// The JWT secret of the workloads that ask as someone.
+pub const BENCH_JWT_SECRET: &str = "bench-jwt-secret-0123456789";
+
+/// A token of `key`, valid for a day, signed with `BENCH_JWT_SECRET`.
+pub fn bench_token(key: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    common::jwt(
+        &json!({"publicKey": key, "exp": now + 86_400}),
+        BENCH_JWT_SECRET,
+    )
+}
+
+/// Warm resolutions of the demo's three workouts at depth 2, asked in turn by an anonymous
+/// client and two users with tokens: how often the answer cache answers (each caller's view
+/// is kept apart), and what the access checks cost against anonymous traffic alone.
+fn callers(s: &Settings) -> Vec<Row> {
+    let service = Service::start(&test_config().with(|c| {
+        c.server.workers = 0;
+        c.auth.jwt_secret = Some(BENCH_JWT_SECRET.into());
+    }));
+    let workouts: Vec<String> = ["workout-full-body", "workout-legs", "workout-upper"]
+        .iter()
+        .map(|w| {
+            service.url(&format!(
+                "/api/records?did=did:gun:f3a9c2e1b7d4:{w}&resolveDepth=2"
+            ))
+        })
+        .collect();
+    let tokens = [
+        None,
+        Some(bench_token("02alice")),
+        Some(bench_token("02bob")),
+    ];
+    let mut rows = Vec::new();
+    for (label, mixed) in [
+        ("resolve warm, anonymous only", false),
+        ("resolve warm, anonymous and two users mixed", true),
+    ] {
+        let (hits_before, asked_before) = answer_cache_counts(&service);
+        let before = rss_kb(service.pid()) as f64 / 1024.0;
+        let watch = RssWatch::start(service.pid());
+        let (workouts, tokens) = (workouts.clone(), tokens.clone());
+        let load = drive(
+            label,
+            s.concurrency,
+            s.secs,
+            move |n| Target {
+                url: workouts[(n % 3) as usize].clone(),
+                range: None,
+                encoding: None,
+                bearer: if mixed {
+                    tokens[(n / 3 % 3) as usize].clone()
+                } else {
+                    None
+                },
+            },
+            |st| st == 200,
+        );
+        let after = rss_kb(service.pid()) as f64 / 1024.0;
+        let (hits, asked) = answer_cache_counts(&service);
+        let (hits, asked) = (hits - hits_before, asked - asked_before);
+        let notes = format!(
+            "answer cache: {hits} of {asked} resolutions answered whole ({:.3}%)",
+            hits * 100.0 / asked.max(1.0)
+        );
+        rows.push(row(
+            label,
+            &load,
+            0,
+            (before, watch.peak_mb(), after),
+            notes,
+        ));
+    }
+    rows
+}
+
+/// `oip_answer_cache_hits_total` and `oip_resolve_requests_total` of `service` now.
+fn answer_cache_counts(service: &Service) -> (f64, f64) {
+    let read = |name| common::scrape(service.addr, name).unwrap_or(0.0);
+    (
+        read("oip_answer_cache_hits_total"),
+        read("oip_resolve_requests_total"),
+    )
+}
+
 /// Warm resolutions of the demo's full-body workout at depth 2 (a 6.4 kB answer), asked
 /// without compression, with gzip and with brotli: bytes on the wire per answer and answers/s.
 fn compression(s: &Settings) -> Vec<Row> {
@@ -456,6 +550,7 @@ fn compression(s: &Settings) -> Vec<Row> {
                 url: url.clone(),
                 range: None,
                 encoding,
+                bearer: None,
             },
             |st| st == 200,
         );
@@ -648,6 +743,7 @@ fn main() {
         ("resolve-cold-1", |s| vec![resolve_cold_single(s)]),
         ("resolve-cold", |s| vec![resolve_cold(s)]),
         ("resolve-warm", |s| vec![resolve_warm(s)]),
+        ("callers", callers),
         ("media-and-answers-vs-nginx", versus::versus_nginx),
         ("stalled", stalled_readers),
         ("compression", compression),

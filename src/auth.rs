@@ -28,6 +28,11 @@ impl Verified {
     pub fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(Value::as_str)
     }
+
+    /// `exp`, in seconds since the epoch, when the token has one.
+    pub fn expires(&self) -> Option<f64> {
+        self.0.get("exp").and_then(Value::as_f64)
+    }
 }
 
 /// Checks an HS256 JWT. Anything wrong — shape, algorithm, signature, `exp`, `nbf` — is `None`:

@@ -39,7 +39,7 @@ use actix_web::{
 };
 
 use crate::{
-    access::crypt::Decryptor,
+    access::{crypt::Decryptor, Callers},
     config::{Config, GunSource},
     gun::{
         fetcher::Reader,
@@ -176,6 +176,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
     let indexer = config.resolver.oip_api.is_some();
     let answers = Arc::new(AnswerCache::new(config.resolver.answer_cache_bytes));
     let crypt = Arc::new(Decryptor::default());
+    let callers = Arc::new(Callers::new(config.auth.jwt_secret.clone()));
     Ok(web::Data::new(AppState {
         config,
         gun: Reader {
@@ -188,6 +189,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         media_files,
         answers,
         crypt,
+        callers,
         monitor,
         metrics,
         started: Instant::now(),

@@ -31,6 +31,7 @@ pub const NEGATIVE_CACHE_ENTRIES: &str = "oip_negative_cache_entries";
 pub const RECORD_CACHE_HITS: &str = "oip_record_cache_hits_total";
 pub const RECORD_CACHE_BYTES: &str = "oip_record_cache_bytes";
 pub const RESOLVE_REQUESTS: &str = "oip_resolve_requests_total";
+pub const ANSWER_CACHE_HITS: &str = "oip_answer_cache_hits_total";
 pub const MEDIA_ACTIVE_STREAMS: &str = "oip_media_active_streams";
 pub const MEDIA_STREAMS: &str = "oip_media_streams_total";
 pub const MEDIA_BYTES_SENT: &str = "oip_media_bytes_sent_total";
@@ -84,6 +85,7 @@ pub struct Metrics {
     record_cache_hits: AtomicU64,
     record_cache_bytes: AtomicU64,
     resolve_requests: AtomicU64,
+    answer_cache_hits: AtomicU64,
     media_active_streams: AtomicU64,
     media_streams: [AtomicU64; 3],
     media_bytes_sent: AtomicU64,
@@ -258,6 +260,11 @@ impl Metrics {
         self.resolve_requests.fetch_add(1, Relaxed);
     }
 
+    /// A resolution answered whole from the answer cache.
+    pub fn answer_cache_hit(&self) {
+        self.answer_cache_hits.fetch_add(1, Relaxed);
+    }
+
     pub fn set_active_streams(&self, open: u64) {
         self.media_active_streams.store(open, Relaxed);
     }
@@ -360,7 +367,7 @@ impl Metrics {
             }
         }
         self.render_relays(&mut out);
-        let plain: [(&str, &str, &str, u64); 19] = [
+        let plain: [(&str, &str, &str, u64); 20] = [
             (GUN_RETRIES, "counter", "Relay requests that were retries of a failed attempt.", self.gun_retries.load(Relaxed)),
             (GUN_COALESCED, "counter", "Fetches that joined an in-flight request for the same soul instead of sending their own.", self.gun_coalesced.load(Relaxed)),
             (GUN_CIRCUIT_OPEN, "gauge", "1 while the circuit breaker of every relay is open: no relay can be asked.", self.gun_circuit_open.load(Relaxed)),
@@ -375,6 +382,7 @@ impl Metrics {
             (RECORD_CACHE_HITS, "counter", "Fetches answered from the record cache.", self.record_cache_hits.load(Relaxed)),
             (RECORD_CACHE_BYTES, "gauge", "Weighted size of the record cache.", self.record_cache_bytes.load(Relaxed)),
             (RESOLVE_REQUESTS, "counter", "Record resolutions requested.", self.resolve_requests.load(Relaxed)),
+            (ANSWER_CACHE_HITS, "counter", "Resolutions answered whole from the answer cache (for the caller who asked).", self.answer_cache_hits.load(Relaxed)),
             (MEDIA_ACTIVE_STREAMS, "gauge", "Media streams currently open.", self.media_active_streams.load(Relaxed)),
             (MEDIA_BYTES_SENT, "counter", "Media body bytes handed to clients.", self.media_bytes_sent.load(Relaxed)),
             (PROCESS_RSS, "gauge", "Resident memory of the process.", process.rss_bytes),

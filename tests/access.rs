@@ -365,6 +365,10 @@ async fn answers_kept_whole_never_cross_users() {
         }
     }
     assert_eq!(hits, 30, "each of the 6 views is made once, then kept");
+    assert_eq!(
+        metric(&service, "oip_answer_cache_hits_total").await,
+        Some(30.0)
+    );
 }
 
 /// Other OIP nodes sync through `/gun-relay/get`: it stays the relay's node as stored, private

@@ -6,7 +6,8 @@
 //! generator that is the bottleneck shows.
 //!
 //! Settings: BENCH_WRK_SECS (per run, default 5; the 100 MB file gets twice that),
-//! BENCH_WRK_TARGET (the ratio each workload must reach, default 0.8).
+//! BENCH_WRK_TARGET (the ratio each workload must reach, default 0.8), BENCH_ROWS (only the rows
+//! whose name contains this).
 
 use std::{
     path::Path,
@@ -14,7 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{aborted_streams, common, row, store_workouts, Load, Row, Settings};
+use super::{
+    aborted_streams, bench_token, common, row, store_workouts, Load, Row, Settings,
+    BENCH_JWT_SECRET,
+};
 use common::{env_u64, relay_config, rss_kb, ConfigExt, MockRelay, Service};
 
 /// nginx serving `root` on a free loopback port.
@@ -133,15 +137,15 @@ struct Run {
     server_cores: f64,
 }
 
-fn wrk(url: &str, range: Option<&str>, secs: u64, server: &[u32]) -> Run {
+fn wrk(url: &str, headers: &[String], secs: u64, server: &[u32]) -> Run {
     let mut command = Command::new("wrk");
     command
         .args(["-t2", "-c64", "--timeout", "30s"])
         .arg(format!("-d{secs}s"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    if let Some(range) = range {
-        command.args(["-H", &format!("Range: {range}")]);
+    for header in headers {
+        command.args(["-H", header]);
     }
     let server_before = cpu_secs(server);
     let started = Instant::now();
@@ -224,7 +228,9 @@ pub fn versus_nginx(_: &Settings) -> Vec<Row> {
         c.media.root = root.clone();
         c.record_cache.ttl_secs = 3600;
         c.negative_cache.log_every = 1_000_000;
+        c.auth.jwt_secret = Some(BENCH_JWT_SECRET.into());
     }));
+    let bearer = format!("Authorization: Bearer {}", bench_token("02bench-caller"));
     // The warm answers, byte for byte, for nginx to serve from files.
     let answers = [
         ("demo", "did:gun:f3a9c2e1b7d4:workout-full-body"),
@@ -244,47 +250,57 @@ pub fn versus_nginx(_: &Settings) -> Vec<Row> {
     let ours = |p: &str| format!("http://{}{p}", service.addr);
     let theirs = |p: &str| format!("http://127.0.0.1:{}{p}", nginx.port);
     let records = |did: &str| format!("/api/records?did={did}&resolveDepth=2");
+    let none: Vec<String> = Vec::new();
+    let range = vec!["Range: bytes=0-499999".to_string()];
+    let caller = vec![bearer];
     let workloads = [
         (
             "100 kB file, whole",
             ours("/api/media/hundred-kb"),
             theirs("/hundred-kb/original"),
-            None,
+            &none,
             secs,
         ),
         (
             "1 MB file, whole",
             ours("/api/media/one-mb"),
             theirs("/one-mb/original"),
-            None,
+            &none,
             secs,
         ),
         (
             "1 MB file, one 500 kB range",
             ours("/api/media/one-mb"),
             theirs("/one-mb/original"),
-            Some("bytes=0-499999"),
+            &range,
             secs,
         ),
         (
             "100 MB file, whole",
             ours("/api/media/hundred-mb"),
             theirs("/hundred-mb/original"),
-            None,
+            &none,
             secs * 2,
         ),
         (
             "warm resolution, demo workout (depth 2)",
             ours(&records(answers[0].1)),
             theirs("/answers/demo.json"),
-            None,
+            &none,
+            secs,
+        ),
+        (
+            "warm resolution, demo workout (depth 2), caller with a JWT",
+            ours(&records(answers[0].1)),
+            theirs("/answers/demo.json"),
+            &caller,
             secs,
         ),
         (
             "warm resolution, 81-record workout (depth 2)",
             ours(&records(answers[1].1)),
             theirs("/answers/w81.json"),
-            None,
+            &none,
             secs,
         ),
     ];
@@ -292,13 +308,17 @@ pub fn versus_nginx(_: &Settings) -> Vec<Row> {
     let idle_mb = rss_kb(pid) as f64 / 1024.0;
     let nginx_pids = nginx.pids();
     let mut rows = Vec::new();
-    for (name, our_url, their_url, range, secs) in workloads {
+    let rows_wanted = std::env::var("BENCH_ROWS").unwrap_or_default();
+    for (name, our_url, their_url, headers, secs) in workloads {
+        if !name.contains(rows_wanted.as_str()) {
+            continue;
+        }
         eprintln!("  wrk: {name}");
         let before = rss_kb(pid) as f64 / 1024.0;
         let mut rounds = Vec::new();
         for _ in 0..2 {
-            let o = wrk(&our_url, range, secs, &[pid]);
-            let n = wrk(&their_url, range, secs, &nginx_pids);
+            let o = wrk(&our_url, headers, secs, &[pid]);
+            let n = wrk(&their_url, headers, secs, &nginx_pids);
             rounds.push((o, n));
         }
         let after = rss_kb(pid) as f64 / 1024.0;

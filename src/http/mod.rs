@@ -24,7 +24,7 @@ use actix_web::{
 use futures::{FutureExt, StreamExt};
 
 use crate::{
-    access::crypt::Decryptor,
+    access::{crypt::Decryptor, Callers},
     config::Config,
     error::ApiError,
     gun::{fetcher::Reader, NegativeCache},
@@ -49,6 +49,8 @@ pub struct AppState {
     pub answers: Arc<AnswerCache>,
     /// Owners' keys for their encrypted records, derived once and shared by every worker.
     pub crypt: Arc<Decryptor>,
+    /// Who bearer tokens speak for, kept verified until they expire.
+    pub callers: Arc<Callers>,
     pub monitor: Addr<MemoryMonitor>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,

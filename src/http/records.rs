@@ -6,7 +6,6 @@ use serde::Deserialize;
 
 use super::{bearer, compressed, AppState, StrictQuery};
 use crate::{
-    access::Caller,
     config::ResolverConfig,
     did::Did,
     error::ApiError,
@@ -49,7 +48,7 @@ async fn get_records(
     query: StrictQuery<RecordsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let config = &state.config.resolver;
-    let caller = Caller::from_token(bearer(&req), state.config.auth.jwt_secret.as_deref());
+    let caller = state.callers.of(bearer(&req));
     let auth = caller.envelope();
     let resolution = match parse(query.into_inner(), config)? {
         Asked::Dids { dids, options } => {

@@ -305,6 +305,7 @@ impl Handler<Resolve> for Resolver {
             .as_deref()
             .and_then(|k| self.answers.get(k, epoch, started))
         {
+            self.metrics.answer_cache_hit();
             return Box::pin(futures::future::ready(Ok(kept)));
         }
         let (walk, answers) = (self.walk.clone(), self.answers.clone());
