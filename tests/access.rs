@@ -469,3 +469,100 @@ async fn a_record_caught_before_its_data_is_not_cached_as_complete() {
     assert_eq!(r["records"][0]["data"]["basic"]["name"], "Whole", "{r}");
     assert_eq!(relay.gets(&soul), 2);
 }
+
+/// Records written before the publisher stringified `data` and `oip` are nested objects, which
+/// GUN keeps as nodes of their own (`<soul>/data`, `<soul>/data/basic`, ...): they are read and
+/// put together, and judged like any other; a plain record costs its one read.
+#[actix_web::test]
+async fn records_kept_in_linked_nodes_are_put_together_and_judged() {
+    let Some(relay) = start_gun_relay() else {
+        return;
+    };
+    let older = |name: &str, access: Value| {
+        json!({
+            "data": {"basic": {"name": name, "tagItems": "[\"old\"]"}, "accessControl": access},
+            "oip": {"recordType": "post", "ver": "0.8.0"},
+            "meta": {"created": 1700000000000_u64}
+        })
+    };
+    for (local, node) in [
+        (
+            "older",
+            older("Older post", json!({"access_level": "public"})),
+        ),
+        ("older-private", older("Older private", private(ALICE))),
+        (
+            "plain",
+            published("plain", "post", json!({"basic": {"name": "Plain"}})),
+        ),
+    ] {
+        let r = put_node(&relay.url, &format!("{PUB}:{local}"), node, None).await;
+        assert_eq!(r.status, 200, "{local}");
+    }
+    let service = service_for(&relay);
+    let gets = |local: &'static str| {
+        let url = relay.url.clone();
+        async move {
+            let stats = get(format!("{url}/stats")).await.json();
+            stats["gets"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(soul, _)| soul.starts_with(&format!("{PUB}:{local}")))
+                .map(|(_, n)| n.as_u64().unwrap())
+                .sum::<u64>()
+        }
+    };
+
+    let r = ask(
+        &service,
+        &format!("did={}&resolveDepth=0", did("older")),
+        None,
+    )
+    .await
+    .json();
+    let record = &r["records"][0];
+    assert_eq!(record["data"]["basic"]["name"], "Older post", "{r}");
+    assert_eq!(record["data"]["basic"]["tagItems"], json!(["old"]));
+    assert_eq!(record["oip"]["recordType"], "post", "{r}");
+    assert!(!r.to_string().contains("\"#\""), "no link stubs: {r}");
+    assert!(
+        r["resolution"]["fetched"].as_u64().unwrap() >= 4,
+        "each part counted: {r}"
+    );
+
+    let hidden = ask(
+        &service,
+        &format!("did={}&resolveDepth=0", did("older-private")),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(hidden["records"], json!([]), "{hidden}");
+    let theirs = ask(
+        &service,
+        &format!("did={}&resolveDepth=0", did("older-private")),
+        Some(&token(ALICE, 3600)),
+    )
+    .await
+    .json();
+    assert_eq!(
+        theirs["records"][0]["data"]["basic"]["name"],
+        "Older private"
+    );
+
+    let before = gets("plain").await;
+    let plain = ask(
+        &service,
+        &format!("did={}&resolveDepth=0", did("plain")),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(plain["records"][0]["data"]["basic"]["name"], "Plain");
+    assert_eq!(
+        gets("plain").await - before,
+        1,
+        "a plain record costs one read"
+    );
+}

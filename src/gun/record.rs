@@ -169,14 +169,20 @@ impl Record {
     }
 
     /// The record with the child links of `links` replaced by the nodes `nodes` holds (by
-    /// soul); a link with no node is left out. Arrays stored as strings in what came in are
-    /// decoded.
-    pub fn filled(&self, soul: &str, nodes: &impl Fn(&str) -> Option<Value>) -> Self {
+    /// soul), as deep as they go; a link with no node is left out, or kept as it is while the
+    /// record is still being read (`unread: Keep`). Arrays stored as strings in what came in
+    /// are decoded.
+    pub fn filled(
+        &self,
+        soul: &str,
+        nodes: &impl Fn(&str) -> Option<Value>,
+        unread: Unread,
+    ) -> Self {
         let mut data = Value::Object(self.data.clone());
         let mut oip = self.oip.clone();
         let mut meta = self.meta.clone();
         for part in [&mut data, &mut oip, &mut meta] {
-            fill(part, soul, nodes);
+            fill(part, soul, nodes, unread);
         }
         let data = match data {
             Value::Object(m) => m,
@@ -226,26 +232,39 @@ fn is_child(link: &str, soul: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// Replaces child links in `value` by their nodes, as deep as the nodes go; a link whose node
-/// is not there is left out (an empty object in place of a whole part).
-fn fill(value: &mut Value, soul: &str, nodes: &impl Fn(&str) -> Option<Value>) {
+/// What `Record::filled` does with a link whose node has not been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unread {
+    /// Kept as a link: the record is still being read, and it says what to read next.
+    Keep,
+    /// Left out: the record is as whole as it will get (an empty object for a whole part).
+    Drop,
+}
+
+/// Replaces child links in `value` by their nodes, as deep as the nodes go.
+fn fill(value: &mut Value, soul: &str, nodes: &impl Fn(&str) -> Option<Value>, unread: Unread) {
     if let Some(link) = as_link(value).filter(|l| is_child(l, soul)) {
-        *value = nodes(link).unwrap_or_else(|| Value::Object(Map::new()));
+        match (nodes(link), unread) {
+            (Some(node), _) => *value = node,
+            (None, Unread::Keep) => return,
+            (None, Unread::Drop) => *value = Value::Object(Map::new()),
+        }
     }
     let Value::Object(m) = value else { return };
     m.remove("_");
     let mut gone = Vec::new();
     for (key, v) in m.iter_mut() {
         if let Some(link) = as_link(v).filter(|l| is_child(l, soul)) {
-            match nodes(link) {
-                Some(node) => *v = node,
-                None => {
+            match (nodes(link), unread) {
+                (Some(node), _) => *v = node,
+                (None, Unread::Keep) => continue,
+                (None, Unread::Drop) => {
                     gone.push(key.clone());
                     continue;
                 }
             }
         }
-        fill(v, soul, nodes);
+        fill(v, soul, nodes, unread);
     }
     for key in gone {
         m.remove(&key);
@@ -325,6 +344,31 @@ mod tests {
         assert_eq!(r.data["workout"]["total"], json!(3));
         assert_eq!(r.oip, json!({"recordType": "workout"}));
         assert_eq!(r.meta, json!({"#": "abc:1/meta"}));
+    }
+
+    #[test]
+    fn parts_kept_in_nodes_of_their_own_are_found_and_filled() {
+        let node = json!({"data": {"#": "s:1/data"}, "oip": {"#": "s:1/oip"}, "meta": {"#": "s:1/meta"},
+                          "ref": {"#": "other:2"}});
+        let r = Record::from_node(node).unwrap();
+        assert_eq!(r.links("s:1"), ["s:1/data", "s:1/oip", "s:1/meta"]);
+        let plain = Record::from_node(json!({"data": "{}", "meta": {"#": "s:1/meta"}})).unwrap();
+        assert!(plain.links("s:1").is_empty(), "a plain record's meta is not read");
+        let nodes = |soul: &str| match soul {
+            "s:1/data" => Some(json!({"_": {"#": "s:1/data"}, "basic": {"#": "s:1/data/basic"}})),
+            "s:1/data/basic" => Some(json!({"name": "n", "tags": "[\"a\"]"})),
+            "s:1/oip" => Some(json!({"recordType": "post"})),
+            _ => None,
+        };
+        let first = |soul: &str| if soul == "s:1/data/basic" { None } else { nodes(soul) };
+        let so_far = r.filled("s:1", &first, Unread::Keep);
+        assert_eq!(so_far.links("s:1"), ["s:1/data/basic"]);
+        let whole = r.filled("s:1", &nodes, Unread::Drop);
+        assert_eq!(whole.data["basic"], json!({"name": "n", "tags": ["a"]}));
+        assert_eq!(whole.oip, json!({"recordType": "post"}));
+        assert_eq!(whole.meta, json!({}), "a part that is not there is left out");
+        let partial = r.filled("s:1", &first, Unread::Drop);
+        assert!(partial.data.get("basic").is_none(), "{:?}", partial.data);
     }
 
     #[test]

@@ -20,7 +20,10 @@ use crate::{
     },
     config::ResolverConfig,
     did::Did,
-    gun::{fetcher::Reader, CacheSource, FetchError, FoundRecord, Lookup, Record, UpstreamBudget},
+    gun::{
+        fetcher::Reader, record::Unread, CacheSource, FetchError, FoundRecord, Lookup, Record,
+        UpstreamBudget,
+    },
 };
 
 /// How deep the parts of a record kept in nodes of their own are followed: `data`, its
@@ -164,7 +167,9 @@ impl Walk {
                 let Some(State::Found(found)) = out.states.get(did) else {
                     continue;
                 };
-                let so_far = found.record.filled(soul, &|s| node_of(&out.states, s));
+                let so_far = found
+                    .record
+                    .filled(soul, &|s| node_of(&out.states, s), Unread::Keep);
                 let mut pending = found.record.links(soul);
                 pending.extend(so_far.links(soul));
                 for link in pending {
@@ -186,7 +191,9 @@ impl Walk {
         }
         for (did, soul) in with_parts {
             if let Some(State::Found(found)) = out.states.get(&did) {
-                let whole = found.record.filled(&soul, &|s| node_of(&out.states, s));
+                let whole = found
+                    .record
+                    .filled(&soul, &|s| node_of(&out.states, s), Unread::Drop);
                 out.states
                     .insert(did, State::Found(Arc::new(FoundRecord::made(whole))));
             }
