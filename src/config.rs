@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub request_head_timeout_ms: u64,
     /// Connections open at once, over all workers; past it new ones wait to be accepted.
     pub max_connections: usize,
+    /// Requests read ahead of the one being answered, per connection; past it the connection is
+    /// not read until they are taken.
+    pub max_pipelined: usize,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             keep_alive_secs: 5,
             request_head_timeout_ms: 5_000,
             max_connections: 10_000,
+            max_pipelined: 16,
         }
     }
 }
@@ -570,13 +574,14 @@ impl Config {
 
     /// Counts, sizes and intervals that must not be 0.
     fn validate_positive(&self) -> Result<(), ConfigError> {
-        let positive: [(&str, u64); 19] = [
+        let positive: [(&str, u64); 20] = [
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,
             ),
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
             ("server.max_connections", self.server.max_connections as u64),
+            ("server.max_pipelined", self.server.max_pipelined as u64),
             ("media.max_streams", self.media.max_streams as u64),
             (
                 "server.request_head_timeout_ms",

@@ -90,6 +90,10 @@ where
     >,
 {
     let started = Instant::now();
+    // This request has left the connection's queue: one more may be read behind it.
+    if let Some(pipeline) = req.conn_data::<std::rc::Rc<crate::server::Pipeline>>() {
+        pipeline.taken();
+    }
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let metrics = req
         .app_data::<web::Data<AppState>>()

@@ -1,0 +1,116 @@
+//! One client cannot make the service swell or hammer the relay: what a connection may queue,
+//! what an answer may weigh, how often a refresh or a flood of misses may reach the relay.
+//! Memory is read from the binary (`Service`), whose resident memory is its own; everything
+//! else runs in process.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use common::*;
+
+/// Reads everything `s` sends until it has been quiet for `quiet`.
+fn read_until_quiet(s: &mut TcpStream, quiet: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(quiet)).unwrap();
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+/// 100 connections each pipeline 5,000 requests and read nothing: actix-http would parse and
+/// queue all 500,000 (1.5 GB). The service reads a connection only while it has room for what
+/// it reads, so memory stays near idle, and a client that then reads gets every answer.
+#[test]
+fn pipelining_cannot_make_it_swell_and_loses_nothing() {
+    let service = Service::start(&test_config().with(|c| c.server.workers = 2));
+    let pid = service.pid();
+    let idle_kb = rss_kb(pid);
+    let burst = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5000);
+    let mut clients: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(service.addr).unwrap())
+        .collect();
+    let writers: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let mut c = c.try_clone().unwrap();
+            let burst = burst.clone();
+            std::thread::spawn(move || {
+                let _ = c.write_all(&burst);
+            })
+        })
+        .collect();
+    let mut peak_kb = idle_kb;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        peak_kb = peak_kb.max(rss_kb(pid));
+    }
+    assert!(
+        peak_kb < idle_kb + 64 * 1024,
+        "RSS went from {idle_kb} KB to {peak_kb} KB"
+    );
+    let answers = read_until_quiet(&mut clients[0], Duration::from_secs(3));
+    assert_eq!(count(&answers, b"HTTP/1.1 200 OK"), 5000);
+    drop(clients);
+    for w in writers {
+        let _ = w.join();
+    }
+}
+
+/// Requests are counted by their heads, and bodies are read past whatever they hold: a put whose
+/// body holds blank lines and a request line, a chunked one, plain reads, all pipelined on one
+/// connection, are all answered, in order.
+#[test]
+fn pipelined_requests_with_bodies_are_each_answered_in_order() {
+    let service = TestApp::start(test_config());
+    let node = serde_json::json!({"data": "{\"basic\":{\"name\":\"x\"}}", "note": "\r\n\r\nGET /health HTTP/1.1\r\n\r\n"});
+    let body = serde_json::json!({"soul": "a1b2c3d4e5f6:pipelined", "data": node}).to_string();
+    let mut stream = Vec::new();
+    for i in 0..40 {
+        stream.extend_from_slice(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+        let put_head = format!(
+            "POST /gun-relay/put HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\n"
+        );
+        stream.extend_from_slice(put_head.as_bytes());
+        if i % 2 == 0 {
+            stream.extend_from_slice(
+                format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+            );
+        } else {
+            let (a, b) = body.split_at(body.len() / 2);
+            stream.extend_from_slice(
+                format!(
+                    "Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                    a.len(),
+                    b.len()
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    stream.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut s = TcpStream::connect(service.addr).unwrap();
+    s.write_all(&stream).unwrap();
+    let answers = read_until_quiet(&mut s, Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&answers);
+    assert_eq!(count(&answers, b"HTTP/1.1 200 OK"), 81, "{text}");
+    assert_eq!(count(&answers, b"\"status\":\"live\""), 40);
+    assert_eq!(count(&answers, b"\"soul\":\"a1b2c3d4e5f6:pipelined\""), 40);
+    assert!(text.trim_end().ends_with('}') && text.contains("\"relay\":\"file\""));
+}
