@@ -364,10 +364,15 @@ async fn answers_kept_whole_never_cross_users() {
             }
         }
     }
-    assert_eq!(hits, 30, "each of the 6 views is made once, then kept");
+    // Four views have records, each made once then kept; the two empty ones (the note for anyone
+    // but Alice) are never kept, as an answer about a missing record is not.
+    assert_eq!(
+        hits, 20,
+        "each of the 4 views with records is made once, then kept"
+    );
     assert_eq!(
         metric(&service, "oip_answer_cache_hits_total").await,
-        Some(30.0)
+        Some(20.0)
     );
 }
 
@@ -565,4 +570,142 @@ async fn records_kept_in_linked_nodes_are_put_together_and_judged() {
         1,
         "a plain record costs one read"
     );
+}
+
+/// A record kept in nodes of its own is judged whole or not at all: the budget running out
+/// before its `accessControl` part, or that part missing from the relay, never leaves the rest
+/// to read as public; and a part asked for as a record of its own is not one.
+#[actix_web::test]
+async fn a_record_read_in_part_is_never_served_and_a_part_is_not_a_record() {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(10);
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.auth.jwt_secret = Some(SECRET.into());
+        c.resolver.max_upstream_per_request = 4;
+    }));
+    let secret = json!({"basic": {"name": "SECRET title"}, "abstract": {"text": "SECRET"},
+                        "accessControl": private(ALICE)});
+    // As GUN keeps an object written whole: every category a node of its own.
+    let url = relay.url();
+    let split = |local: &str| {
+        let (soul, url) = (format!("{PUB}:{local}"), url.clone());
+        let node = json!({"data": secret, "oip": oip(local, "post").to_string()});
+        async move {
+            assert_eq!(put_node(&url, &soul, node, None).await.status, 200);
+        }
+    };
+    split("split").await;
+    let alice = token(ALICE, 3600);
+    let asked = |local: &str, token: Option<&str>, depth: u32| {
+        let query = format!("did={}&resolveDepth={depth}", did(local));
+        let service = &service;
+        let token = token.map(String::from);
+        async move { ask(service, &query, token.as_deref()).await.json() }
+    };
+    // Root, data, then three categories: the budget of 4 runs out before the last part, and the
+    // record is not served in part (a root cut short is 400 budget_exceeded). Its parts are
+    // cached now, so its owner's next read fits the budget.
+    let anonymous = asked("split", None, 0).await;
+    assert!(!anonymous.to_string().contains("SECRET"), "{anonymous}");
+    assert_eq!(anonymous["code"], "budget_exceeded", "{anonymous}");
+    let theirs = asked("split", Some(&alice), 0).await;
+    assert_eq!(theirs["records"][0]["data"]["abstract"]["text"], "SECRET");
+    // As a reference, cut short it stays its DID, with reason budget.
+    split("split-2").await;
+    let holder = json!({"basic": {"name": "Holder"}, "post": {"ref": did("split-2")}});
+    let holder_node = published("holder", "post", holder);
+    assert_eq!(
+        put_node(&url, &format!("{PUB}:holder"), holder_node, None)
+            .await
+            .status,
+        200
+    );
+    let held = asked("holder", None, 1).await;
+    assert!(!held.to_string().contains("SECRET"), "{held}");
+    assert_eq!(held["records"][0]["data"]["post"]["ref"], did("split-2"));
+    assert_eq!(reasons(&held), [(did("split-2"), "budget".into())]);
+
+    // Its accessControl part not on the relay (yet): not served either.
+    split("dangling").await;
+    relay
+        .state
+        .nodes
+        .lock()
+        .unwrap()
+        .remove(&format!("{PUB}:dangling/data/accessControl"));
+    let service_room = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.auth.jwt_secret = Some(SECRET.into());
+    }));
+    let dangling = ask(
+        &service_room,
+        &format!("did={}&resolveDepth=0", did("dangling")),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(dangling["records"], json!([]), "{dangling}");
+    let whole = ask(
+        &service_room,
+        &format!("did={}&resolveDepth=0", did("split")),
+        Some(&alice),
+    )
+    .await
+    .json();
+    assert_eq!(
+        whole["records"][0]["data"]["abstract"]["text"], "SECRET",
+        "{whole}"
+    );
+
+    // A part of a record asked for as a record: not one, and no request for it.
+    let before = relay.total_gets();
+    for part in ["split/data", "split/data/abstract", "split/meta"] {
+        let r = ask(
+            &service_room,
+            &format!("did={}&resolveDepth=0", did(part)),
+            None,
+        )
+        .await
+        .json();
+        assert_eq!(r["records"], json!([]), "{part}: {r}");
+    }
+    assert_eq!(relay.total_gets(), before);
+}
+
+/// An answer the access rules made empty reads like one about a missing record: the same
+/// `X-Cache`, the same counts.
+#[actix_web::test]
+async fn a_record_hidden_from_the_caller_reads_like_a_missing_one() {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(10);
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.auth.jwt_secret = Some(SECRET.into())),
+    );
+    let sealed = corpus()["put"].clone();
+    let soul = sealed["soul"].as_str().unwrap();
+    assert_eq!(
+        put_node(&relay.url(), soul, sealed["data"].clone(), None)
+            .await
+            .status,
+        200
+    );
+    let shape = |r: Reply| {
+        let body = r.json();
+        let figures = &body["resolution"];
+        (
+            r.header("x-cache"),
+            body["records"].clone(),
+            figures["fetched"].clone(),
+            figures["fromCache"].clone(),
+            figures["unresolved"][0]["reason"].clone(),
+        )
+    };
+    let private = format!("did=did:gun:{soul}&resolveDepth=0");
+    let missing = format!("did=did:gun:{PUB}:never-written&resolveDepth=0");
+    for round in 0..3 {
+        let (a, b) = (
+            ask(&service, &private, None).await,
+            ask(&service, &missing, None).await,
+        );
+        assert_eq!(shape(a), shape(b), "round {round}");
+    }
 }

@@ -931,6 +931,32 @@ fn a_file_swapped_for_a_symlink_mid_request_never_serves_what_lies_outside() {
     assert!(served > 0 && swaps > 100, "{served} served, {swaps} swaps");
 }
 
+/// Each id is its own folder's: a link from one id's folder (or the folder itself) into another
+/// id's serves nothing, so a public manifest cannot front another id's private file.
+#[test]
+fn an_id_serves_only_what_lies_in_its_own_folder() {
+    let fx = Fixture::new();
+    let root = fx.dir.path().join("media");
+    let fronts = root.join("front");
+    std::fs::create_dir_all(&fronts).unwrap();
+    std::fs::write(fronts.join("manifest.json"), r#"{"accessLevel":"public"}"#).unwrap();
+    std::os::unix::fs::symlink(root.join("private/original"), fronts.join("original")).unwrap();
+    std::os::unix::fs::symlink(root.join("private"), root.join("alias")).unwrap();
+    let service = fx.app();
+    // The alias's manifest is the private one's, not its own: private (401) before anything.
+    for (id, status) in [("front", 404), ("alias", 401)] {
+        let r = get(&service, &format!("/api/media/{id}"), &[]);
+        assert_eq!(
+            r.status,
+            status,
+            "{id}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(!r.body.windows(13).any(|w| w == b"private bytes"));
+    }
+    assert_eq!(get(&service, "/api/media/private", &[]).status, 401);
+}
+
 /// A manifest that cannot be read as the service's own (a link out of the root, a folder, a
 /// FIFO) makes its media private, never public by accident.
 #[test]

@@ -36,8 +36,13 @@ pub fn judge(data: &Map<String, Value>, meta: &Value, caller: Option<&str>) -> V
             _ => Verdict::Forbidden,
         };
     }
-    let control = data.get("accessControl");
-    let session = data.get("conversationSession");
+    // A category stored as a JSON string still says what it says.
+    let parsed = |name: &str| match data.get(name) {
+        Some(Value::String(text)) => serde_json::from_str::<Value>(text).ok(),
+        other => other.cloned(),
+    };
+    let (control, session) = (parsed("accessControl"), parsed("conversationSession"));
+    let (control, session) = (control.as_ref(), session.as_ref());
     let level = control.and_then(|c| c.get("access_level"));
     let open_level = match level {
         None | Some(Value::Null) => true,
@@ -139,6 +144,14 @@ mod tests {
             verdict(ownerless, json!({}), Some("anyone")),
             Verdict::Forbidden
         );
+    }
+
+    #[test]
+    fn access_control_kept_as_a_string_still_counts() {
+        let data =
+            json!({"accessControl": "{\"access_level\":\"private\",\"owner_public_key\":\"o\"}"});
+        assert_eq!(verdict(data.clone(), json!({}), None), Verdict::Forbidden);
+        assert_eq!(verdict(data, json!({}), Some("o")), Verdict::Owner);
     }
 
     #[test]

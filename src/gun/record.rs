@@ -353,20 +353,33 @@ mod tests {
         let r = Record::from_node(node).unwrap();
         assert_eq!(r.links("s:1"), ["s:1/data", "s:1/oip", "s:1/meta"]);
         let plain = Record::from_node(json!({"data": "{}", "meta": {"#": "s:1/meta"}})).unwrap();
-        assert!(plain.links("s:1").is_empty(), "a plain record's meta is not read");
+        assert!(
+            plain.links("s:1").is_empty(),
+            "a plain record's meta is not read"
+        );
         let nodes = |soul: &str| match soul {
             "s:1/data" => Some(json!({"_": {"#": "s:1/data"}, "basic": {"#": "s:1/data/basic"}})),
             "s:1/data/basic" => Some(json!({"name": "n", "tags": "[\"a\"]"})),
             "s:1/oip" => Some(json!({"recordType": "post"})),
             _ => None,
         };
-        let first = |soul: &str| if soul == "s:1/data/basic" { None } else { nodes(soul) };
+        let first = |soul: &str| {
+            if soul == "s:1/data/basic" {
+                None
+            } else {
+                nodes(soul)
+            }
+        };
         let so_far = r.filled("s:1", &first, Unread::Keep);
         assert_eq!(so_far.links("s:1"), ["s:1/data/basic"]);
         let whole = r.filled("s:1", &nodes, Unread::Drop);
         assert_eq!(whole.data["basic"], json!({"name": "n", "tags": ["a"]}));
         assert_eq!(whole.oip, json!({"recordType": "post"}));
-        assert_eq!(whole.meta, json!({}), "a part that is not there is left out");
+        assert_eq!(
+            whole.meta,
+            json!({}),
+            "a part that is not there is left out"
+        );
         let partial = r.filled("s:1", &first, Unread::Drop);
         assert!(partial.data.get("basic").is_none(), "{:?}", partial.data);
     }

@@ -65,7 +65,7 @@ impl Manifest {
     /// manifest without `accessLevel`: private, and so served to no one, rather than public by
     /// accident.
     pub fn read(root: &Path, id: &str) -> Result<Option<Manifest>, MediaError> {
-        let file = match open_under(root, &Path::new(id).join("manifest.json")) {
+        let file = match open_under(&root.join(id), Path::new("manifest.json")) {
             Ok((file, _)) => Some(file),
             Err(PathError::NotFound) => return Ok(None),
             // There but not openable: private, never public by accident.

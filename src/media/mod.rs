@@ -323,7 +323,9 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
             let root = roots.media.as_deref().ok_or(PathError::NotFound)?;
             let manifest = Manifest::read(root, id)?;
             access::check(manifest.as_ref(), msg.token.as_deref(), secret)?;
-            (open_under(root, &Path::new(id).join("original"))?, manifest)
+            // Under its own folder: a link into another id's folder would serve that id's file
+            // under this id's manifest.
+            (open_under(&root.join(id), Path::new("original"))?, manifest)
         }
         Target::Legacy(rel) => {
             check_relative_path(rel)?;

@@ -97,7 +97,9 @@ impl AnswerCache {
             .unresolved
             .iter()
             .any(|u| matches!(u.reason, Reason::Error | Reason::Timeout | Reason::Budget));
-        if passing || summary.stale > 0 || resolution.envelope.is_some() {
+        // An empty answer is not kept: one made empty by the access rules would then answer
+        // `HIT` where a missing record answers `MISS`, and tell that it exists.
+        if passing || summary.stale > 0 || resolution.envelope.is_some() || resolution.count == 0 {
             return;
         }
         let kept = Kept {

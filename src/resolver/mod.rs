@@ -191,6 +191,8 @@ fn listed(answer: &[u8]) -> Result<Listed, FetchError> {
     let Some(Value::Array(records)) = envelope.remove("records") else {
         return Err(bad("has no `records` array"));
     };
+    // The old indexer echoes the request in it, the caller's bearer token included.
+    envelope.remove("queryParams");
     let mut roots = Vec::with_capacity(records.len());
     let mut left_out = 0;
     for record in records {
@@ -284,9 +286,10 @@ impl Walk {
                 Some(Some(earliest.map_or(expiry, |e| e.min(expiry))))
             })
             .flatten();
-        resolution.summary.fetched = gathered.fetched;
-        resolution.summary.from_cache = gathered.from_cache;
-        resolution.summary.stale = gathered.stale;
+        let figures = gathered.figures();
+        resolution.summary.fetched = figures.fetched;
+        resolution.summary.from_cache = figures.from_cache;
+        resolution.summary.stale = figures.stale;
         resolution.summary.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(resolution)
     }

@@ -46,10 +46,10 @@ enum Cost {
 #[derive(Default)]
 pub(super) struct Gathered {
     pub states: HashMap<Did, State>,
+    /// Lookups made, whatever the caller may see of them: what the budget counts.
     pub fetched: usize,
-    pub from_cache: usize,
-    /// Records answered stale because the relay could not answer.
-    pub stale: usize,
+    /// What each lookup cost.
+    costs: Vec<(Did, Cost)>,
     /// Every DID whose record (or part of one) was read, whatever the caller may see of it: the
     /// answer depends on each.
     pub read: Vec<Did>,
@@ -60,6 +60,52 @@ pub(super) struct Walk {
     pub reader: Reader,
     pub config: ResolverConfig,
     pub crypt: Arc<Decryptor>,
+}
+
+/// What a resolution tells the caller it cost: `fetched`, `fromCache`, `stale`.
+pub(super) struct Figures {
+    pub fetched: usize,
+    pub from_cache: usize,
+    pub stale: usize,
+}
+
+impl Gathered {
+    /// What the lookups cost, as the caller may be told: a record the caller may not read counts
+    /// as one lookup, as a missing one would, never with the parts it is kept in.
+    pub fn figures(&self) -> Figures {
+        let hidden: Vec<&str> = self
+            .read
+            .iter()
+            .filter(|did| {
+                !matches!(
+                    self.states.get(did),
+                    Some(State::Found(_) | State::Sealed(_))
+                )
+            })
+            .filter_map(|did| match did {
+                Did::Gun(soul) => Some(soul.as_str()),
+                Did::Other(_) => None,
+            })
+            .collect();
+        let part_of_hidden = |did: &Did| match did {
+            Did::Gun(soul) => hidden.iter().any(|h| {
+                soul.strip_prefix(h)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            }),
+            Did::Other(_) => false,
+        };
+        let mut figures = Figures {
+            fetched: 0,
+            from_cache: 0,
+            stale: 0,
+        };
+        for (_, cost) in self.costs.iter().filter(|(did, _)| !part_of_hidden(did)) {
+            figures.fetched += usize::from(*cost != Cost::NotAsked);
+            figures.from_cache += usize::from(*cost == Cost::Cached);
+            figures.stale += usize::from(*cost == Cost::Stale);
+        }
+        figures
+    }
 }
 
 impl Walk {
@@ -85,9 +131,17 @@ impl Walk {
             let mut wanted: Vec<Did> = Vec::new();
             let mut seen: HashSet<&Did> = HashSet::new();
             for (did, _) in &level {
-                if !out.states.contains_key(did) && seen.insert(did) {
-                    wanted.push(did.clone());
+                if out.states.contains_key(did) || !seen.insert(did) {
+                    continue;
                 }
+                // `<soul>/<key>` is where GUN keeps a part of the record at `<soul>`: read as a
+                // record of its own it would skip that record's access rules.
+                if matches!(did, Did::Gun(soul) if soul.contains('/')) {
+                    out.states
+                        .insert(did.clone(), State::Missing(Reason::NotFound));
+                    continue;
+                }
+                wanted.push(did.clone());
             }
             let room = self.config.max_records.saturating_sub(out.fetched);
             for over in wanted.split_off(room.min(wanted.len())) {
@@ -190,13 +244,34 @@ impl Walk {
             }
         }
         for (did, soul) in with_parts {
-            if let Some(State::Found(found)) = out.states.get(&did) {
-                let whole = found
+            let Some(State::Found(found)) = out.states.get(&did) else {
+                continue;
+            };
+            let nodes = |s: &str| node_of(&out.states, s);
+            // A record is judged whole or not at all: a part not read (the budget, the
+            // deadline, a failure, a part not on the relay yet) may be the one that makes it
+            // private.
+            let mut parts = found.record.links(&soul);
+            parts.extend(
+                found
                     .record
-                    .filled(&soul, &|s| node_of(&out.states, s), Unread::Drop);
-                out.states
-                    .insert(did, State::Found(Arc::new(FoundRecord::made(whole))));
-            }
+                    .filled(&soul, &nodes, Unread::Keep)
+                    .links(&soul),
+            );
+            let unread = parts
+                .into_iter()
+                .map(|l| out.states.get(&Did::Gun(l)))
+                .find(|state| !matches!(state, Some(State::Found(_))));
+            let state = match unread {
+                None => {
+                    let whole = found.record.filled(&soul, &nodes, Unread::Drop);
+                    State::Found(Arc::new(FoundRecord::made(whole)))
+                }
+                Some(Some(State::Failed(e))) => State::Failed(e.clone()),
+                Some(Some(State::Missing(reason))) => State::Missing(*reason),
+                Some(_) => State::Missing(Reason::Timeout),
+            };
+            out.states.insert(did, state);
         }
         finished
     }
@@ -266,8 +341,7 @@ impl Walk {
             match futures::future::select(arrivals.next(), timer.as_mut()).await {
                 futures::future::Either::Left((Some((did, state, cost)), _)) => {
                     out.fetched += usize::from(cost != Cost::NotAsked);
-                    out.from_cache += usize::from(cost == Cost::Cached);
-                    out.stale += usize::from(cost == Cost::Stale);
+                    out.costs.push((did.clone(), cost));
                     if matches!(state, State::Found(_)) {
                         out.read.push(did.clone());
                     }
