@@ -232,6 +232,8 @@ pub struct ResolverConfig {
     pub default_depth: u32,
     pub max_depth: u32,
     pub max_records: usize,
+    /// Bytes one answer may hold; past it references stay DIDs (reason `budget`).
+    pub max_answer_bytes: usize,
     /// Relay (and indexer) requests one resolution may send; references past it stay DIDs with
     /// reason `budget`.
     pub max_upstream_per_request: usize,
@@ -251,6 +253,7 @@ impl Default for ResolverConfig {
             default_depth: 2,
             max_depth: 5,
             max_records: 1000,
+            max_answer_bytes: 8 * 1024 * 1024,
             max_upstream_per_request: 200,
             concurrency: 32,
             deadline_ms: 15_000,
@@ -574,7 +577,7 @@ impl Config {
 
     /// Counts, sizes and intervals that must not be 0.
     fn validate_positive(&self) -> Result<(), ConfigError> {
-        let positive: [(&str, u64); 20] = [
+        let positive: [(&str, u64); 21] = [
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,
@@ -606,6 +609,10 @@ impl Config {
                 self.negative_cache.sweep_interval_secs,
             ),
             ("resolver.max_records", self.resolver.max_records as u64),
+            (
+                "resolver.max_answer_bytes",
+                self.resolver.max_answer_bytes as u64,
+            ),
             (
                 "memory_monitor.trend_window_secs",
                 self.memory_monitor.trend_window_secs,

@@ -114,3 +114,61 @@ fn pipelined_requests_with_bodies_are_each_answered_in_order() {
     assert_eq!(count(&answers, b"\"soul\":\"a1b2c3d4e5f6:pipelined\""), 40);
     assert!(text.trim_end().ends_with('}') && text.contains("\"relay\":\"file\""));
 }
+
+/// A 500 kB record referenced 1,000 times by another, asked for at depth 1: a 500 MB answer
+/// before (RSS 20 → 994 MB). The answer stops at `resolver.max_answer_bytes`, the rest stay
+/// DIDs with reason `budget`, and the record is written once and copied where it repeats.
+#[actix_web::test]
+async fn a_fan_out_answer_stops_at_its_byte_limit() {
+    let relay = MockRelay::start();
+    let big = "x".repeat(500_000);
+    relay.insert(
+        "a1b2c3d4e5f6:big",
+        node(
+            serde_json::json!({"basic": {"name": "Big"}, "blob": {"text": big}}),
+            serde_json::json!({}),
+        ),
+    );
+    let refs: Vec<String> = (0..1000)
+        .map(|_| "did:gun:a1b2c3d4e5f6:big".to_string())
+        .collect();
+    relay.insert(
+        "a1b2c3d4e5f6:fan",
+        node(
+            serde_json::json!({"basic": {"name": "Fan"}, "post": {"image": refs}}),
+            serde_json::json!({}),
+        ),
+    );
+    let service = Service::start(&relay_config(&relay.url()));
+    let pid = service.pid();
+    let idle_kb = rss_kb(pid);
+    let url = service.url("/api/records?did=did:gun:a1b2c3d4e5f6:fan&resolveDepth=1");
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0;
+        for _ in 0..40 {
+            peak = peak.max(rss_kb(pid));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        peak
+    });
+    let r = get(&url).await;
+    assert_eq!(r.status, 200);
+    let limit = oip_resolver::config::ResolverConfig::default().max_answer_bytes;
+    assert!(r.body.len() < limit + 600_000, "{} bytes", r.body.len());
+    let answer = r.json();
+    let images = answer["records"][0]["data"]["post"]["image"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let placed = images.iter().filter(|i| i.is_object()).count();
+    assert!((15..=17).contains(&placed), "{placed} placed");
+    assert_eq!(
+        answer["resolution"]["unresolved"],
+        serde_json::json!([{"did": "did:gun:a1b2c3d4e5f6:big", "reason": "budget"}])
+    );
+    let peak_kb = watcher.join().unwrap();
+    assert!(
+        peak_kb < idle_kb + 64 * 1024,
+        "RSS {idle_kb} KB → {peak_kb} KB"
+    );
+}

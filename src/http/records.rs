@@ -86,7 +86,17 @@ async fn get_records(
         .insert_header(("X-Cache", cache))
         // Who asked shapes the answer: a shared cache must not hand one caller's to another.
         .insert_header((header::VARY, "Authorization"))
-        .body(resolution.into_body(&auth)))
+        .body(body(resolution.into_body(&auth))))
+}
+
+/// A body of pieces, sent one after the other with their length known.
+fn body(
+    pieces: [web::Bytes; 3],
+) -> actix_web::body::SizedStream<
+    impl futures::Stream<Item = Result<web::Bytes, std::convert::Infallible>>,
+> {
+    let len = pieces.iter().map(|p| p.len() as u64).sum();
+    actix_web::body::SizedStream::new(len, futures::stream::iter(pieces.into_iter().map(Ok)))
 }
 
 /// The query as the indexer gets it: the same, with its own `resolveDepth` 0, since the records

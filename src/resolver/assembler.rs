@@ -14,17 +14,18 @@ pub(super) fn assemble(
     roots: &[Did],
     options: &Options,
     states: &HashMap<Did, State>,
-    max_records: usize,
+    limits: Limits,
 ) -> Result<Resolution, ResolveError> {
     let mut asm = Assembler {
         states,
         options,
-        max_records,
+        limits,
         placed: 0,
         circular: 0,
         unresolved: Vec::new(),
         listed: HashSet::new(),
         out: Vec::with_capacity(4096),
+        written: HashMap::new(),
     };
     let mut count = 0;
     let mut missing: Vec<(&Did, &State)> = Vec::new();
@@ -49,6 +50,10 @@ pub(super) fn assemble(
                 continue;
             }
         };
+        if count > 0 && asm.out.len() >= asm.limits.bytes {
+            asm.list(root.to_string(), Reason::Budget);
+            continue;
+        }
         if count > 0 {
             asm.out.push(b',');
         }
@@ -94,15 +99,26 @@ pub(super) fn assemble(
     Ok(Resolution::new(asm.out.into(), count, summary))
 }
 
+/// How large one answer may grow: records placed, and bytes (past either, references stay DIDs
+/// with reason `budget`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub records: usize,
+    pub bytes: usize,
+}
+
 struct Assembler<'a> {
     states: &'a HashMap<Did, State>,
     options: &'a Options,
-    max_records: usize,
+    limits: Limits,
     placed: usize,
     circular: usize,
     unresolved: Vec<Unresolved>,
     listed: HashSet<String>,
     out: Vec<u8>,
+    /// Where in `out` a record written as stored (no references resolved in it) lies: written
+    /// once, copied wherever else it appears. Such a record reads the same on any path.
+    written: HashMap<Did, std::ops::Range<usize>>,
 }
 
 impl<'a> Assembler<'a> {
@@ -200,7 +216,7 @@ impl<'a> Assembler<'a> {
             Some(State::Sealed(found)) if !(self.options.names_only && remaining == 1) => {
                 // The caller's own, sealed with a key that cannot be derived here: as stored.
                 self.list(reference.to_string(), Reason::Encrypted);
-                if self.placed >= self.max_records {
+                if self.placed >= self.limits.records || self.out.len() >= self.limits.bytes {
                     return self.value(&reference);
                 }
                 self.placed += 1;
@@ -241,14 +257,27 @@ impl<'a> Assembler<'a> {
             self.out.push(b'}');
             return;
         }
-        if self.placed >= self.max_records {
+        let copy = self
+            .written
+            .get(&did)
+            .filter(|_| child_remaining == 0)
+            .cloned();
+        let size = copy.as_ref().map_or(0, |range| range.len());
+        if self.placed >= self.limits.records || self.out.len() + size >= self.limits.bytes {
             self.list(reference.to_string(), Reason::Budget);
             return self.value(&reference);
         }
         self.placed += 1;
+        if let Some(range) = copy {
+            return self.out.extend_from_within(range);
+        }
+        let start = self.out.len();
         path.push(did.clone());
         self.record(&did, found, child_remaining, path);
         path.pop();
+        if child_remaining == 0 {
+            self.written.insert(did, start..self.out.len());
+        }
     }
 
     /// `oip` with `did` set to the DID the record was reached by, when the stored record lacks it.
@@ -307,35 +336,36 @@ impl Resolution {
     }
 
     /// The response body: the records, how many there are, and the resolution summary. The
-    /// records are already serialised; the envelope is written around them. A listing keeps the
-    /// indexer's envelope as it sent it (`searchResults` and the pages counted by the indexer),
-    /// with the resolved records in place of its own.
-    pub fn into_body(self, auth: &Value) -> Vec<u8> {
-        let mut body = Vec::with_capacity(self.records.len() + 512);
-        body.push(b'{');
+    /// records are already serialised; the envelope is written around them, as pieces, so that
+    /// the records (shared with the answer cache) are never copied into a body of their own. A
+    /// listing keeps the indexer's envelope as it sent it (`searchResults` and the pages counted
+    /// by the indexer), with the resolved records in place of its own.
+    pub fn into_body(self, auth: &Value) -> [bytes::Bytes; 3] {
+        let mut head = Vec::with_capacity(512);
+        head.push(b'{');
         match &self.envelope {
             Some(envelope) => {
                 for (key, value) in envelope {
-                    serde_json::to_writer(&mut body, key).expect("writing to a Vec");
-                    body.push(b':');
-                    serde_json::to_writer(&mut body, value).expect("writing to a Vec");
-                    body.push(b',');
+                    serde_json::to_writer(&mut head, key).expect("writing to a Vec");
+                    head.push(b':');
+                    serde_json::to_writer(&mut head, value).expect("writing to a Vec");
+                    head.push(b',');
                 }
             }
             None => {
-                body.extend_from_slice(b"\"searchResults\":");
-                body.extend_from_slice(self.count.to_string().as_bytes());
-                body.push(b',');
+                head.extend_from_slice(b"\"searchResults\":");
+                head.extend_from_slice(self.count.to_string().as_bytes());
+                head.push(b',');
             }
         }
-        body.extend_from_slice(b"\"records\":");
-        body.extend_from_slice(&self.records);
-        body.extend_from_slice(b",\"auth\":");
-        serde_json::to_writer(&mut body, auth).expect("writing JSON to a Vec cannot fail");
-        body.extend_from_slice(b",\"resolution\":");
-        serde_json::to_writer(&mut body, &self.summary).expect("writing JSON to a Vec cannot fail");
-        body.push(b'}');
-        body
+        head.extend_from_slice(b"\"records\":");
+        let mut tail = Vec::with_capacity(256);
+        tail.extend_from_slice(b",\"auth\":");
+        serde_json::to_writer(&mut tail, auth).expect("writing JSON to a Vec cannot fail");
+        tail.extend_from_slice(b",\"resolution\":");
+        serde_json::to_writer(&mut tail, &self.summary).expect("writing JSON to a Vec cannot fail");
+        tail.push(b'}');
+        [head.into(), self.records, tail.into()]
     }
 }
 
@@ -405,8 +435,15 @@ mod tests {
         }
     }
 
+    fn limits(records: usize) -> Limits {
+        Limits {
+            records,
+            bytes: 1 << 20,
+        }
+    }
+
     fn resolve(options: Options) -> Resolution {
-        assemble(&[gun("w")], &options, &graph(), 1000).unwrap()
+        assemble(&[gun("w")], &options, &graph(), limits(1000)).unwrap()
     }
 
     #[test]
@@ -523,7 +560,7 @@ mod tests {
 
     #[test]
     fn the_budget_keeps_the_rest_as_dids() {
-        let r = assemble(&[gun("w")], &opts(2), &graph(), 2).unwrap();
+        let r = assemble(&[gun("w")], &opts(2), &graph(), limits(2)).unwrap();
         let ex = &parsed(&r)[0]["data"]["workout"]["exercise"];
         assert_eq!(ex[0]["data"]["basic"]["name"], "Squat");
         assert_eq!(ex[1], "did:gun:e2");
@@ -535,9 +572,67 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_stops_growing_at_its_byte_limit_and_repeats_cost_a_copy() {
+        let big = "x".repeat(10_000);
+        let refs: Vec<String> = (0..1000).map(|_| "did:gun:big".to_string()).collect();
+        let states = HashMap::from([
+            (gun("fan"), found("Fan", json!({"post": {"image": refs}}))),
+            (gun("big"), found("Big", json!({"blob": {"text": big}}))),
+        ]);
+        let limits = Limits {
+            records: 10_000,
+            bytes: 100_000,
+        };
+        let r = assemble(&[gun("fan")], &opts(1), &states, limits).unwrap();
+        assert!(
+            r.records.len() < 100_000 + 11_000,
+            "{} bytes",
+            r.records.len()
+        );
+        let images = parsed(&r)[0]["data"]["post"]["image"].clone();
+        let placed: Vec<&Value> = images
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i.is_object())
+            .collect();
+        assert!((8..=10).contains(&placed.len()), "{}", placed.len());
+        assert!(
+            placed.windows(2).all(|w| w[0] == w[1]),
+            "every copy the same record"
+        );
+        assert_eq!(images[999], "did:gun:big");
+        assert_eq!(
+            r.summary
+                .unresolved
+                .iter()
+                .map(|u| (u.did.as_str(), u.reason))
+                .collect::<Vec<_>>(),
+            [("did:gun:big", Reason::Budget)]
+        );
+        let roots = assemble(
+            &[gun("big"), gun("big"), gun("fan")],
+            &opts(0),
+            &states,
+            Limits {
+                records: 10,
+                bytes: 15_000,
+            },
+        )
+        .unwrap();
+        assert_eq!(roots.count, 2, "roots past the limit are left out too");
+    }
+
+    #[test]
     fn several_roots_keep_order_and_skip_the_missing() {
         let states = graph();
-        let r = assemble(&[gun("q"), gun("nope"), gun("e1")], &opts(0), &states, 100).unwrap();
+        let r = assemble(
+            &[gun("q"), gun("nope"), gun("e1")],
+            &opts(0),
+            &states,
+            limits(100),
+        )
+        .unwrap();
         assert_eq!(r.count, 2);
         assert_eq!(parsed(&r).len(), 2);
         assert_eq!(parsed(&r)[0]["data"]["basic"]["name"], "Barbell");
@@ -549,7 +644,13 @@ mod tests {
     fn no_root_found_is_an_empty_answer_or_an_error_that_says_why() {
         let mut states = graph();
         states.insert(gun("private"), State::Missing(Reason::Forbidden));
-        let empty = assemble(&[gun("nope"), gun("private")], &opts(0), &states, 10).unwrap();
+        let empty = assemble(
+            &[gun("nope"), gun("private")],
+            &opts(0),
+            &states,
+            limits(10),
+        )
+        .unwrap();
         assert_eq!((empty.count, parsed(&empty).len()), (0, 0));
         let reasons: Vec<_> = empty.summary.unresolved.iter().map(|u| u.reason).collect();
         assert_eq!(
@@ -559,11 +660,11 @@ mod tests {
         );
         states.insert(gun("down"), State::Failed(FetchError::CircuitOpen));
         assert!(matches!(
-            assemble(&[gun("nope"), gun("down")], &opts(0), &states, 10),
+            assemble(&[gun("nope"), gun("down")], &opts(0), &states, limits(10)),
             Err(ResolveError::Upstream(_, FetchError::CircuitOpen))
         ));
         assert!(matches!(
-            assemble(&[gun("late")], &opts(0), &states, 10),
+            assemble(&[gun("late")], &opts(0), &states, limits(10)),
             Err(ResolveError::Upstream(_, FetchError::Timeout))
         ));
     }
@@ -574,14 +675,14 @@ mod tests {
         states.insert(gun("late"), State::Missing(Reason::Timeout));
         states.insert(gun("over"), State::Missing(Reason::Budget));
         assert!(matches!(
-            assemble(&[gun("nope"), gun("over")], &opts(0), &states, 10),
+            assemble(&[gun("nope"), gun("over")], &opts(0), &states, limits(10)),
             Err(ResolveError::Budget(d)) if d == "did:gun:over"
         ));
         assert!(matches!(
-            assemble(&[gun("over"), gun("late"), gun("nope")], &opts(0), &states, 10),
+            assemble(&[gun("over"), gun("late"), gun("nope")], &opts(0), &states, limits(10)),
             Err(ResolveError::Upstream(d, FetchError::Timeout)) if d == "did:gun:late"
         ));
-        assert!(assemble(&[gun("nope"), gun("nope")], &opts(0), &states, 10).is_ok());
+        assert!(assemble(&[gun("nope"), gun("nope")], &opts(0), &states, limits(10)).is_ok());
     }
 
     /// The caller may not read E1's equipment Q, and E2 is their own record, sealed with a key
@@ -601,7 +702,7 @@ mod tests {
         for names_only in [false, true] {
             let mut o = opts(3);
             o.names_only = names_only;
-            let r = assemble(&[gun("w")], &o, &judged(), 100).unwrap();
+            let r = assemble(&[gun("w")], &o, &judged(), limits(100)).unwrap();
             let text = parsed(&r)[0].to_string();
             assert!(!text.contains("Barbell"), "{text}");
             assert_eq!(
@@ -614,14 +715,14 @@ mod tests {
                 .iter()
                 .any(|u| u.did == "did:gun:q" && u.reason == Reason::Forbidden));
         }
-        let root = assemble(&[gun("q")], &opts(1), &judged(), 100).unwrap();
+        let root = assemble(&[gun("q")], &opts(1), &judged(), limits(100)).unwrap();
         assert_eq!(root.count, 0);
         assert_eq!(root.summary.unresolved[0].reason, Reason::NotFound);
     }
 
     #[test]
     fn the_callers_sealed_record_comes_as_stored_with_its_references_unread() {
-        let r = assemble(&[gun("w")], &opts(2), &judged(), 100).unwrap();
+        let r = assemble(&[gun("w")], &opts(2), &judged(), limits(100)).unwrap();
         let e2 = &parsed(&r)[0]["data"]["workout"]["exercise"][1];
         assert_eq!(e2["data"]["exercise"]["variationOf"], "did:gun:e1", "{e2}");
         assert!(r
@@ -629,7 +730,7 @@ mod tests {
             .unresolved
             .iter()
             .any(|u| u.did == "did:gun:e2" && u.reason == Reason::Encrypted));
-        let root = assemble(&[gun("e2")], &opts(2), &judged(), 100).unwrap();
+        let root = assemble(&[gun("e2")], &opts(2), &judged(), limits(100)).unwrap();
         assert_eq!(root.count, 1);
         assert_eq!(parsed(&root)[0]["data"]["exercise"]["gone"], "did:gun:nope");
         assert_eq!(root.summary.unresolved[0].reason, Reason::Encrypted);

@@ -170,7 +170,7 @@ pub struct Resolution {
 pub enum ResolveError {
     #[error("{0} uses a DID method this server cannot fetch (set resolver.oip_api)")]
     Unsupported(String),
-    #[error("resolving {0} would exceed resolver.max_records")]
+    #[error("resolving {0} would exceed the budget of one request (resolver.max_records, max_upstream_per_request, max_answer_bytes)")]
     Budget(String),
     #[error("{1} (while fetching {0})")]
     Upstream(String, FetchError),
@@ -263,6 +263,13 @@ impl Actor for Resolver {
 }
 
 impl Walk {
+    fn limits(&self) -> assembler::Limits {
+        assembler::Limits {
+            records: self.config.max_records,
+            bytes: self.config.max_answer_bytes,
+        }
+    }
+
     /// Gathers and assembles `roots`, of which `known` are known already.
     async fn resolve(
         &self,
@@ -275,8 +282,7 @@ impl Walk {
         let deadline = started + Duration::from_millis(self.config.deadline_ms);
         let known_found: Vec<Did> = known.keys().cloned().collect();
         let gathered = self.gather(roots, known, options, caller, deadline).await;
-        let mut resolution =
-            assembler::assemble(roots, options, &gathered.states, self.config.max_records)?;
+        let mut resolution = assembler::assemble(roots, options, &gathered.states, self.limits())?;
         let records = &self.reader.records;
         resolution.fresh_until = known_found
             .iter()
