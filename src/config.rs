@@ -214,6 +214,9 @@ pub struct RecordCacheConfig {
     /// Past its TTL a record is kept this much longer, and served only while the relay cannot
     /// answer (breaker open, no answer, 5xx), never after a 404.
     pub stale_secs: u64,
+    /// `forceRefresh` asks the relay again for a record only once it was fetched this long ago
+    /// (writes through the service and on the relays' feeds drop it from the cache at once).
+    pub refresh_after_secs: u64,
 }
 
 impl Default for RecordCacheConfig {
@@ -222,6 +225,7 @@ impl Default for RecordCacheConfig {
             ttl_secs: 30,
             capacity_bytes: 64 * 1024 * 1024,
             stale_secs: 3600,
+            refresh_after_secs: 10,
         }
     }
 }

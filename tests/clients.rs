@@ -282,10 +282,12 @@ async fn force_refresh_goes_past_both_caches_and_refreshes_them() {
     let relay = MockRelay::start();
     relay.set_miss_delay(10);
     let soul = "a1b2c3d4e5f6:fresh";
-    // No floor, to see the bypass itself; the next test keeps the default.
-    let service = TestApp::start(
-        relay_config(&relay.url()).with(|c| c.negative_cache.refresh_after_secs = 0),
-    );
+    // No floor for misses, to see the bypass itself, and a second one for records; the next
+    // tests keep the defaults.
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.negative_cache.refresh_after_secs = 0;
+        c.record_cache.refresh_after_secs = 1;
+    }));
     let ask = |extra: &'static str| {
         get(service.url(&format!(
             "/api/records?did=did:gun:{soul}&resolveDepth=0{extra}"
@@ -325,6 +327,12 @@ async fn force_refresh_goes_past_both_caches_and_refreshes_them() {
         "One",
         "the record cache still holds the old one"
     );
+    assert_eq!(
+        name(&ask("&forceRefresh=true").await),
+        "One",
+        "fetched under record_cache.refresh_after_secs ago: not again"
+    );
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1100)).await;
     let again = ask("&forceRefresh=TRUE").await;
     assert_eq!(name(&again), "Two");
     assert_eq!(
@@ -546,6 +554,51 @@ async fn a_listing_without_an_indexer_or_with_a_failing_one_says_so() {
     assert!(
         statuses.iter().all(|s| matches!(s, 200 | 502 | 503)),
         "{statuses:?}"
+    );
+}
+
+/// Four clients looping `forceRefresh` on a record with 200 references: before, 304 requests
+/// sent the relay 60,800; now each soul is asked once per `record_cache.refresh_after_secs`.
+#[actix_web::test]
+async fn force_refresh_in_a_loop_asks_the_relay_once_per_period() {
+    let relay = MockRelay::start();
+    let refs: Vec<String> = (0..200)
+        .map(|i| {
+            let soul = format!("a1b2c3d4e5f6:ref-{i}");
+            relay.insert(
+                &soul,
+                node(
+                    serde_json::json!({"basic": {"name": i}}),
+                    serde_json::json!({}),
+                ),
+            );
+            format!("did:gun:{soul}")
+        })
+        .collect();
+    relay.insert(
+        "a1b2c3d4e5f6:many",
+        node(
+            serde_json::json!({"basic": {"name": "Many"}, "list": {"items": refs}}),
+            serde_json::json!({}),
+        ),
+    );
+    let service = TestApp::start(relay_config(&relay.url()));
+    let url =
+        service.url("/api/records?did=did:gun:a1b2c3d4e5f6:many&resolveDepth=1&forceRefresh=true");
+    let loops = (0..4).map(|_| {
+        let url = url.clone();
+        async move {
+            for _ in 0..25 {
+                let r = get(&url).await;
+                assert_eq!(r.status, 200);
+            }
+        }
+    });
+    futures::future::join_all(loops).await;
+    assert_eq!(
+        relay.total_gets(),
+        201,
+        "each soul once in the period, for 100 requests"
     );
 }
 

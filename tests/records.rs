@@ -604,7 +604,11 @@ async fn bad_input_is_a_400_naming_the_parameter_and_reaches_no_relay() {
 #[actix_web::test]
 async fn warm_answers_are_kept_whole_until_a_record_in_them_changes_or_expires() {
     let relay = demo_relay();
-    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.record_cache.ttl_secs = 2));
+    // Refreshes with no floor: what a refresh does to kept answers is what is looked at here.
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.record_cache.ttl_secs = 2;
+        c.record_cache.refresh_after_secs = 0;
+    }));
     let query = format!("did={}&resolveDepth=2", did("workout-full-body"));
     let first = records(&service, &query).await;
     assert_eq!(first.header("x-cache").as_deref(), Some("MISS"));

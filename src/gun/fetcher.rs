@@ -442,7 +442,9 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// `fresh` goes past the record and negative caches (`forceRefresh`).
+    /// `fresh` goes past the record and negative caches (`forceRefresh`), except for what was
+    /// fetched too lately for that (`record_cache.refresh_after_secs`,
+    /// `negative_cache.refresh_after_secs`).
     pub async fn fetch(
         &self,
         did: Did,
@@ -452,13 +454,15 @@ impl Reader {
         if matches!(did, Did::Other(_)) && !self.indexer {
             return Err(FetchError::Unsupported);
         }
-        if !fresh {
-            if let Some(found) = self.records.get(&did) {
-                return Ok(Fetched {
-                    lookup: Lookup::Found(found),
-                    source: CacheSource::Hit,
-                });
-            }
+        let cached = match fresh {
+            false => self.records.get(&did),
+            true => self.records.refreshed_lately(&did),
+        };
+        if let Some(found) = cached {
+            return Ok(Fetched {
+                lookup: Lookup::Found(found),
+                source: CacheSource::Hit,
+            });
         }
         self.fetcher
             .send(Fetch { did, budget, fresh })
