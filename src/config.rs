@@ -115,8 +115,11 @@ pub struct GunConfig {
     pub breaker_failures: u32,
     /// How long the breaker stays open before one probe request may try the relay again.
     pub breaker_open_ms: u64,
-    /// Upper bound on open connections to the relay.
+    /// Upper bound on open connections to each relay.
     pub max_connections: usize,
+    /// Requests waiting for a connection to a relay, at most; past it a request is answered 503
+    /// `relay_busy` at once. Time spent waiting is not held against the relay.
+    pub max_queued: usize,
     /// A relay answer larger than this is refused rather than buffered.
     pub max_response_bytes: usize,
     /// How long a record whose stored form cannot be decoded is answered 502 without asking the
@@ -166,6 +169,7 @@ impl Default for GunConfig {
             breaker_failures: 5,
             breaker_open_ms: 5_000,
             max_connections: 64,
+            max_queued: 256,
             max_response_bytes: 8 * 1024 * 1024,
             malformed_ttl_secs: 60,
             failure_log_interval_secs: 60,

@@ -141,6 +141,7 @@ fn fetch_failure(e: &FetchError) -> (StatusCode, &'static str) {
         FetchError::Unsupported => (S::BAD_REQUEST, "unsupported_did"),
         FetchError::OverBudget => (S::BAD_REQUEST, "budget_exceeded"),
         FetchError::StoreFull(_) => (S::INSUFFICIENT_STORAGE, "store_full"),
+        FetchError::Overloaded => (S::SERVICE_UNAVAILABLE, "relay_busy"),
         FetchError::Misconfigured(_) => (S::BAD_GATEWAY, "relay_misconfigured"),
         FetchError::Status(_) => (S::BAD_GATEWAY, "relay_error"),
         FetchError::TooLarge(_) => (S::BAD_GATEWAY, "relay_response_too_large"),
@@ -170,6 +171,10 @@ impl ResponseError for ApiError {
             }
             ApiError::Media(MediaError::TooManyStreams(_)) => {
                 res.insert_header(("retry-after", "5"));
+            }
+            ApiError::Upstream(FetchError::Overloaded)
+            | ApiError::Resolve(ResolveError::Upstream(_, FetchError::Overloaded)) => {
+                res.insert_header(("retry-after", "1"));
             }
             ApiError::RangeNotSatisfiable(len) => {
                 res.insert_header(("content-range", format!("bytes */{len}")));

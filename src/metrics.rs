@@ -17,6 +17,7 @@ pub const GUN_RETRIES: &str = "oip_gun_retries_total";
 pub const GUN_COALESCED: &str = "oip_gun_coalesced_requests_total";
 pub const GUN_CIRCUIT_OPEN: &str = "oip_gun_circuit_open";
 pub const GUN_FAILOVERS: &str = "oip_gun_failovers_total";
+pub const GUN_SHED: &str = "oip_gun_shed_requests_total";
 pub const GUN_RELAY_REQUESTS: &str = "oip_gun_relay_requests_total";
 pub const GUN_RELAY_FAILURES: &str = "oip_gun_relay_failures_total";
 pub const GUN_RELAY_CIRCUIT_OPEN: &str = "oip_gun_relay_circuit_open";
@@ -73,6 +74,7 @@ pub struct Metrics {
     gun_coalesced: AtomicU64,
     gun_circuit_open: AtomicU64,
     gun_failovers: AtomicU64,
+    gun_shed: AtomicU64,
     watch_frames: AtomicU64,
     watch_invalidations: AtomicU64,
     watch_reconnects: AtomicU64,
@@ -188,6 +190,11 @@ impl Metrics {
     /// 1 while no relay's breaker lets a request through.
     pub fn set_circuit_open(&self, open: bool) {
         self.gun_circuit_open.store(open.into(), Relaxed);
+    }
+
+    /// A relay request shed: every connection busy and the queue full.
+    pub fn shed(&self) {
+        self.gun_shed.fetch_add(1, Relaxed);
     }
 
     /// A request that went on to the next relay after one failed.
@@ -367,11 +374,12 @@ impl Metrics {
             }
         }
         self.render_relays(&mut out);
-        let plain: [(&str, &str, &str, u64); 20] = [
+        let plain: [(&str, &str, &str, u64); 21] = [
             (GUN_RETRIES, "counter", "Relay requests that were retries of a failed attempt.", self.gun_retries.load(Relaxed)),
             (GUN_COALESCED, "counter", "Fetches that joined an in-flight request for the same soul instead of sending their own.", self.gun_coalesced.load(Relaxed)),
             (GUN_CIRCUIT_OPEN, "gauge", "1 while the circuit breaker of every relay is open: no relay can be asked.", self.gun_circuit_open.load(Relaxed)),
             (GUN_FAILOVERS, "counter", "Relay requests sent to the next relay after one failed.", self.gun_failovers.load(Relaxed)),
+            (GUN_SHED, "counter", "Relay requests shed at once (503 relay_busy): every connection in use and gun.max_queued waiting.", self.gun_shed.load(Relaxed)),
             (GUN_WATCH_FRAMES, "counter", "Messages received on the relays' write feeds.", self.watch_frames.load(Relaxed)),
             (GUN_WATCH_INVALIDATIONS, "counter", "Souls the write feeds dropped from the caches.", self.watch_invalidations.load(Relaxed)),
             (GUN_WATCH_RECONNECTS, "counter", "Write feeds opened again after they were lost.", self.watch_reconnects.load(Relaxed)),

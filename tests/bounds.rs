@@ -172,3 +172,63 @@ async fn a_fan_out_answer_stops_at_its_byte_limit() {
         "RSS {idle_kb} KB → {peak_kb} KB"
     );
 }
+
+/// A flood of misses: each relay connection is busy for the relay's miss wait. Time spent waiting
+/// for a connection is not the relay's: no read times out for it, nor opens the breaker; past
+/// `gun.max_queued` waiting, a read is answered 503 `relay_busy` at once; and what is cached is
+/// answered throughout.
+#[actix_web::test]
+async fn a_flood_of_misses_neither_opens_the_breaker_nor_starves_the_cached() {
+    let relay = MockRelay::start();
+    relay.set_miss_delay(600);
+    relay.insert(
+        "a1b2c3d4e5f6:kept",
+        node(
+            serde_json::json!({"basic": {"name": "Kept"}}),
+            serde_json::json!({}),
+        ),
+    );
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.max_connections = 4;
+        c.gun.max_queued = 12;
+        c.gun.request_timeout_ms = 1000;
+        c.gun.breaker_failures = 2;
+    }));
+    let read = |soul: String| get(service.url(&format!("/gun-relay/get?soul={soul}")));
+    assert_eq!(read("a1b2c3d4e5f6:kept".into()).await.status, 200);
+
+    // 16 misses on 4 connections: four rounds of 600 ms, each read well within its 1 s.
+    let misses = (0..16).map(|i| read(format!("a1b2c3d4e5f6:miss-{i}")));
+    let answers = futures::future::join_all(misses).await;
+    assert!(
+        answers.iter().all(|r| r.status == 404),
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(metric(&service, "oip_gun_circuit_open").await, Some(0.0));
+
+    // 40 more at once: 4 sent, 12 queued, the rest shed at once; the cached record still answers.
+    let started = std::time::Instant::now();
+    let flood = futures::future::join_all((0..40).map(|i| read(format!("a1b2c3d4e5f6:flood-{i}"))));
+    let during = async {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        read("a1b2c3d4e5f6:kept".into()).await
+    };
+    let (answers, kept) = futures::join!(flood, during);
+    assert_eq!(
+        (kept.status, kept.header("x-cache").as_deref()),
+        (200, Some("HIT"))
+    );
+    let shed: Vec<&Reply> = answers.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(shed.len(), 24);
+    assert!(shed
+        .iter()
+        .all(|r| r.json()["code"] == "relay_busy" && r.header("retry-after").is_some()));
+    assert_eq!(answers.iter().filter(|r| r.status == 404).count(), 16);
+    assert_eq!(
+        metric(&service, "oip_gun_shed_requests_total").await,
+        Some(24.0)
+    );
+    assert_eq!(metric(&service, "oip_gun_circuit_open").await, Some(0.0));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

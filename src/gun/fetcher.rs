@@ -351,6 +351,15 @@ impl Handler<Fetch> for GunFetcher {
                 reason,
             ))));
         }
+        // Asked again here, where records are stored: a refresh that was on its way when the
+        // caller looked may have brought it since.
+        if let Some(found) = fresh.then(|| self.records.refreshed_lately(&key)).flatten() {
+            let hit = Fetched {
+                lookup: Lookup::Found(found),
+                source: CacheSource::Hit,
+            };
+            return Box::pin(futures::future::ready(Ok(hit)));
+        }
         let route = match (&key, &self.indexer) {
             (Did::Gun(soul), _) => Route::Upstream(self.upstream.clone(), soul.clone()),
             (Did::Other(did), Some(indexer)) => Route::Indexer(indexer.clone(), did.clone()),

@@ -85,6 +85,12 @@ pub enum FetchError {
     Misconfigured(String),
     #[error("the file source holds {0} bytes of writes already (gun.file_write_limit_bytes)")]
     StoreFull(u64),
+    /// Every connection to the relay is busy and `gun.max_queued` requests wait for one: shed
+    /// at once rather than left to time out. Not the relay's failure.
+    #[error(
+        "the relay is busy: every connection is in use and the queue is full; try again shortly"
+    )]
+    Overloaded,
 }
 
 impl FetchError {
@@ -123,6 +129,7 @@ impl FetchError {
             | FetchError::Unsupported
             | FetchError::OverBudget
             | FetchError::StoreFull(_)
+            | FetchError::Overloaded
             | FetchError::Misconfigured(_)
             | FetchError::RecordMalformed(_) => false,
         }

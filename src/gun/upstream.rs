@@ -356,6 +356,11 @@ pub struct HttpSource {
     /// This relay's series in `/metrics` (`None` for the indexer).
     stats: Option<Arc<RelayStats>>,
     breaker: RefCell<Breaker>,
+    /// One permit per connection: awc's pool then never makes a request wait, so the request
+    /// timeout is the relay's own time.
+    connections: tokio::sync::Semaphore,
+    /// Requests waiting for a permit.
+    queued: std::cell::Cell<usize>,
     failures: RefCell<FailureTally>,
     misconfigured: RefCell<Option<&'static str>>,
 }
@@ -415,6 +420,8 @@ impl HttpSource {
                 config.breaker_failures,
                 Duration::from_millis(config.breaker_open_ms),
             )),
+            connections: tokio::sync::Semaphore::new(config.max_connections),
+            queued: std::cell::Cell::new(0),
             failures: RefCell::default(),
             misconfigured: RefCell::default(),
         }
@@ -494,6 +501,19 @@ impl HttpSource {
         key: &str,
         attempt: impl std::future::Future<Output = Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
+        let _connection = match self.connections.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) if self.queued.get() >= self.config.max_queued => {
+                self.metrics.shed();
+                return Err(FetchError::Overloaded);
+            }
+            Err(_) => {
+                self.queued.set(self.queued.get() + 1);
+                let permit = self.connections.acquire().await;
+                self.queued.set(self.queued.get() - 1);
+                permit.expect("the semaphore is never closed")
+            }
+        };
         if !self.breaker.borrow_mut().try_acquire(Instant::now()) {
             return Err(FetchError::CircuitOpen);
         }
