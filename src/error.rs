@@ -106,6 +106,9 @@ impl ApiError {
                 MediaError::Path(PathError::NotFound | PathError::Unreadable) => {
                     (S::NOT_FOUND, "media_not_found")
                 }
+                MediaError::Path(PathError::NoDescriptors) => {
+                    (S::SERVICE_UNAVAILABLE, "too_many_open_files")
+                }
                 MediaError::Access(AccessError::NoValidToken) => (S::UNAUTHORIZED, "unauthorized"),
                 MediaError::Access(AccessError::NotTheOwner) => (S::FORBIDDEN, "forbidden"),
                 MediaError::Access(AccessError::NoSecret) => {
@@ -150,6 +153,20 @@ fn fetch_failure(e: &FetchError) -> (StatusCode, &'static str) {
     }
 }
 
+static NO_DESCRIPTORS_LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Logs `message` at WARN unless it was logged (by the same `last`) within the last minute.
+fn log_once_a_minute(last: &std::sync::atomic::AtomicU64, message: &str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let before = last.load(Relaxed);
+    if now >= before + 60 && last.compare_exchange(before, now, Relaxed, Relaxed).is_ok() {
+        log::warn!("{message}");
+    }
+}
+
 impl From<actix::MailboxError> for ApiError {
     fn from(_: actix::MailboxError) -> Self {
         ApiError::Unavailable
@@ -171,6 +188,13 @@ impl ResponseError for ApiError {
             }
             ApiError::Media(MediaError::TooManyStreams(_)) => {
                 res.insert_header(("retry-after", "5"));
+            }
+            ApiError::Media(MediaError::Path(PathError::NoDescriptors)) => {
+                log_once_a_minute(
+                    &NO_DESCRIPTORS_LOGGED,
+                    "the process has no file descriptor left: media answer 503 too_many_open_files (lower server.max_connections or media.max_streams, or raise ulimit -n)",
+                );
+                res.insert_header(("retry-after", "1"));
             }
             ApiError::Upstream(FetchError::Overloaded)
             | ApiError::Resolve(ResolveError::Upstream(_, FetchError::Overloaded)) => {

@@ -69,6 +69,8 @@ pub enum StartError {
     },
     #[error("server stopped with an error: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Descriptors(String),
 }
 
 /// Starts the actors from `config` and returns what every worker's application shares. Must run
@@ -240,6 +242,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let addr = config.bind_addr()?;
     let bind_error = |source| StartError::Bind { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+    let limit = server::descriptors::raise();
+    server::descriptors::check(&config, limit.soft).map_err(StartError::Descriptors)?;
+    if let Some(before) = limit.raised_from {
+        log::info!(
+            "file descriptors: soft limit raised from {before} to {}",
+            limit.soft
+        );
+    }
     let state = start(config)?;
     let server::Running {
         addr: bound,

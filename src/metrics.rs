@@ -138,7 +138,8 @@ pub struct Totals {
 /// Process figures read at scrape time (they belong to the memory monitor, not to this module).
 #[derive(Default)]
 pub struct ProcessFigures {
-    pub rss_bytes: u64,
+    /// `None` when it could not be read.
+    pub rss_bytes: Option<u64>,
     pub heap_bytes: u64,
 }
 
@@ -374,7 +375,18 @@ impl Metrics {
             }
         }
         self.render_relays(&mut out);
-        let plain: [(&str, &str, &str, u64); 21] = [
+        header(
+            &mut out,
+            PROCESS_RSS,
+            "gauge",
+            "Resident memory of the process (NaN when it could not be read).",
+        );
+        match process.rss_bytes {
+            Some(rss) => writeln!(out, "{PROCESS_RSS} {rss}"),
+            None => writeln!(out, "{PROCESS_RSS} NaN"),
+        }
+        .expect("writing to a String cannot fail");
+        let plain: [(&str, &str, &str, u64); 20] = [
             (GUN_RETRIES, "counter", "Relay requests that were retries of a failed attempt.", self.gun_retries.load(Relaxed)),
             (GUN_COALESCED, "counter", "Fetches that joined an in-flight request for the same soul instead of sending their own.", self.gun_coalesced.load(Relaxed)),
             (GUN_CIRCUIT_OPEN, "gauge", "1 while the circuit breaker of every relay is open: no relay can be asked.", self.gun_circuit_open.load(Relaxed)),
@@ -393,7 +405,6 @@ impl Metrics {
             (ANSWER_CACHE_HITS, "counter", "Resolutions answered whole from the answer cache (for the caller who asked).", self.answer_cache_hits.load(Relaxed)),
             (MEDIA_ACTIVE_STREAMS, "gauge", "Media streams currently open.", self.media_active_streams.load(Relaxed)),
             (MEDIA_BYTES_SENT, "counter", "Media body bytes handed to clients.", self.media_bytes_sent.load(Relaxed)),
-            (PROCESS_RSS, "gauge", "Resident memory of the process.", process.rss_bytes),
             (HEAP_ALLOCATED, "gauge", "Bytes currently allocated on the heap.", process.heap_bytes),
             (BUILD_INFO, "gauge", "Version of the running service.", 1),
         ];
@@ -484,7 +495,7 @@ mod tests {
 
     fn figures() -> ProcessFigures {
         ProcessFigures {
-            rss_bytes: 10,
+            rss_bytes: Some(10),
             heap_bytes: 5,
         }
     }

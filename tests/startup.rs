@@ -303,3 +303,52 @@ async fn port_and_gun_peers_come_from_the_environment() {
         assert!(summary.contains(said), "{said}: {summary}");
     }
 }
+
+/// Runs the binary under `sh` after `limits` (`ulimit` arguments), for `secs` at most.
+fn run_under_ulimit(limits: &str, yaml: &str, secs: u64) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let script = format!("ulimit {limits} && exec timeout {secs} \"$0\" --config \"$1\"",);
+    let out = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_oip-resolver")])
+        .arg(&path)
+        .env_remove("GUN_PEERS")
+        .env_remove("JWT_SECRET")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The soft descriptor limit is raised to the hard one at start; settings that could need more
+/// descriptors than the hard limit allows stop start-up with one line naming them.
+#[test]
+fn descriptors_are_raised_to_the_hard_limit_and_settings_must_fit_under_it() {
+    let config = test_config();
+    let yaml = yaml_serde::to_string(&config).unwrap();
+    let (code, text) = run_under_ulimit("-Sn 256 && ulimit -Hn 4000", &yaml, 5);
+    assert_eq!(code, Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("file descriptors")
+            && lines[0].contains("server.max_connections 10000")
+            && lines[0].contains("limit is 4000"),
+        "{text}"
+    );
+    let fits = config.with(|c| c.server.max_connections = 3000);
+    let (code, text) = run_under_ulimit(
+        "-Sn 256 && ulimit -Hn 8000",
+        &yaml_serde::to_string(&fits).unwrap(),
+        2,
+    );
+    assert_eq!(code, Some(124), "ran until stopped: {text}");
+    assert!(
+        text.contains("file descriptors: soft limit raised from 256 to 8000"),
+        "{text}"
+    );
+}

@@ -19,6 +19,10 @@ pub enum PathError {
     /// Missing, outside the root, or not a regular file: the client is told nothing more.
     #[error("no such media")]
     NotFound,
+    /// The process has no descriptor left to open it with: a moment's trouble of the server's,
+    /// never a reason to read a file (or a manifest) as missing.
+    #[error("the server cannot open more files right now")]
+    NoDescriptors,
     /// There, but not ours to serve: it leads outside the root, is not a regular file, or could
     /// not be opened (or checked once open). To the client, missing; to a manifest, private.
     #[error("no such media")]
@@ -127,12 +131,21 @@ fn open_regular(path: &Path) -> Result<std::fs::File, PathError> {
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
-        .map_err(|_| PathError::Unreadable)?;
+        .map_err(|e| open_failure(&e))?;
     file.metadata()
         .ok()
         .and_then(regular)
         .ok_or(PathError::Unreadable)?;
     Ok(file)
+}
+
+/// Why an open failed, as far as the client is concerned.
+fn open_failure(e: &std::io::Error) -> PathError {
+    use rustix::io::Errno;
+    match Errno::from_io_error(e) {
+        Some(Errno::MFILE | Errno::NFILE) => PathError::NoDescriptors,
+        _ => PathError::Unreadable,
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +198,14 @@ mod tests {
         ] {
             assert_eq!(check_relative_path(bad), Err(PathError::BadPath), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_open_that_fails_for_want_of_descriptors_says_so() {
+        let emfile = std::io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
+        assert_eq!(open_failure(&emfile), PathError::NoDescriptors);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(open_failure(&denied), PathError::Unreadable);
     }
 
     #[test]
