@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// Requests read ahead of the one being answered, per connection; past it the connection is
     /// not read until they are taken.
     pub max_pipelined: usize,
+    /// Proxies (addresses, or networks as `10.0.0.0/8`) whose `X-Forwarded-For` names the
+    /// client: the last address in it that is not one of them.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             request_head_timeout_ms: 5_000,
             max_connections: 10_000,
             max_pipelined: 16,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -281,6 +285,9 @@ pub struct MediaConfig {
     pub stall_timeout_secs: u64,
     /// Media streams open at once; past it a new one is 503 `too_many_streams`.
     pub max_streams: usize,
+    /// Media streams one client (peer address, or its `X-Forwarded-For` behind
+    /// `server.trusted_proxies`) may have open; past it 429 `too_many_streams_for_client`.
+    pub max_streams_per_client: usize,
     /// `Cache-Control` of images under `legacy_root` (the exercise GIFs).
     pub legacy_cache_control: String,
     /// How long an opened file (its handle, length, validators, manifest) is reused without
@@ -299,6 +306,7 @@ impl Default for MediaConfig {
             cache_control: "public, max-age=3600".into(),
             stall_timeout_secs: 60,
             max_streams: 4096,
+            max_streams_per_client: 64,
             legacy_cache_control: "public, max-age=31536000, immutable".into(),
             open_cache_secs: 10,
             open_cache_entries: 256,
@@ -585,7 +593,7 @@ impl Config {
 
     /// Counts, sizes and intervals that must not be 0.
     fn validate_positive(&self) -> Result<(), ConfigError> {
-        let positive: [(&str, u64); 21] = [
+        let positive: [(&str, u64); 22] = [
             (
                 "server.shutdown_timeout_secs",
                 self.server.shutdown_timeout_secs,
@@ -594,6 +602,10 @@ impl Config {
             ("server.max_connections", self.server.max_connections as u64),
             ("server.max_pipelined", self.server.max_pipelined as u64),
             ("media.max_streams", self.media.max_streams as u64),
+            (
+                "media.max_streams_per_client",
+                self.media.max_streams_per_client as u64,
+            ),
             (
                 "server.request_head_timeout_ms",
                 self.server.request_head_timeout_ms,
@@ -715,6 +727,8 @@ impl Config {
                 format!("{bad:?} is not an origin (http(s)://host[:port], http(s)://host:* or *)"),
             ));
         }
+        crate::http::client::Networks::parse(&self.server.trusted_proxies)
+            .map_err(|e| invalid("server.trusted_proxies", e))?;
         if self.cors.allow_credentials && self.cors.allowed_origins.iter().any(|o| o == "*") {
             return Err(invalid(
                 "cors.allowed_origins",

@@ -117,6 +117,9 @@ impl ApiError {
                 MediaError::NoManifest => (S::NOT_FOUND, "manifest_not_found"),
                 MediaError::Io => (S::INTERNAL_SERVER_ERROR, "media_unreadable"),
                 MediaError::TooManyStreams(_) => (S::SERVICE_UNAVAILABLE, "too_many_streams"),
+                MediaError::TooManyStreamsForClient(_) => {
+                    (S::TOO_MANY_REQUESTS, "too_many_streams_for_client")
+                }
             },
             ApiError::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::PreconditionFailed => (S::PRECONDITION_FAILED, "precondition_failed"),
@@ -186,7 +189,9 @@ impl ResponseError for ApiError {
             | ApiError::Media(MediaError::Access(AccessError::NoValidToken)) => {
                 res.insert_header(("www-authenticate", "Bearer"));
             }
-            ApiError::Media(MediaError::TooManyStreams(_)) => {
+            ApiError::Media(
+                MediaError::TooManyStreams(_) | MediaError::TooManyStreamsForClient(_),
+            ) => {
                 res.insert_header(("retry-after", "5"));
             }
             ApiError::Media(MediaError::Path(PathError::NoDescriptors)) => {

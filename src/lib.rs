@@ -178,6 +178,13 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
     let indexer = config.resolver.oip_api.is_some();
     let answers = Arc::new(AnswerCache::new(config.resolver.answer_cache_bytes));
     let crypt = Arc::new(Decryptor::default());
+    let trusted_proxies =
+        http::client::Networks::parse(&config.server.trusted_proxies).map_err(|message| {
+            config::ConfigError::Invalid {
+                key: "server.trusted_proxies".into(),
+                message,
+            }
+        })?;
     let callers = Arc::new(Callers::new(config.auth.jwt_secret.clone()));
     Ok(web::Data::new(AppState {
         config,
@@ -192,6 +199,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         answers,
         crypt,
         callers,
+        trusted_proxies,
         monitor,
         metrics,
         started: Instant::now(),

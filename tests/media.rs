@@ -1033,6 +1033,51 @@ fn past_the_stream_cap_a_new_stream_is_503_and_open_ones_go_on() {
     );
 }
 
+/// One client cannot take every stream: past `media.max_streams_per_client` open ones it gets
+/// 429, and others are served. Behind a trusted proxy the client is its `X-Forwarded-For`.
+#[test]
+fn past_its_own_stream_cap_a_client_waits_and_others_do_not() {
+    let fx = Fixture::new();
+    let service = TestApp::start(fx.with_secret().with(|c| {
+        c.media.max_streams_per_client = 2;
+        c.server.trusted_proxies = vec!["127.0.0.0/8".into()];
+    }));
+    let started = |client: &str| {
+        let mut s = std::net::TcpStream::connect(service.addr).unwrap();
+        let request = format!(
+            "GET /api/media/big HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6, {client}\r\nConnection: close\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+        let mut first = vec![0u8; 1024];
+        let n = s.read(&mut first).unwrap();
+        first.truncate(n);
+        (s, first)
+    };
+    let hers: Vec<_> = (0..2).map(|_| started("203.0.113.1")).collect();
+    assert!(hers
+        .iter()
+        .all(|(_, head)| head.starts_with(b"HTTP/1.1 200")));
+    let (_, refused) = started("203.0.113.1");
+    let refused = String::from_utf8_lossy(&refused).to_string();
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert!(
+        refused.contains("too_many_streams_for_client")
+            && refused.to_ascii_lowercase().contains("retry-after: 5")
+    );
+    let (_, other) = started("203.0.113.2");
+    assert!(
+        other.starts_with(b"HTTP/1.1 200"),
+        "another client is served"
+    );
+    drop(hers);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, again) = started("203.0.113.1");
+    assert!(
+        again.starts_with(b"HTTP/1.1 200"),
+        "hers ended: she may again"
+    );
+}
+
 #[test]
 fn past_the_connection_cap_new_connections_wait() {
     let fx = Fixture::new();

@@ -260,7 +260,8 @@ fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpR
         return Ok(builder.body(SizedStream::new(len, nothing)));
     }
     let parts = with_prefetch(parts, file.prefetched);
-    let body = FileStream::new(file.file, parts, file.registry, state.media.clone())?;
+    let client = super::client::client_of(req, &state.trusted_proxies);
+    let body = FileStream::new(file.file, parts, file.registry, state.media.clone(), client)?;
     Ok(builder.body(SizedStream::new(body.content_length(), body)))
 }
 

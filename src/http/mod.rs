@@ -3,6 +3,7 @@
 
 pub mod access_log;
 mod admin;
+pub mod client;
 pub mod cors;
 mod media;
 mod ops;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub crypt: Arc<Decryptor>,
     /// Who bearer tokens speak for, kept verified until they expire.
     pub callers: Arc<Callers>,
+    /// `server.trusted_proxies`, parsed.
+    pub trusted_proxies: client::Networks,
     pub monitor: Addr<MemoryMonitor>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,

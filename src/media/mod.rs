@@ -19,6 +19,7 @@ pub mod stream;
 use std::{
     collections::HashMap,
     fs::File,
+    net::IpAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{Instant, SystemTime},
@@ -50,6 +51,8 @@ pub enum MediaError {
     Io,
     #[error("{0} media streams are open, the most this server serves at once: try again shortly")]
     TooManyStreams(usize),
+    #[error("{0} media streams of yours are open, the most one client may have: try again once one ends")]
+    TooManyStreamsForClient(usize),
 }
 
 /// What a request names.
@@ -109,21 +112,36 @@ pub struct ReadChunk {
 
 /// Every open stream, shared by the actor's threads and told by each body when it ends.
 pub struct StreamRegistry {
-    open: Mutex<HashMap<u64, Instant>>,
+    open: Mutex<OpenStreams>,
     /// `media.max_streams`: past it a new stream is refused, and the open ones go on.
     max: usize,
+    /// `media.max_streams_per_client`: one client cannot take every stream from the others.
+    per_client: usize,
     metrics: Arc<Metrics>,
 }
 
+/// The streams open now: when each began and for whom, and how many each client has.
+#[derive(Default)]
+struct OpenStreams {
+    streams: HashMap<u64, (Instant, IpAddr)>,
+    by_client: HashMap<IpAddr, usize>,
+}
+
 impl StreamRegistry {
-    /// Registers a new stream, unless `max` are open already.
-    pub fn admit(&self, id: u64) -> Result<(), MediaError> {
+    /// Registers a new stream of `client`'s, unless `max` are open already, or
+    /// `max_streams_per_client` of theirs.
+    pub fn admit(&self, id: u64, client: IpAddr) -> Result<(), MediaError> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.len() >= self.max {
+        if open.streams.len() >= self.max {
             return Err(MediaError::TooManyStreams(self.max));
         }
-        open.insert(id, Instant::now());
-        self.metrics.set_active_streams(open.len() as u64);
+        let theirs = open.by_client.entry(client).or_default();
+        if *theirs >= self.per_client {
+            return Err(MediaError::TooManyStreamsForClient(self.per_client));
+        }
+        *theirs += 1;
+        open.streams.insert(id, (Instant::now(), client));
+        self.metrics.set_active_streams(open.streams.len() as u64);
         Ok(())
     }
 
@@ -135,9 +153,17 @@ impl StreamRegistry {
     pub fn ended(&self, id: u64, outcome: StreamOutcome, bytes: u64) {
         let started = {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            let started = open.remove(&id);
-            self.metrics.set_active_streams(open.len() as u64);
-            started
+            let started = open.streams.remove(&id);
+            if let Some((_, client)) = started {
+                if let Some(theirs) = open.by_client.get_mut(&client) {
+                    *theirs -= 1;
+                    if *theirs == 0 {
+                        open.by_client.remove(&client);
+                    }
+                }
+            }
+            self.metrics.set_active_streams(open.streams.len() as u64);
+            started.map(|(at, _)| at)
         };
         self.metrics.stream_ended(outcome);
         log::debug!(
@@ -214,8 +240,9 @@ impl Media {
             },
             jwt_secret,
             registry: Arc::new(StreamRegistry {
-                open: Mutex::new(HashMap::new()),
+                open: Mutex::default(),
                 max: config.max_streams,
+                per_client: config.max_streams_per_client,
                 metrics,
             }),
             opened: (config.open_cache_secs > 0)

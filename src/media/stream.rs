@@ -71,16 +71,18 @@ pub struct FileStream {
 }
 
 impl FileStream {
-    /// A stream over `parts` of `file`, unless the registry has as many open as it allows.
+    /// A stream over `parts` of `file` for `client`, unless the registry has as many open as it
+    /// allows (theirs, or all).
     pub fn new(
         file: Arc<File>,
         parts: Vec<Part>,
         registry: Arc<StreamRegistry>,
         reader: Addr<MediaActor>,
+        client: std::net::IpAddr,
     ) -> Result<Self, MediaError> {
         let total = parts.iter().map(Part::size).sum();
         let id = NEXT_ID.fetch_add(1, Relaxed);
-        registry.admit(id)?;
+        registry.admit(id, client)?;
         Ok(Self {
             id,
             file: Some(file),
