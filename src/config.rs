@@ -139,6 +139,9 @@ pub struct GunConfig {
     /// The soul the feed's proof write goes to: written through the relay's `/put` after each
     /// connect, it must come back on the socket, or the relay does not broadcast.
     pub watch_canary_soul: String,
+    /// A feed frame naming more souls than this drops both caches wholesale instead of soul by
+    /// soul.
+    pub watch_max_souls_per_frame: usize,
 }
 
 impl GunConfig {
@@ -180,6 +183,7 @@ impl Default for GunConfig {
             file_write_limit_bytes: 64 * 1024 * 1024,
             watch: true,
             watch_canary_soul: "oip-resolver:watch-canary".into(),
+            watch_max_souls_per_frame: 1000,
         }
     }
 }

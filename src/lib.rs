@@ -143,12 +143,15 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
             GunFetcher::new(upstream, indexer, n, r, &gun, f, m)
         })
     };
+    // The feeds on a thread of their own: reading a frame of 100,000 souls must not hold up
+    // the fetcher (or `/health`, which asks it).
+    let feed_thread = Arbiter::new();
     if let Some(relay_tls) = relay_tls.filter(|_| watching) {
         for (slot, url) in config.gun.relays().into_iter().enumerate() {
             let (url, gun, tls) = (url.to_string(), config.gun.clone(), relay_tls.clone());
             let (fetcher, negative) = (fetcher.clone(), negative.clone());
             let (feeds, metrics) = (feeds.clone(), metrics.clone());
-            Watch::start_in_arbiter(&gun_thread.handle(), move |_| {
+            Watch::start_in_arbiter(&feed_thread.handle(), move |_| {
                 Watch::new(WatchSetup {
                     slot,
                     url,
@@ -203,7 +206,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         monitor,
         metrics,
         started: Instant::now(),
-        gun_thread: gun_thread.handle(),
+        threads: vec![gun_thread.handle(), feed_thread.handle()],
     }))
 }
 
@@ -269,7 +272,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     .map_err(bind_error)?;
     log::info!("oip-resolver listening on http://{bound}");
     server.await.map_err(StartError::Serve)?;
-    state.gun_thread.stop();
+    for thread in &state.threads {
+        thread.stop();
+    }
     log::info!("oip-resolver stopped");
     Ok(())
 }

@@ -698,10 +698,10 @@ async fn a_write_racing_an_in_flight_404_is_not_hidden() {
     assert_eq!(after.header("x-cache").as_deref(), Some("MISS"));
 }
 
-/// The relay restarts: the feed goes down, the negative cache is dropped, and the feed comes
-/// back. A soul cached as missing after the restart but before the feed reconnected, then
-/// written while the feed was still down (so its broadcast was never seen), is found once the
-/// feed is back: a feed going live again drops the negative cache.
+/// The relay restarts: the feed goes down and comes back. A soul cached as missing after the
+/// restart but before the feed reconnected, then written while the feed was still down (so its
+/// broadcast was never seen), is found once the feed is back: a feed going live again drops
+/// what was cached while no feed listened.
 #[actix_web::test]
 async fn the_feed_reconnects_after_a_relay_restart_and_what_it_missed_is_seen() {
     let Some(relay) = start_gun_relay() else {
@@ -857,4 +857,120 @@ async fn a_publisher_writes_only_its_own_souls_on_a_real_relay() {
     )
     .await;
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// A hot soul written 40 times, as fast as the relay takes them, straight on it: each write used
+/// to drop it,
+/// and every read after was a trip to the relay (6,859 answers/s fell to 10). Writes to one soul
+/// within a second invalidate it once, and once more when the second ends, so the last write is
+/// seen within a second of it; and writes to souls nobody read leave kept answers alone.
+#[actix_web::test]
+async fn writes_on_the_feed_cost_what_they_touch() {
+    let Some(relay) = start_gun_relay() else {
+        return;
+    };
+    let service = Service::start(&real_relay_config(&relay.url));
+    wait_for_watch(&service, "live").await;
+    let named = |i: usize| publisher_node(json!({"basic": {"name": format!("v{i}")}}), "exercise");
+    assert_eq!(put_to(&relay.url, "hot", named(0)).await.status, 200);
+    assert_eq!(put_to(&relay.url, "kept", named(0)).await.status, 200);
+    let kept = service.url(&format!("/api/records?did=did:gun:{P}:kept&resolveDepth=0"));
+    get(&kept).await;
+    assert_eq!(get(&kept).await.header("x-cache").as_deref(), Some("HIT"));
+    for i in 0..10 {
+        assert_eq!(
+            put_to(&relay.url, format!("cold-{i}"), named(i))
+                .await
+                .status,
+            200
+        );
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        get(&kept).await.header("x-cache").as_deref(),
+        Some("HIT"),
+        "writes to souls nobody read left the kept answer alone"
+    );
+    let hot = service.url(&format!("/gun-relay/get?soul={P}:hot"));
+    assert_eq!(get(&hot).await.status, 200);
+    let before = relay_gets(&relay, "hot").await;
+
+    let writer = actix_web::rt::spawn({
+        let url = relay.url.clone();
+        async move {
+            for i in 1..=40 {
+                assert_eq!(put_to(&url, "hot", named(i)).await.status, 200);
+            }
+            for i in 0..10 {
+                assert_eq!(
+                    put_to(&url, format!("cold-{i}"), named(i)).await.status,
+                    200
+                );
+            }
+        }
+    });
+    let (mut reads, started) = (0, Instant::now());
+    while !writer.is_finished() {
+        assert_eq!(get(&hot).await.status, 200);
+        reads += 1;
+    }
+    writer.await.unwrap();
+    let (sent, secs) = (
+        relay_gets(&relay, "hot").await - before,
+        started.elapsed().as_secs_f64(),
+    );
+    // At most one invalidation a second, and one more as each second ends.
+    assert!(
+        (sent as f64) <= (2.0 * secs).ceil() + 1.0 && sent < 40,
+        "{sent} relay reads of the hot soul in {secs:.1} s, for {reads} reads of it and 40 writes"
+    );
+    let last = Instant::now();
+    loop {
+        let node = get(&hot).await.json();
+        if node["data"]["data"]["basic"]["name"] == "v40" {
+            break;
+        }
+        assert!(
+            last.elapsed() < Duration::from_secs(3),
+            "the last write was never seen: {node}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A feed frame naming more souls than `gun.watch_max_souls_per_frame` drops the caches
+/// wholesale, rather than soul by soul; one under it drops only what it names.
+#[actix_web::test]
+async fn a_frame_past_the_soul_limit_drops_the_caches_wholesale() {
+    let Some(relay) = start_gun_relay() else {
+        return;
+    };
+    let service = Service::start(
+        &real_relay_config(&relay.url).with(|c| c.gun.watch_max_souls_per_frame = 5),
+    );
+    wait_for_watch(&service, "live").await;
+    let node = publisher_node(json!({"basic": {"name": "Cached"}}), "exercise");
+    assert_eq!(put_to(&relay.url, "cached", node).await.status, 200);
+    let url = service.url(&format!("/gun-relay/get?soul={P}:cached"));
+    get(&url).await;
+    let cache = |r: Reply| r.header("x-cache");
+    assert_eq!(cache(get(&url).await).as_deref(), Some("HIT"));
+    let nested = |n: usize| {
+        let mut node = serde_json::Map::new();
+        for i in 0..n {
+            node.insert(format!("k{i}"), json!({"v": i}));
+        }
+        Value::Object(node)
+    };
+    // The parent and 3 nested nodes: 4 souls, under the limit.
+    assert_eq!(put_to(&relay.url, "small", nested(3)).await.status, 200);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cache(get(&url).await).as_deref(), Some("HIT"));
+    // The parent and 6 nested nodes: past it.
+    assert_eq!(put_to(&relay.url, "large", nested(6)).await.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while cache(get(&url).await).as_deref() == Some("HIT") {
+        assert!(Instant::now() < deadline, "the caches were never dropped");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
 }

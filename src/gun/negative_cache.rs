@@ -27,6 +27,8 @@ pub struct NegativeCache {
     ttl_without_watch: Duration,
     /// A relay's write feed is live: a soul written elsewhere would be forgotten at once.
     feed_live: bool,
+    /// When the last live feed went down, while none is live.
+    down_at: Option<Instant>,
     refresh_after: Duration,
     sweep_every: Duration,
     log_every: u64,
@@ -51,12 +53,31 @@ pub struct IsMissing {
 pub struct RecordMissing(pub Did);
 
 /// A relay's write feed proved live or stopped being live: `live` is whether any feed is live
-/// now. Every entry is dropped, since writes may have gone unseen; new entries get the TTL that
-/// fits.
+/// now, `missed` whether writes may have gone unseen while none was (a gap longer than the
+/// feed's silence limit, or the first time one goes live). Going down, every entry expires
+/// within `ttl_without_watch_secs` (writes from now on go unseen); going live again, what was
+/// recorded while no feed listened goes (a soul asked about during the gap is the one likely
+/// written during it), and after a gap that may have missed more, everything goes. A
+/// reconnect within the silence limit (a proxy that drops idle sockets) costs no miss storm.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FeedChanged {
     pub live: bool,
+    pub missed: bool,
+}
+
+/// Anything may have been written: every entry goes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetAll;
+
+impl Handler<ForgetAll> for NegativeCache {
+    type Result = ();
+
+    fn handle(&mut self, _: ForgetAll, _: &mut Self::Context) {
+        self.souls.clear();
+        self.update_gauge();
+    }
 }
 
 /// The soul was written, found, or forgotten by an operator. Answers whether it was cached.
@@ -75,6 +96,7 @@ impl NegativeCache {
                 config.ttl_without_watch_secs.min(config.ttl_secs),
             ),
             feed_live: !watching,
+            down_at: None,
             refresh_after: Duration::from_secs(config.refresh_after_secs),
             sweep_every: Duration::from_secs(config.sweep_interval_secs),
             log_every: config.log_every,
@@ -164,9 +186,28 @@ impl Handler<RecordMissing> for NegativeCache {
 impl Handler<FeedChanged> for NegativeCache {
     type Result = ();
 
-    fn handle(&mut self, FeedChanged { live }: FeedChanged, _: &mut Self::Context) {
+    fn handle(&mut self, FeedChanged { live, missed }: FeedChanged, _: &mut Self::Context) {
         self.feed_live = live;
-        self.souls.clear();
+        if !live {
+            let now = Instant::now();
+            self.down_at = Some(now);
+            let cap = now + self.ttl_without_watch;
+            let later: Vec<Did> = self
+                .souls
+                .iter()
+                .filter(|(_, entry)| entry.expires > cap)
+                .map(|(soul, _)| soul.clone())
+                .collect();
+            for soul in later {
+                if let Some(mut entry) = self.souls.peek_mut(&soul) {
+                    entry.expires = cap;
+                }
+            }
+        } else if missed {
+            self.souls.clear();
+        } else if let Some(down_at) = self.down_at.take() {
+            self.souls.retain(|_, entry| entry.recorded < down_at);
+        }
         self.update_gauge();
     }
 }
@@ -290,6 +331,40 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn a_feed_going_down_shortens_entries_and_only_a_gap_that_missed_writes_drops_them() {
+        let cache = NegativeCache::new(&config(60), true, Arc::default()).start();
+        let soul = |s: &str| Did::Gun(s.into());
+        let missing = |s: &str| IsMissing {
+            soul: soul(s),
+            refresh: false,
+        };
+        let changed = |live, missed| FeedChanged { live, missed };
+        cache.send(changed(true, true)).await.unwrap();
+        cache.send(RecordMissing(soul("a:1"))).await.unwrap();
+        cache.send(changed(false, false)).await.unwrap();
+        assert!(
+            cache.send(missing("a:1")).await.unwrap(),
+            "not dropped going down"
+        );
+        cache.send(changed(true, false)).await.unwrap();
+        assert!(
+            cache.send(missing("a:1")).await.unwrap(),
+            "a short gap drops nothing"
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(
+            !cache.send(missing("a:1")).await.unwrap(),
+            "but what was cached when it went down lasts ttl_without_watch_secs (1 s) at most"
+        );
+        cache.send(RecordMissing(soul("b:1"))).await.unwrap();
+        cache.send(changed(true, true)).await.unwrap();
+        assert!(
+            !cache.send(missing("b:1")).await.unwrap(),
+            "a gap that missed writes drops all"
+        );
+    }
+
+    #[actix_web::test]
     async fn without_a_live_feed_entries_are_short_and_a_feed_change_drops_them() {
         let cache = NegativeCache::new(&config(60), true, Arc::default()).start();
         let soul = || Did::Gun("a:1".into());
@@ -304,17 +379,18 @@ mod tests {
             !cache.send(missing()).await.unwrap(),
             "no feed yet: ttl_without_watch_secs (1 s)"
         );
-        cache.send(FeedChanged { live: true }).await.unwrap();
+        cache
+            .send(FeedChanged {
+                live: true,
+                missed: true,
+            })
+            .await
+            .unwrap();
         cache.send(RecordMissing(soul())).await.unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert!(
             cache.send(missing()).await.unwrap(),
             "a live feed: ttl_secs"
-        );
-        cache.send(FeedChanged { live: false }).await.unwrap();
-        assert!(
-            !cache.send(missing()).await.unwrap(),
-            "the feed went down: writes may have gone unseen"
         );
     }
 }

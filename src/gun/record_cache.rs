@@ -37,11 +37,40 @@ impl Weighter<Did, Entry> for BySize {
     }
 }
 
+/// Every record that leaves the cache by eviction moves the epoch, as one removed does: an
+/// answer kept whole may hold it, and would otherwise go on past a write to it that the cache,
+/// no longer holding it, cannot see. A record replaced by its own refresh is not one that left:
+/// each insert collects what it pushed out, and `insert` judges.
+#[derive(Clone)]
+struct Evictions(Arc<AtomicU64>);
+
+impl quick_cache::Lifecycle<Did, Entry> for Evictions {
+    type RequestState = Vec<Did>;
+
+    fn begin_request(&self) -> Self::RequestState {
+        Vec::new()
+    }
+
+    fn on_evict(&self, pushed_out: &mut Vec<Did>, key: Did, _: Entry) {
+        pushed_out.push(key);
+    }
+
+    fn end_request(&self, pushed_out: Vec<Did>) {
+        if !pushed_out.is_empty() {
+            self.0.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+type Records = Cache<Did, Entry, BySize, quick_cache::DefaultHashBuilder, Evictions>;
+
 pub struct RecordCache {
-    cache: Option<Cache<Did, Entry, BySize>>,
-    /// Counts removals (a write, a write seen on a relay's feed, an operator's forget, a
-    /// forced refresh): what was built from records read before may be out of date.
-    epoch: AtomicU64,
+    cache: Option<Records>,
+    /// Moves whenever a record the cache held leaves it (a write, a write seen on a relay's
+    /// feed, an operator's forget, a changed refresh, an eviction): what was built from records
+    /// read before may be out of date. A write to a record the cache does not hold moves
+    /// nothing: nothing built here can hold it.
+    epoch: Arc<AtomicU64>,
     ttl: Duration,
     stale: Duration,
     /// A forced refresh goes to the relay only for a record fetched at least this long ago.
@@ -64,14 +93,21 @@ impl RecordCache {
         capacity_bytes: u64,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let epoch = Arc::new(AtomicU64::new(0));
         let cache = (!ttl.is_zero()).then(|| {
             // A typical record answer is a few KB; the estimate only sizes the table up front.
             let estimated_items = (capacity_bytes / 4096).clamp(16, 1 << 20) as usize;
-            Cache::with_weighter(estimated_items, capacity_bytes, BySize)
+            Cache::with(
+                estimated_items,
+                capacity_bytes,
+                BySize,
+                quick_cache::DefaultHashBuilder::default(),
+                Evictions(epoch.clone()),
+            )
         });
         Self {
             cache,
-            epoch: AtomicU64::new(0),
+            epoch,
             ttl,
             stale,
             refresh_after,
@@ -128,22 +164,37 @@ impl RecordCache {
             let fetched = Instant::now();
             let expires = fetched + self.ttl;
             let stale_until = expires + self.stale;
-            cache.insert(
-                key,
-                Entry {
-                    found,
-                    fetched,
-                    expires,
-                    stale_until,
-                },
-            );
+            let entry = Entry {
+                found,
+                fetched,
+                expires,
+                stale_until,
+            };
+            let pushed_out = cache.insert_with_lifecycle(key.clone(), entry);
+            if pushed_out.iter().any(|k| *k != key) {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+            }
             self.update_gauge();
         }
     }
 
-    pub fn remove(&self, key: &Did) {
+    /// Forgets `key`'s record; whether the cache held one.
+    pub fn remove(&self, key: &Did) -> bool {
+        let Some(cache) = self.cache.as_ref() else {
+            return false;
+        };
+        let held = cache.remove(key).is_some();
+        if held {
+            self.update_gauge();
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        held
+    }
+
+    /// Forgets every record.
+    pub fn clear(&self) {
         if let Some(cache) = self.cache.as_ref() {
-            cache.remove(key);
+            cache.clear();
             self.update_gauge();
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -222,6 +273,39 @@ mod tests {
             c.insert(soul(&format!("s:{i:03}")), record("x"));
         }
         assert!(c.weight() <= one * 10, "{} > {}", c.weight(), one * 10);
+    }
+
+    #[test]
+    fn only_what_leaves_the_cache_moves_the_epoch() {
+        let one = record("x").weight() + 8;
+        let c = RecordCache::new(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            one * 4,
+            Arc::default(),
+        );
+        c.insert(soul("a:1"), record("A"));
+        let epoch = c.epoch();
+        assert!(!c.remove(&soul("never:cached")));
+        assert_eq!(
+            c.epoch(),
+            epoch,
+            "a write to what nobody cached costs nothing"
+        );
+        assert!(c.remove(&soul("a:1")));
+        assert_ne!(c.epoch(), epoch);
+        c.insert(soul("a:1"), record("A"));
+        let before = c.epoch();
+        c.insert(soul("a:1"), record("A again"));
+        assert_eq!(
+            c.epoch(),
+            before,
+            "a record replaced by its refresh did not leave"
+        );
+        for i in 0..20 {
+            c.insert(soul(&format!("e:{i}")), record("x"));
+        }
+        assert_ne!(c.epoch(), before, "evictions move it too");
     }
 
     #[test]

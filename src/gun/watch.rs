@@ -11,7 +11,7 @@
 //! negative cache is dropped: what was written while no feed listened was not seen.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     sync::{
         atomic::{AtomicU8, Ordering::Relaxed},
         Arc,
@@ -30,7 +30,7 @@ use futures::stream::SplitSink;
 use serde::{de::IgnoredAny, Deserialize};
 
 use super::{
-    fetcher::Invalidate,
+    fetcher::{Invalidate, InvalidateAll},
     negative_cache::FeedChanged,
     upstream::{self, Endpoint},
     GunFetcher, NegativeCache,
@@ -45,6 +45,9 @@ const SILENCE: Duration = Duration::from_secs(45);
 /// How long the canary write has to come back before the relay is taken not to broadcast.
 const CANARY_WAIT: Duration = Duration::from_secs(5);
 const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// A ping this often keeps a proxy from closing an idle socket, and a pong counts as a frame
+/// where a relay sends no heartbeat of its own. Not a GUN message: the relay never sees it.
+const PING_EVERY: Duration = Duration::from_secs(20);
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
@@ -151,6 +154,10 @@ pub struct Watch {
     /// A message arriving in several frames, while it does.
     partial: Option<BytesMut>,
     connected_once: bool,
+    /// Since when this feed is not live, while it is not (`None` before it first was).
+    down_since: Option<Instant>,
+    /// Past this many souls in one frame, every cache is dropped instead.
+    max_souls: usize,
 }
 
 /// Which relay's feed to listen to (`slot` is its place in `gun.relays()`), and what it needs.
@@ -189,6 +196,8 @@ impl Watch {
             failed_connects: 0,
             partial: None,
             connected_once: false,
+            down_since: None,
+            max_souls: setup.gun.watch_max_souls_per_frame,
         }
     }
 
@@ -273,9 +282,21 @@ impl Watch {
             ),
             FeedState::Off | FeedState::Connecting => {}
         }
+        // Writes may have gone unseen only if no feed listened for longer than a socket may be
+        // silent: a reconnect within that (a proxy closing idle sockets) missed nothing a
+        // relay would have sent it.
+        let missed = self
+            .down_since
+            .is_none_or(|since| since.elapsed() > SILENCE);
+        if before == FeedState::Live {
+            self.down_since = Some(Instant::now());
+        } else if state == FeedState::Live {
+            self.down_since = None;
+        }
         if before == FeedState::Live || state == FeedState::Live {
             self.negative.do_send(FeedChanged {
                 live: self.feeds.any_live(),
+                missed,
             });
         }
     }
@@ -325,7 +346,11 @@ impl Watch {
             self.set_state(FeedState::Live, "");
         }
         self.metrics.watch_invalidated(souls.len() as u64);
-        self.fetcher.do_send(Invalidate(souls));
+        if souls.len() > self.max_souls {
+            self.fetcher.do_send(InvalidateAll);
+        } else {
+            self.fetcher.do_send(Invalidate(souls));
+        }
     }
 }
 
@@ -350,19 +375,24 @@ pub fn written_souls(frame: &[u8]) -> Vec<String> {
     } else {
         serde_json::from_slice::<Message>(frame).map(|m| vec![m])
     };
-    let mut souls: Vec<String> = Vec::new();
+    let mut souls: HashSet<String> = HashSet::new();
     for message in messages.unwrap_or_default() {
         let (Some(put), None) = (message.put, message.reply) else {
             continue;
         };
         for key in put.into_keys() {
-            let soul = key.split('/').next().unwrap_or(&key);
-            if !soul.is_empty() && !souls.iter().any(|s| s == soul) {
-                souls.push(soul.to_string());
+            // `S/meta` is a part of `S`, cached as a node of its own when it is read: both go.
+            if let Some((record, _)) = key.split_once('/') {
+                if !record.is_empty() {
+                    souls.insert(record.to_string());
+                }
+            }
+            if !key.is_empty() {
+                souls.insert(key);
             }
         }
     }
-    souls
+    souls.into_iter().collect()
 }
 
 impl Actor for Watch {
@@ -371,6 +401,11 @@ impl Actor for Watch {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.connect(ctx);
         ctx.run_interval(CHECK_EVERY, |this, ctx| this.check(ctx));
+        ctx.run_interval(PING_EVERY, |this, _| {
+            if let Some(sink) = &mut this.sink {
+                let _ = sink.write(WsMessage::Ping(Bytes::new()));
+            }
+        });
     }
 }
 
@@ -453,8 +488,12 @@ mod tests {
             "p:ex/meta": {"_": {"#": "p:ex/meta"}, "v": 1},
             "p:other": {"_": {"#": "p:other"}}
         }});
-        let souls = |v: &Value| written_souls(v.to_string().as_bytes());
-        assert_eq!(souls(&write), ["p:ex", "p:other"]);
+        let souls = |v: &Value| {
+            let mut s = written_souls(v.to_string().as_bytes());
+            s.sort();
+            s
+        };
+        assert_eq!(souls(&write), ["p:ex", "p:ex/meta", "p:other"]);
         let reply = json!({"#": "b", "@": "a", "put": {"p:x": {}}});
         let read = json!({"#": "c", "get": {"#": "p:x"}});
         let dam = json!({"#": "d", "dam": "?", "pid": "x"});
@@ -464,6 +503,16 @@ mod tests {
         let batch =
             json!([{"put": {"p:1": {}}}, {"@": "z", "put": {"p:2": {}}}, {"put": {"p:3": {}}}]);
         assert_eq!(souls(&batch), ["p:1", "p:3"]);
+    }
+
+    #[test]
+    fn a_frame_of_many_souls_names_each_once() {
+        let mut put: serde_json::Map<String, Value> = (0..20_000)
+            .map(|i| (format!("p:{i}"), json!({"_": {"#": format!("p:{i}")}})))
+            .collect();
+        put.insert("p:1/meta".into(), json!({}));
+        let frame = json!({"#": "x", "put": put}).to_string();
+        assert_eq!(written_souls(frame.as_bytes()).len(), 20_001);
     }
 
     #[test]

@@ -57,8 +57,9 @@ pub struct AppState {
     pub monitor: Addr<MemoryMonitor>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
-    /// The thread of the fetcher and the negative cache, stopped with the server.
-    pub gun_thread: ArbiterHandle,
+    /// The threads of the fetcher and the negative cache, and of the write feeds, stopped with
+    /// the server.
+    pub threads: Vec<ArbiterHandle>,
 }
 
 /// `resolver` is this worker's own resolver.

@@ -504,7 +504,9 @@ impl TestApp {
                 .expect("the test app binds");
                 tx.send((running.addr, running.server.handle())).unwrap();
                 let _ = running.server.await;
-                state.gun_thread.stop();
+                for thread in &state.threads {
+                    thread.stop();
+                }
             });
         });
         let (addr, handle) = rx.recv().expect("the test app started");
