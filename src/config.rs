@@ -71,6 +71,8 @@ pub struct ServerConfig {
     /// Proxies (addresses, or networks as `10.0.0.0/8`) whose `X-Forwarded-For` names the
     /// client: the last address in it that is not one of them.
     pub trusted_proxies: Vec<String>,
+    /// JSON answers larger than this go out uncompressed, whatever the client asks.
+    pub compress_max_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +87,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_pipelined: 16,
             trusted_proxies: Vec::new(),
+            compress_max_bytes: 1024 * 1024,
         }
     }
 }

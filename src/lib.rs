@@ -181,6 +181,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
     let indexer = config.resolver.oip_api.is_some();
     let answers = Arc::new(AnswerCache::new(config.resolver.answer_cache_bytes));
     let crypt = Arc::new(Decryptor::default());
+    let compressor = http::Compressor::new(config.server.compress_max_bytes);
     let trusted_proxies =
         http::client::Networks::parse(&config.server.trusted_proxies).map_err(|message| {
             config::ConfigError::Invalid {
@@ -203,6 +204,7 @@ pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
         crypt,
         callers,
         trusted_proxies,
+        compressor,
         monitor,
         metrics,
         started: Instant::now(),

@@ -380,14 +380,20 @@ fn json_is_compressed_as_asked_and_media_never() {
     assert_eq!(br.header("content-encoding"), Some("br"));
     let decoded: serde_json::Value = serde_json::from_slice(&unbrotli(&br.body)).unwrap();
     assert_eq!(decoded["records"], original["records"]);
-    for json in [
-        "/gun-relay/get?soul=f3a9c2e1b7d4:workout-legs",
-        "/api/records?did=not-a-did",
-        "/metrics",
+    // Every JSON route; under 1 KB it saves nothing, and goes plain.
+    for (json, big) in [
+        ("/metrics", true),
+        ("/api/records?did=not-a-did", false),
+        ("/health", false),
     ] {
         let r = raw_request(service.addr, "GET", json, &[("Accept-Encoding", "gzip")]);
-        assert_eq!(r.header("content-encoding"), Some("gzip"), "{json}");
+        let encoding = r.header("content-encoding");
+        assert_eq!(encoding, big.then_some("gzip"), "{json}");
+        assert!(r.header("vary").is_some_and(|v| v.contains("accept-encoding")), "{json}");
     }
+    let limited = TestApp::start(test_config().with(|c| c.server.compress_max_bytes = 2000));
+    let r = raw_request(limited.addr, "GET", &target, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(r.header("content-encoding"), None, "past server.compress_max_bytes: plain");
     for (media, range) in [
         ("/api/media/demo-clip", None),
         ("/api/media/demo-clip", Some("bytes=0-99")),

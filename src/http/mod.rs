@@ -4,6 +4,7 @@
 pub mod access_log;
 mod admin;
 pub mod client;
+mod compress;
 pub mod cors;
 mod media;
 mod ops;
@@ -12,6 +13,7 @@ mod records;
 mod relay;
 mod ui;
 
+pub use compress::Compressor;
 pub use query::StrictQuery;
 
 use std::{sync::Arc, time::Instant};
@@ -52,6 +54,8 @@ pub struct AppState {
     pub crypt: Arc<Decryptor>,
     /// Who bearer tokens speak for, kept verified until they expire.
     pub callers: Arc<Callers>,
+    /// Compressed JSON answers, made at most one per core at a time and kept.
+    pub compressor: compress::Compressor,
     /// `server.trusted_proxies`, parsed.
     pub trusted_proxies: client::Networks,
     pub monitor: Addr<MemoryMonitor>,
@@ -154,7 +158,7 @@ fn compressed(
         InitError = (),
     >,
 > {
-    resource(path).wrap(actix_web::middleware::Compress::default())
+    resource(path).wrap_fn(compress::compress)
 }
 
 /// Reads a request body up to `limit` bytes, refusing more before buffering it.
