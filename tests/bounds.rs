@@ -232,3 +232,58 @@ async fn a_flood_of_misses_neither_opens_the_breaker_nor_starves_the_cached() {
     assert_eq!(metric(&service, "oip_gun_circuit_open").await, Some(0.0));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// A listing from the indexer is bounded like a resolution: only `resolver.max_records` of its
+/// records are read, identical listings asked at once share one request, and every failing
+/// listing counts against the indexer's breaker (all listings counted as one soul before, so
+/// it never opened).
+#[actix_web::test]
+async fn listings_are_bounded_coalesced_and_trip_the_breaker() {
+    let indexer = MockRelay::start();
+    let records: Vec<serde_json::Value> = (0..3000)
+        .map(|i| {
+            serde_json::json!({"data": {"basic": {"name": format!("r{i}")}},
+                               "oip": {"did": format!("did:gun:a1b2c3d4e5f6:r{i}")}})
+        })
+        .collect();
+    indexer.set_listing(
+        200,
+        serde_json::json!({"searchResults": 3000, "records": records}),
+    );
+    indexer.set_latency(200);
+    let service = TestApp::start(test_config().with(|c| {
+        c.resolver.oip_api = Some(indexer.url());
+        c.resolver.max_records = 100;
+        c.gun.max_attempts = 1;
+        c.gun.breaker_failures = 3;
+        c.gun.breaker_open_ms = 60_000;
+    }));
+    let url = service.url("/api/records?recordType=post&resolveDepth=0");
+    let answers = futures::future::join_all((0..8).map(|_| get(&url))).await;
+    for r in &answers {
+        assert_eq!(r.status, 200);
+        let body = r.json();
+        assert_eq!(body["records"].as_array().unwrap().len(), 100);
+        assert_eq!(body["resolution"]["leftOut"], 2900);
+    }
+    assert_eq!(
+        indexer.listing_queries().len(),
+        1,
+        "eight at once, one request"
+    );
+
+    indexer.set_listing(500, serde_json::json!({"error": "down"}));
+    for i in 0..3 {
+        let other = service.url(&format!("/api/records?recordType=post&page={i}"));
+        assert_eq!(get(&other).await.status, 502);
+    }
+    let asked = indexer.listing_queries().len();
+    let open = get(&service.url("/api/records?recordType=post&page=9")).await;
+    assert_eq!(open.status, 503, "{}", String::from_utf8_lossy(&open.body));
+    assert_eq!(open.json()["code"], "relay_circuit_open");
+    assert_eq!(
+        indexer.listing_queries().len(),
+        asked,
+        "the open breaker sent nothing"
+    );
+}

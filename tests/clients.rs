@@ -389,11 +389,19 @@ fn json_is_compressed_as_asked_and_media_never() {
         let r = raw_request(service.addr, "GET", json, &[("Accept-Encoding", "gzip")]);
         let encoding = r.header("content-encoding");
         assert_eq!(encoding, big.then_some("gzip"), "{json}");
-        assert!(r.header("vary").is_some_and(|v| v.contains("accept-encoding")), "{json}");
+        assert!(
+            r.header("vary")
+                .is_some_and(|v| v.contains("accept-encoding")),
+            "{json}"
+        );
     }
     let limited = TestApp::start(test_config().with(|c| c.server.compress_max_bytes = 2000));
     let r = raw_request(limited.addr, "GET", &target, &[("Accept-Encoding", "gzip")]);
-    assert_eq!(r.header("content-encoding"), None, "past server.compress_max_bytes: plain");
+    assert_eq!(
+        r.header("content-encoding"),
+        None,
+        "past server.compress_max_bytes: plain"
+    );
     for (media, range) in [
         ("/api/media/demo-clip", None),
         ("/api/media/demo-clip", Some("bytes=0-99")),

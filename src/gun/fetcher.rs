@@ -51,6 +51,8 @@ pub struct GunFetcher {
     negative: Addr<NegativeCache>,
     records: Arc<RecordCache>,
     in_flight: HashMap<Did, InFlight>,
+    /// Listings on their way, by query and `Authorization`.
+    listings: HashMap<(String, Option<String>), ListingWaiters>,
     /// Records the relay answered in a form that does not decode, until when, and why: asked
     /// again only after `malformed_ttl`, so a poisoned record costs the relay little.
     malformed: quick_cache::unsync::Cache<Did, (Instant, String)>,
@@ -210,6 +212,7 @@ impl GunFetcher {
             negative,
             records,
             in_flight: HashMap::new(),
+            listings: HashMap::new(),
             malformed: quick_cache::unsync::Cache::new(MALFORMED_CAPACITY),
             malformed_ttl: Duration::from_secs(gun.malformed_ttl_secs),
             coalescing: HashMap::new(),
@@ -401,14 +404,37 @@ impl Handler<Fetch> for GunFetcher {
     }
 }
 
+/// Those waiting for one listing: the same query with the same `Authorization`.
+type ListingWaiters = Vec<oneshot::Sender<Result<Bytes, FetchError>>>;
+
 impl Handler<List> for GunFetcher {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
 
-    fn handle(&mut self, list: List, _: &mut Self::Context) -> Self::Result {
+    /// Identical listings asked at once share one request to the indexer, as reads of one soul
+    /// share one to the relay.
+    fn handle(&mut self, list: List, ctx: &mut Self::Context) -> Self::Result {
         let Some(indexer) = self.indexer.clone() else {
             return Box::pin(futures::future::ready(Err(FetchError::Unsupported)));
         };
-        Box::pin(async move { indexer.list(&list.query, list.authorization).await })
+        let (tx, rx) = oneshot::channel();
+        let key = (list.query, list.authorization);
+        match self.listings.entry(key.clone()) {
+            Entry::Occupied(mut waiting) => {
+                waiting.get_mut().push(tx);
+                self.metrics.coalesced();
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(vec![tx]);
+                let (query, authorization) = key.clone();
+                let work = async move { indexer.list(&query, authorization).await };
+                ctx.spawn(work.into_actor(self).map(move |answer, this, _| {
+                    for waiter in this.listings.remove(&key).unwrap_or_default() {
+                        let _ = waiter.send(answer.clone());
+                    }
+                }));
+            }
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(FetchError::Cancelled)) })
     }
 }
 

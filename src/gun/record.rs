@@ -56,9 +56,9 @@ impl FoundRecord {
             .transpose()
     }
 
-    /// A record as an indexer's listing holds it (the records of `{"records": [...]}`).
-    pub fn from_listed(node: Value) -> Result<Self, RecordError> {
-        let raw = Bytes::from(serde_json::to_vec(&node).expect("a Value always serialises"));
+    /// A record as an indexer's listing holds it (the records of `{"records": [...]}`): its
+    /// text and its parsed `node`.
+    pub fn from_listed(raw: Bytes, node: Value) -> Result<Self, RecordError> {
         Record::from_node(node).map(|record| Self { raw, record })
     }
 

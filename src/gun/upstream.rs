@@ -157,7 +157,7 @@ impl Pool {
         let mut attempts = 0;
         loop {
             let result = self
-                .pass(key, &mut attempts, |s| Box::pin(s.get(key)))
+                .pass(Some(key), &mut attempts, |s| Box::pin(s.get(key)))
                 .await;
             match result {
                 Err(e)
@@ -183,8 +183,10 @@ impl Pool {
     /// A put goes to one relay (they sync); to the next only if that one failed.
     pub async fn put(&self, soul: &str, body: Bytes) -> Result<Bytes, FetchError> {
         let mut attempts = 0;
-        self.pass(soul, &mut attempts, |s| Box::pin(s.put(soul, body.clone())))
-            .await
+        self.pass(Some(soul), &mut attempts, |s| {
+            Box::pin(s.put(soul, body.clone()))
+        })
+        .await
     }
 
     /// An indexer's listing, `GET {base}/api/records?{query}` with the caller's
@@ -195,7 +197,9 @@ impl Pool {
         authorization: Option<String>,
     ) -> Result<Bytes, FetchError> {
         let mut attempts = 0;
-        self.pass("listing", &mut attempts, |s| {
+        // A listing failing counts against the indexer each time: listings are not one soul
+        // whose own trouble could be mistaken for the indexer's.
+        self.pass(None, &mut attempts, |s| {
             Box::pin(s.list(query, authorization.as_deref()))
         })
         .await
@@ -206,7 +210,7 @@ impl Pool {
     /// are passed over without a request.
     async fn pass<'a, T>(
         &'a self,
-        key: &str,
+        key: Option<&str>,
         attempts: &mut u32,
         op: impl Fn(&'a HttpSource) -> LocalBoxFuture<'a, Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
@@ -498,7 +502,7 @@ impl HttpSource {
     /// logged when they happen; failures are summed up by `log_failures`.
     async fn guarded<T>(
         &self,
-        key: &str,
+        key: Option<&str>,
         attempt: impl std::future::Future<Output = Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
         let _connection = match self.connections.try_acquire() {
@@ -536,7 +540,7 @@ impl HttpSource {
                 self.failures.borrow_mut().count(e);
                 let failure = match e {
                     FetchError::Unreachable(_) => Failure::Connection,
-                    _ => Failure::Soul(key),
+                    _ => key.map_or(Failure::Connection, Failure::Soul),
                 };
                 breaker.on_failure(Instant::now(), failure)
             }

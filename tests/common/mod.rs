@@ -175,6 +175,10 @@ async fn mock_indexer(
             .lock()
             .unwrap()
             .push(authorization);
+        let latency = state.latency_ms.load(SeqCst);
+        if latency > 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(latency)).await;
+        }
         return match state.listing.lock().unwrap().clone() {
             Some((status, body)) => {
                 HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
