@@ -8,6 +8,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod hostile;
 mod versus;
 
 use std::{
@@ -747,6 +748,11 @@ fn main() {
         ("media-and-answers-vs-nginx", versus::versus_nginx),
         ("stalled", stalled_readers),
         ("compression", compression),
+        ("hostile-pipelining", hostile::pipelining),
+        ("hostile-fan-out", hostile::fan_out),
+        ("hostile-refresh", hostile::refresh_flood),
+        ("hostile-miss-flood", hostile::miss_flood),
+        ("hostile-listings", hostile::big_listings),
     ];
     let mut rows = Vec::new();
     for &(name, run) in workloads {
