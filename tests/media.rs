@@ -651,6 +651,54 @@ fn streams_report_how_they_ended_and_what_they_sent() {
     assert_eq!(metric(&service, "oip_media_active_streams"), 0.0);
 }
 
+/// Pages not in the page cache, reads that would block, under concurrent load: a file whose
+/// pages are evicted again and again while eight clients read it whole. Every body arrives
+/// whole, byte for byte: a read that cannot be served without waiting goes to the media threads,
+/// and never ends a body early.
+#[test]
+fn bodies_arrive_whole_while_their_pages_are_evicted() {
+    let fx = Fixture::new();
+    let service = TestApp::start(fx.with_secret().with(|c| c.media.open_cache_secs = 0));
+    let path = fx.dir.path().join("media/clip/original");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let evictor = {
+        let (stop, path) = (stop.clone(), path.clone());
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(path).unwrap();
+            // Written just now, its pages are dirty, and dirty pages are not evicted.
+            file.sync_all().unwrap();
+            let mut evictions = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+                evictions += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            evictions
+        })
+    };
+    let expected: Vec<u8> = (0..1_000_000).map(pattern).collect();
+    for _ in 0..3 {
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let addr = service.addr;
+                std::thread::spawn(move || raw_request(addr, "GET", "/api/media/clip", &[]))
+            })
+            .collect();
+        for reader in readers {
+            let r = reader.join().unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(r.body.len(), expected.len(), "a body ended early");
+            assert!(r.body == expected, "a body arrived wrong");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(evictor.join().unwrap() > 10);
+    assert_eq!(
+        metric(&service, "oip_media_streams_total{outcome=\"error\"}"),
+        0.0
+    );
+}
+
 #[test]
 fn a_stalled_reader_is_cut_off() {
     let fx = Fixture::new();
