@@ -158,6 +158,16 @@ mod tests {
     }
 
     #[test]
+    fn a_ramp_on_a_large_footprint_is_a_ramp() {
+        // 2 GB resident, growing 120 MB an hour: 6% over the hour, past a 3% tolerance.
+        let t = classify(&hour(|m| 2000.0 + m * 2.0)).unwrap();
+        assert_eq!(t.shape, Shape::Ramp, "{t:?}");
+        // 2% over the hour is within it.
+        let t = classify(&hour(|m| 2000.0 + m * 0.6)).unwrap();
+        assert_eq!(t.shape, Shape::Flat, "{t:?}");
+    }
+
+    #[test]
     fn one_step_up_is_not_a_ramp() {
         // A cache filling up at minute 20, then level.
         let t = classify(&hour(|m| if m < 20.0 { 30.0 } else { 60.0 })).unwrap();

@@ -1005,6 +1005,52 @@ fn an_id_serves_only_what_lies_in_its_own_folder() {
     assert_eq!(get(&service, "/api/media/private", &[]).status, 401);
 }
 
+/// An answer that needed a token stays out of shared caches in every form: its 304 too carries
+/// `Cache-Control: private` and `Vary: Authorization`, or a shared cache could keep the
+/// revalidation as public.
+#[test]
+fn a_private_revalidation_is_private_too() {
+    let fx = Fixture::new();
+    let service = fx.app();
+    let owner = token(json!({"publicKey": OWNER, "exp": in_an_hour()}), SECRET);
+    let auth = format!("Bearer {owner}");
+    let first = get(&service, "/api/media/private", &[("Authorization", &auth)]);
+    let etag = first.header("etag").unwrap().to_string();
+    let revalidated = get(
+        &service,
+        "/api/media/private",
+        &[("Authorization", &auth), ("If-None-Match", &etag)],
+    );
+    assert_eq!(revalidated.status, 304);
+    assert!(
+        revalidated
+            .header("cache-control")
+            .is_some_and(|c| c.starts_with("private")),
+        "{:?}",
+        revalidated.headers
+    );
+    assert!(revalidated
+        .header("vary")
+        .is_some_and(|v| v.contains("Authorization")));
+}
+
+/// A manifest switched to private while its file is in the open-file cache is obeyed once the
+/// cache's `media.open_cache_secs` has passed, as the README says.
+#[test]
+fn a_manifest_made_private_while_cached_is_obeyed_within_the_cache_time() {
+    let fx = Fixture::new();
+    let service = TestApp::start(fx.with_secret().with(|c| c.media.open_cache_secs = 1));
+    assert_eq!(get(&service, "/api/media/clip", &[]).status, 200);
+    std::fs::write(
+        fx.dir.path().join("media/clip/manifest.json"),
+        json!({"accessLevel": "private", "userPublicKey": OWNER}).to_string(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = get(&service, "/api/media/clip", &[]);
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+}
+
 /// A manifest that cannot be read as the service's own (a link out of the root, a folder, a
 /// FIFO) makes its media private, never public by accident.
 #[test]

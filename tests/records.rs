@@ -677,3 +677,41 @@ async fn warm_answers_are_kept_whole_until_a_record_in_them_changes_or_expires()
     assert_eq!(expired.header("x-cache").as_deref(), Some("MISS"));
     assert_eq!(relay.gets(&soul("workout-full-body")), before + 1);
 }
+
+/// Kept answers are kept apart by every option that shapes them: asked one way then another, each
+/// answer is the one its options call for, and the first of each is made, not served from the
+/// other's.
+#[actix_web::test]
+async fn kept_answers_are_kept_apart_by_every_option() {
+    let relay = demo_relay();
+    let service = demo_service(&relay);
+    let base = format!("did={}&resolveDepth=2", did("workout-full-body"));
+    // The demo's records carry no signature: without one, includeSigs changes nothing but the
+    // key the answer is kept under.
+    let variants = [
+        ("", true),
+        ("&resolveNamesOnly=true", true),
+        ("&resolveFieldNames=exercise", true),
+        ("&includePubKeys=false", true),
+        ("&resolveDepth=1", true),
+        ("&includeSigs=false", false),
+    ];
+    let mut seen = Vec::new();
+    for round in 0..2 {
+        for (variant, differs) in variants {
+            let query = if variant.contains("resolveDepth") {
+                format!("did={}{variant}", did("workout-full-body"))
+            } else {
+                format!("{base}{variant}")
+            };
+            let r = records(&service, &query).await;
+            let expected = if round == 0 { "MISS" } else { "HIT" };
+            assert_eq!(r.header("x-cache").as_deref(), Some(expected), "{variant}");
+            let body = r.json()["records"].to_string();
+            if round == 0 && differs {
+                assert!(!seen.contains(&body), "{variant} answered like another");
+                seen.push(body);
+            }
+        }
+    }
+}

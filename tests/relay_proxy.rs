@@ -926,3 +926,85 @@ async fn stale_while_the_relay_is_down_then_fresh_when_it_is_back() {
         "a 404 from the relay is never covered by a stale copy"
     );
 }
+
+/// The memory of a malformed record lasts `gun.malformed_ttl_secs`, and no longer: read, read
+/// again (remembered), wait it out, read: exactly two relay requests.
+#[actix_web::test]
+async fn a_malformed_record_is_asked_again_once_its_memory_expires() {
+    const POISON: &str = "a1b2c3d4e5f6:poisoned";
+    let relay = MockRelay::start();
+    relay.insert(POISON, json!({"data": "<b>not json", "oip": "{}"}));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| c.gun.malformed_ttl_secs = 1));
+    for _ in 0..2 {
+        assert_eq!(get(get_soul(&service, POISON)).await.status, 502);
+    }
+    assert_eq!(relay.gets(POISON), 1, "remembered");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(get_soul(&service, POISON)).await.status, 502);
+    assert_eq!(relay.gets(POISON), 2, "asked again once the memory expired");
+}
+
+/// A stale copy stands in for `record_cache.stale_secs` past the TTL while the relay is down,
+/// and no longer: both sides of the window.
+#[actix_web::test]
+async fn a_stale_copy_stands_in_for_its_window_and_no_longer() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.record_cache.ttl_secs = 1;
+        c.record_cache.stale_secs = 2;
+        c.gun.max_attempts = 1;
+    }));
+    assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
+    let _gone = relay.stop();
+    // Past the TTL, within the stale window.
+    std::thread::sleep(Duration::from_millis(1500));
+    let stale = get(get_soul(&service, FOUND)).await;
+    assert_eq!(stale.header("x-cache").as_deref(), Some("STALE"));
+    // Past both (1 s of TTL and 2 s of stale).
+    std::thread::sleep(Duration::from_millis(2000));
+    let gone = get(get_soul(&service, FOUND)).await;
+    assert_eq!(gone.status, 503, "{}", String::from_utf8_lossy(&gone.body));
+}
+
+/// A relay URL that answers, but not as a relay (a wrong path), passes reads to the next relay.
+#[actix_web::test]
+async fn a_misconfigured_relay_fails_over_to_the_next() {
+    let wrong = MockRelay::start();
+    wrong.set_mode(Mode::Status(404));
+    let right = MockRelay::start();
+    right.insert(FOUND, found_node());
+    let service = TestApp::start(relay_config(&right.url()).with(|c| {
+        c.gun.relay_urls = vec![wrong.url(), right.url()];
+    }));
+    let r = get(get_soul(&service, FOUND)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(wrong.gets(FOUND), 1);
+    assert_eq!(metric(&service, "oip_gun_failovers_total").await, Some(1.0));
+}
+
+/// Retries wait their backoff: five reads of a soul the relay fails twice each, with a backoff
+/// of up to 300 and 600 ms, take seconds between them (full jitter: each wait is random below
+/// its bound); back to back they would take milliseconds.
+#[actix_web::test]
+async fn retries_wait_their_backoff() {
+    let relay = MockRelay::start();
+    relay.set_mode(Mode::Status(500));
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.gun.backoff_base_ms = 300;
+        c.gun.backoff_max_ms = 600;
+        c.gun.breaker_failures = 100;
+    }));
+    let started = Instant::now();
+    for i in 0..5 {
+        let r = get(get_soul(&service, &format!("a1b2c3d4e5f6:failing-{i}"))).await;
+        assert_eq!(r.status, 502);
+    }
+    assert_eq!(relay.total_gets(), 15, "three attempts each");
+    // Expected 2.25 s of waiting; under 0.6 s has a chance of about one in ten thousand.
+    assert!(
+        started.elapsed() > Duration::from_millis(600),
+        "{:?} for 10 retries",
+        started.elapsed()
+    );
+}
