@@ -246,7 +246,6 @@ async fn each_record_is_fetched_once_per_request_and_misses_once_per_ttl() {
 /// A relay holding a workout `abc:w` with 20 exercises, each answered after 50 ms.
 fn twenty_exercises() -> MockRelay {
     let relay = MockRelay::start();
-    relay.set_latency(50);
     let exercises: Vec<String> = (0..20).map(|i| format!("did:gun:abc:ex{i}")).collect();
     relay.insert(
         "abc:w",
@@ -265,6 +264,11 @@ fn twenty_exercises() -> MockRelay {
 async fn a_level_is_fetched_in_parallel() {
     let relay = twenty_exercises();
     let service = demo_service(&relay);
+    // The workout is read first; then no exercise is answered until all 20 have been asked:
+    // only a level fetched in parallel gets its answer (else the mock waits 10 s and the count
+    // below falls short).
+    records(&service, "did=did:gun:abc:w&resolveDepth=0").await;
+    relay.set_barrier(21);
     let r = records(&service, "did=did:gun:abc:w&resolveDepth=1").await;
     assert_eq!(r.status, 200);
     let body = r.json();
@@ -284,6 +288,9 @@ async fn a_level_is_fetched_in_parallel() {
 async fn resolver_concurrency_bounds_what_is_in_flight() {
     let relay = twenty_exercises();
     let service = TestApp::start(relay_config(&relay.url()).with(|c| c.resolver.concurrency = 5));
+    // The first five exercises are held until all five have been asked.
+    records(&service, "did=did:gun:abc:w&resolveDepth=0").await;
+    relay.set_barrier(6);
     let r = records(&service, "did=did:gun:abc:w&resolveDepth=1").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["resolution"]["fetched"], 21);

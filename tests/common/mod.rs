@@ -47,6 +47,10 @@ pub struct RelayState {
     pub bad_requests: AtomicU64,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
+    /// `/get`s that arrived so far, and how many must have before any is answered (0: none
+    /// waits): a barrier that shows requests overlap however slow the machine is.
+    pub arrived: AtomicUsize,
+    pub barrier: AtomicUsize,
     pub latency_ms: AtomicU64,
     pub miss_delay_ms: AtomicU64,
     /// Share of `/get`s (in percent) answered 500, whatever the mode.
@@ -98,6 +102,12 @@ async fn mock_get(
     let now = state.in_flight.fetch_add(1, SeqCst) + 1;
     state.max_in_flight.fetch_max(now, SeqCst);
     let _guard = InFlightGuard(&state);
+    state.arrived.fetch_add(1, SeqCst);
+    let barrier = state.barrier.load(SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.arrived.load(SeqCst) < barrier && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
     let latency = state.latency_ms.load(SeqCst);
     if latency > 0 {
         actix_web::rt::time::sleep(Duration::from_millis(latency)).await;
@@ -384,6 +394,11 @@ impl MockRelay {
 
     pub fn set_fault_percent(&self, percent: u64) {
         self.state.fault_percent.store(percent, SeqCst);
+    }
+
+    /// No `/get` is answered before `n` have arrived (or 10 s have passed).
+    pub fn set_barrier(&self, n: usize) {
+        self.state.barrier.store(n, SeqCst);
     }
 
     pub fn set_latency(&self, ms: u64) {
