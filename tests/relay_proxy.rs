@@ -746,6 +746,20 @@ async fn operators_can_forget_a_missing_soul_with_the_admin_token() {
     let again = get(get_soul(&service, MISSING)).await;
     assert_eq!(again.header("x-cache").as_deref(), Some("MISS"));
     assert_eq!(relay.gets(MISSING), 2);
+
+    // A record remembered as malformed is forgotten too: the relay is asked again at once.
+    const POISON: &str = "a1b2c3d4e5f6:poisoned";
+    relay.insert(POISON, json!({"data": "<b>not json", "oip": "{}"}));
+    for _ in 0..2 {
+        assert_eq!(get(get_soul(&service, POISON)).await.status, 502);
+    }
+    assert_eq!(relay.gets(POISON), 1, "remembered");
+    let url = service.url(&format!("/api/cache/negative/{POISON}"));
+    let ok = send(client().delete(&url).bearer_auth("let-me-in-please-now")).await;
+    assert_eq!(ok.status, 200);
+    relay.insert(POISON, found_node());
+    assert_eq!(get(get_soul(&service, POISON)).await.status, 200);
+    assert_eq!(relay.gets(POISON), 2, "forgotten: asked again");
 }
 
 #[actix_web::test]

@@ -493,6 +493,26 @@ impl Handler<Invalidate> for GunFetcher {
     }
 }
 
+/// An operator's forget (`DELETE /api/cache/negative/{soul}`): the soul leaves every cache and
+/// memory, as a write would. Answers whether it was known missing.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct ForgetSoul(pub Did);
+
+impl Handler<ForgetSoul> for GunFetcher {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, ForgetSoul(key): ForgetSoul, _: &mut Self::Context) -> Self::Result {
+        self.records.remove(&key);
+        self.malformed.remove(&key);
+        if let Some(flight) = self.in_flight.get_mut(&key) {
+            flight.cacheable = false;
+        }
+        let negative = self.negative.send(Forget(key));
+        Box::pin(async move { negative.await.unwrap_or(false) })
+    }
+}
+
 /// A relay's feed said more was written than is worth forgetting one by one (a frame past
 /// `gun.watch_max_souls_per_frame`): every cache is dropped.
 #[derive(Message)]

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{bearer, compressed, AppState};
 use crate::{
-    auth::same_secret, did::Did, error::ApiError, gun::negative_cache::Forget, soul::validate_soul,
+    auth::same_secret, did::Did, error::ApiError, gun::fetcher::ForgetSoul, soul::validate_soul,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,9 +30,9 @@ async fn forget_missing(
         validate_soul(&soul)?;
         Did::Gun(soul.clone())
     };
-    // Answers kept whole (the resolver's answer cache) may hold it as missing too.
-    state.gun.records.remove(&key);
-    let forgotten = state.negative.send(Forget(key)).await?;
+    // Through the fetcher, as a write: out of every cache and of its memory of malformed
+    // records, and a fetch of it on its way caches nothing.
+    let forgotten = state.gun.fetcher.send(ForgetSoul(key)).await?;
     log::info!("[GUN 404 Cache] operator forgot {soul} (was cached: {forgotten})");
     Ok(HttpResponse::Ok().json(serde_json::json!({"soul": soul, "forgotten": forgotten})))
 }
