@@ -1,7 +1,7 @@
 # oip-resolver: `make run` serves the demo data; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit relay-deps browser-deps bench-deps bench soak soak-leak check-config
+.PHONY: run test fmt lint unit relay-deps browser-deps bench-deps bench soak soak-leak check-config mutants
 
 run:
 	$(CARGO) run --release -- --config config.yaml
@@ -31,7 +31,7 @@ fmt:
 	$(CARGO) fmt --all -- --check
 
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
 # cargo-nextest (on every machine of this kind) runs tests from all files side by side, each in
 # a process of its own (.config/nextest.toml); plain cargo test runs them where it is missing.
@@ -71,3 +71,10 @@ soak:
 # default 10): it must fail, which shows the verdict can.
 soak-leak:
 	$(CARGO) bench --bench soak --features leak-injection
+
+# One-line breakages of the modules in .cargo/mutants.toml, each run against the suite:
+# survivors are behaviours no test notices (see README, Tests). Hours on two cores; not part
+# of `make test`. cargo-mutants is installed by cargo when missing.
+mutants: relay-deps
+	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install cargo-mutants --locked
+	$(CARGO) mutants --jobs 1
