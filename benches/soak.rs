@@ -399,7 +399,8 @@ fn main() {
     // than SOAK_MAX_GROWTH_MB_PER_DAY in a day. A few MB of noise at a 15 MB footprint is not a
     // verdict either way.
     let max_per_day = env_u64("SOAK_MAX_GROWTH_MB_PER_DAY", 64) as f64;
-    let trend = oip_resolver::trend::classify(&rss_series).expect("samples after the warm-up");
+    let trend =
+        oip_resolver::monitor::trend::classify(&rss_series).expect("samples after the warm-up");
     let per_day = trend.mb_per_hour * 24.0;
     println!(
         "\nsoak {secs} s: {} requests ({faults} relay faults injected, {} streams aborted or stalled), \
@@ -441,7 +442,7 @@ fn main() {
         .unwrap(),
     );
     let mut failed = Vec::new();
-    if trend.shape == oip_resolver::trend::Shape::Ramp && per_day > max_per_day {
+    if trend.shape == oip_resolver::monitor::trend::Shape::Ramp && per_day > max_per_day {
         failed.push(format!(
             "RSS ramps {:+.1} MB/h: {per_day:+.0} MB a day, over the {max_per_day} MB limit",
             trend.mb_per_hour

@@ -27,7 +27,6 @@ pub mod monitor;
 pub mod resolver;
 pub mod server;
 pub mod soul;
-pub mod trend;
 
 use std::{sync::Arc, time::Instant};
 
@@ -323,7 +322,7 @@ fn log_summary(config: &Config, store: Option<&FileStore>) {
         );
     }
     let from: Vec<String> = config
-        .sources
+        .origins
         .iter()
         .map(|(key, origin)| format!("{key} from {origin}"))
         .collect();

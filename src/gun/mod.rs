@@ -1,5 +1,6 @@
 //! Everything that talks to the GUN relay: the fetcher, its caches and the resilience policy.
 
+pub mod config;
 pub mod fetcher;
 pub mod negative_cache;
 pub mod record;

@@ -5,6 +5,7 @@ pub mod access_log;
 mod admin;
 pub mod client;
 mod compress;
+pub mod config;
 pub mod cors;
 mod media;
 mod ops;

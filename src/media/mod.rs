@@ -11,6 +11,7 @@
 //! without the hop.
 
 pub mod access;
+pub mod config;
 pub mod manifest;
 pub mod path;
 pub mod range;

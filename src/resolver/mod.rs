@@ -12,6 +12,7 @@
 
 mod answers;
 mod assembler;
+pub mod config;
 mod walk;
 
 use std::{

@@ -31,6 +31,7 @@ use futures::{channel::oneshot, future::Shared, FutureExt};
 
 use crate::config::Config;
 
+pub mod config;
 pub mod descriptors;
 mod framer;
 mod guard;

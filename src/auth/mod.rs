@@ -10,7 +10,9 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::config::AuthConfig;
+pub mod config;
+
+use config::AuthConfig;
 
 /// Claims of a token whose signature, algorithm and time window were checked.
 #[derive(Debug)]

@@ -12,11 +12,14 @@ use std::{
 use actix::prelude::*;
 use cap::Cap;
 
-use crate::{
+pub mod config;
+pub mod trend;
+
+use self::{
     config::MemoryMonitorConfig,
-    metrics::{Metrics, ProcessFigures},
-    trend::{self, Shape, Trend},
+    trend::{Shape, Trend},
 };
+use crate::metrics::{Metrics, ProcessFigures};
 
 /// Counts every allocation so the heap figure is exact. Underneath, jemalloc rather than glibc's
 /// malloc: glibc kept the pages of freed connection buffers (2,000 paused players left RSS at
