@@ -11,8 +11,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub mod config;
+mod error;
 
 use config::AuthConfig;
+pub use error::WriteError;
 
 /// Claims of a token whose signature, algorithm and time window were checked.
 #[derive(Debug)]
@@ -87,19 +89,6 @@ pub fn same_secret(given: &str, expected: &str) -> bool {
 pub fn publisher_prefix(public_key: &str) -> String {
     let digest = Sha256::digest(public_key.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WriteError {
-    #[error("a write needs the admin token or a publisher's token (Authorization: Bearer)")]
-    NoValidToken,
-    #[error("this token's keys do not own souls with the prefix {0:?}")]
-    NotThePublisher(String),
-    #[error("writes are off: set auth.admin_token or auth.jwt_secret (or auth.open_writes for a trusted network)")]
-    Disabled,
-    /// The node links (or would be stored) outside the souls the token may write.
-    #[error("{0}")]
-    LinkOutside(String),
 }
 
 /// What a write may touch, once `may_write` let it through.

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{bearer, compressed, AppState};
+use super::{bearer, compressed, error::RequestError, AppState};
 use crate::{
     auth::same_secret, did::Did, error::ApiError, gun::fetcher::ForgetSoul, soul::validate_soul,
 };
@@ -17,15 +17,15 @@ async fn forget_missing(
     soul: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(token) = state.config.auth.admin_token.as_deref() else {
-        return Err(ApiError::NotConfigured("the admin API (auth.admin_token)"));
+        return Err(RequestError::NotConfigured("the admin API (auth.admin_token)").into());
     };
     if !bearer(&req).is_some_and(|given| same_secret(given, token)) {
-        return Err(ApiError::Unauthorized);
+        return Err(RequestError::Unauthorized.into());
     }
     let soul = soul.into_inner();
     // A DID of another method (cached from the indexer) can be forgotten by its full name.
     let key = if soul.starts_with("did:") {
-        Did::parse(&soul).map_err(ApiError::InvalidDid)?
+        Did::parse(&soul)?
     } else {
         validate_soul(&soul)?;
         Did::Gun(soul.clone())

@@ -12,11 +12,12 @@ use serde::Deserialize;
 use super::{bearer, resource, AppState, StrictQuery};
 use crate::{
     error::ApiError,
+    http::error::RequestError,
     media::{
         manifest::browser_safe,
         range::{ByteRange, Conditions, Plan},
         stream::{FileStream, Part},
-        Info, MediaFile, Open, Target,
+        Info, MediaError, MediaFile, Open, Target,
     },
 };
 
@@ -89,7 +90,7 @@ async fn legacy(
     let id = query
         .id
         .filter(|i| !i.is_empty())
-        .ok_or(ApiError::MissingParameter("id"))?;
+        .ok_or(RequestError::MissingParameter("id"))?;
     serve(req, state, Target::Legacy(id), query.token).await
 }
 
@@ -220,9 +221,11 @@ fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpR
         b
     };
     let (status, parts, content_type, content_range) = match &file.plan {
-        Plan::PreconditionFailed => return Err(ApiError::PreconditionFailed),
+        Plan::PreconditionFailed => return Err(ApiError::from(MediaError::PreconditionFailed)),
         Plan::NotModified => return Ok(res(StatusCode::NOT_MODIFIED).finish()),
-        Plan::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable(file.len)),
+        Plan::Unsatisfiable => {
+            return Err(ApiError::from(MediaError::RangeNotSatisfiable(file.len)))
+        }
         Plan::Full => (
             StatusCode::OK,
             vec![Part::File {

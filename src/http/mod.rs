@@ -7,6 +7,7 @@ pub mod client;
 mod compress;
 pub mod config;
 pub mod cors;
+pub mod error;
 mod media;
 mod ops;
 mod query;
@@ -32,6 +33,7 @@ use crate::{
     config::Config,
     error::ApiError,
     gun::{fetcher::Reader, NegativeCache},
+    http::error::RequestError,
     media::{Media, MediaActor},
     metrics::Metrics,
     monitor::MemoryMonitor,
@@ -116,14 +118,15 @@ where
 }
 
 async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::RouteNotFound {
+    Err(RequestError::RouteNotFound {
         method: req.method().to_string(),
         path: req.path().chars().take(200).collect(),
-    })
+    }
+    .into())
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+    Err(RequestError::MethodNotAllowed(req.method().to_string()).into())
 }
 
 /// The token of an `Authorization: Bearer` header; the scheme is case-insensitive (RFC 9110).
@@ -174,13 +177,13 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
+        return Err(RequestError::PayloadTooLarge(limit).into());
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+        let chunk = chunk.map_err(|e| RequestError::InvalidBody(e.to_string()))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+            return Err(RequestError::PayloadTooLarge(limit).into());
         }
         body.extend_from_slice(&chunk);
     }

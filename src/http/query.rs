@@ -8,6 +8,7 @@ use actix_web::{dev::Payload, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::error::RequestError;
 use crate::error::ApiError;
 
 /// Longer than any legitimate query (50 DIDs and every option fit in a few KB).
@@ -26,18 +27,22 @@ impl<T: DeserializeOwned> FromRequest for StrictQuery<T> {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(parse(req.query_string()).and_then(|map| {
-            serde_json::from_value(Value::Object(map))
-                .map(StrictQuery)
-                .map_err(|e| ApiError::InvalidQuery(e.to_string()))
-        }))
+        ready(
+            parse(req.query_string())
+                .and_then(|map| {
+                    serde_json::from_value(Value::Object(map))
+                        .map(StrictQuery)
+                        .map_err(|e| RequestError::InvalidQuery(e.to_string()))
+                })
+                .map_err(ApiError::from),
+        )
     }
 }
 
 /// Every parameter as a string, each name at most once.
-pub fn parse(query: &str) -> Result<Map<String, Value>, ApiError> {
+pub fn parse(query: &str) -> Result<Map<String, Value>, RequestError> {
     if query.len() > MAX_QUERY_BYTES {
-        return Err(ApiError::InvalidQuery(format!(
+        return Err(RequestError::InvalidQuery(format!(
             "longer than {MAX_QUERY_BYTES} bytes"
         )));
     }
@@ -47,7 +52,7 @@ pub fn parse(query: &str) -> Result<Map<String, Value>, ApiError> {
         let name = decode(name)?;
         let value = decode(value)?;
         if map.insert(name.clone(), Value::String(value)).is_some() {
-            return Err(ApiError::InvalidQuery(format!(
+            return Err(RequestError::InvalidQuery(format!(
                 "`{}` is given more than once",
                 name.chars().take(64).collect::<String>()
             )));
@@ -57,7 +62,7 @@ pub fn parse(query: &str) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// A name or value of a query, percent-decoded (`+` is a space) and checked to be UTF-8.
-pub fn decode(s: &str) -> Result<String, ApiError> {
+pub fn decode(s: &str) -> Result<String, RequestError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -69,7 +74,7 @@ pub fn decode(s: &str) -> Result<String, ApiError> {
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| ApiError::InvalidQuery("a malformed %-escape".into()))?;
+                    .ok_or_else(|| RequestError::InvalidQuery("a malformed %-escape".into()))?;
                 out.push(hex);
                 i += 2;
             }
@@ -78,7 +83,7 @@ pub fn decode(s: &str) -> Result<String, ApiError> {
         i += 1;
     }
     String::from_utf8(out)
-        .map_err(|_| ApiError::InvalidQuery("a parameter is not valid UTF-8".into()))
+        .map_err(|_| RequestError::InvalidQuery("a parameter is not valid UTF-8".into()))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::{
     config::ResolverConfig,
     did::Did,
     error::ApiError,
+    http::error::RequestError,
     resolver::{FieldFilter, Options, Resolve, ResolveListing, Resolver},
 };
 
@@ -61,7 +62,7 @@ async fn get_records(
         }
         Asked::Listing(options) => {
             if config.oip_api.is_none() {
-                return Err(ApiError::ListingNeedsIndexer);
+                return Err(RequestError::ListingNeedsIndexer.into());
             }
             let listing = ResolveListing {
                 query: indexer_query(req.query_string()),
@@ -120,10 +121,11 @@ enum Asked {
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {
-    ApiError::InvalidParameter {
+    RequestError::InvalidParameter {
         name,
         reason: reason.into(),
     }
+    .into()
 }
 
 /// A `true`/`false` parameter (any case); missing or empty is `default`.
@@ -154,7 +156,7 @@ fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Asked, ApiError> {
             if d.is_empty() {
                 Err(invalid("did", "empty entry in the list"))
             } else {
-                Did::parse(d).map_err(ApiError::InvalidDid)
+                Ok(Did::parse(d)?)
             }
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -11,6 +11,7 @@ use crate::{
     did::Did,
     error::ApiError,
     gun::{write::check_node, Lookup, Put},
+    http::error::RequestError,
     soul::validate_soul,
 };
 
@@ -32,7 +33,7 @@ async fn get(
         .into_inner()
         .soul
         .filter(|s| !s.is_empty())
-        .ok_or(ApiError::MissingParameter("soul"))?;
+        .ok_or(RequestError::MissingParameter("soul"))?;
     validate_soul(&soul)?;
     let fetched = state.gun.fetch(Did::Gun(soul), None, false).await?;
     let x_cache = ("x-cache", fetched.source.header_value());
@@ -42,7 +43,8 @@ async fn get(
             .content_type("application/json")
             .body(found.raw.clone()),
         Lookup::NotFound => {
-            let mut res = actix_web::ResponseError::error_response(&ApiError::SoulNotFound);
+            let mut res =
+                actix_web::ResponseError::error_response(&ApiError::from(RequestError::NotFound));
             res.headers_mut().insert(
                 header::HeaderName::from_static("x-cache"),
                 header::HeaderValue::from_static(x_cache.1),
@@ -64,7 +66,7 @@ async fn put(
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
+        return Err(RequestError::UnsupportedMediaType.into());
     }
     let auth = &state.config.auth;
     let token = bearer(&req);
@@ -79,7 +81,7 @@ async fn put(
         if e.is_authority() {
             ApiError::Write(WriteError::LinkOutside(e.to_string()))
         } else {
-            ApiError::InvalidBody(e.to_string())
+            RequestError::InvalidBody(e.to_string()).into()
         }
     })?;
     let answer = state.gun.fetcher.send(Put { soul, node }).await??;
@@ -91,20 +93,20 @@ async fn put(
 /// A put is `{"soul": S, "data": {node}}`; what the node may hold is `check_node`'s to say.
 fn parse_put(body: &[u8]) -> Result<(String, Map<String, Value>), ApiError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::InvalidBody(format!("not JSON: {e}")))?;
+        .map_err(|e| RequestError::InvalidBody(format!("not JSON: {e}")))?;
     let Value::Object(mut put) = value else {
-        return Err(ApiError::InvalidBody(
-            "expected an object {\"soul\", \"data\"}".into(),
-        ));
+        return Err(
+            RequestError::InvalidBody("expected an object {\"soul\", \"data\"}".into()).into(),
+        );
     };
     let soul = match put.remove("soul") {
         Some(Value::String(s)) => s,
-        _ => return Err(ApiError::InvalidBody("`soul` must be a string".into())),
+        _ => return Err(RequestError::InvalidBody("`soul` must be a string".into()).into()),
     };
     validate_soul(&soul)?;
     match put.remove("data") {
         Some(Value::Object(node)) => Ok((soul, node)),
-        _ => Err(ApiError::InvalidBody("`data` must be an object".into())),
+        _ => Err(RequestError::InvalidBody("`data` must be an object".into()).into()),
     }
 }
 

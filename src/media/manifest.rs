@@ -8,8 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
+    error::MediaError,
     path::{open_under, PathError},
-    MediaError,
 };
 
 /// A manifest is a few hundred bytes; one far larger is not a manifest.

@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod config;
+mod error;
 pub mod manifest;
 pub mod path;
 pub mod range;
@@ -30,7 +31,6 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use self::{
-    access::AccessError,
     manifest::{content_type, Manifest},
     path::{check_media_id, check_relative_path, open_under, PathError},
     range::{plan, Conditions, Plan, Validators},
@@ -39,22 +39,7 @@ use crate::{
     config::MediaConfig,
     metrics::{Metrics, StreamOutcome},
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum MediaError {
-    #[error(transparent)]
-    Path(#[from] PathError),
-    #[error(transparent)]
-    Access(#[from] AccessError),
-    #[error("this media has no manifest")]
-    NoManifest,
-    #[error("the media could not be read")]
-    Io,
-    #[error("{0} media streams are open, the most this server serves at once: try again shortly")]
-    TooManyStreams(usize),
-    #[error("{0} media streams of yours are open, the most one client may have: try again once one ends")]
-    TooManyStreamsForClient(usize),
-}
+pub use error::MediaError;
 
 /// What a request names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -29,7 +29,7 @@ use futures::Stream;
 
 use actix::Addr;
 
-use super::{MediaActor, MediaError, ReadChunk, StreamRegistry};
+use super::{error::MediaError, MediaActor, ReadChunk, StreamRegistry};
 use crate::metrics::StreamOutcome;
 
 /// What a stalled stream can pin besides the connection's write buffer: the body yields one

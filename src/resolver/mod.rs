@@ -13,6 +13,7 @@
 mod answers;
 mod assembler;
 pub mod config;
+mod error;
 mod walk;
 
 use std::{
@@ -37,6 +38,7 @@ use crate::{
     metrics::Metrics,
 };
 pub use answers::AnswerCache;
+pub use error::ResolveError;
 use walk::Walk;
 
 /// Why a reference stayed a DID string.
@@ -164,17 +166,6 @@ pub struct Resolution {
     fresh_until: Option<Instant>,
     /// Answered from the answer cache.
     answered_whole: bool,
-}
-
-/// No root could be returned.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("{0} uses a DID method this server cannot fetch (set resolver.oip_api)")]
-    Unsupported(String),
-    #[error("resolving {0} would exceed the budget of one request (resolver.max_records, max_upstream_per_request, max_answer_bytes)")]
-    Budget(String),
-    #[error("{1} (while fetching {0})")]
-    Upstream(String, FetchError),
 }
 
 /// What a listing's answer is made of: the envelope, the records it lists by their DIDs, and how
