@@ -41,11 +41,12 @@ use crate::{
     access::{crypt::Decryptor, Callers},
     config::{Config, GunSource},
     gun::{
+        feed::FeedStates,
         fetcher::Reader,
         record_cache::RecordCache,
         tls,
         upstream::{Endpoint, FileStore, HttpKind, Pool, Source, Upstream},
-        watch::{FeedStates, Watch, WatchSetup},
+        watch::{Watch, WatchSetup},
         GunFetcher, NegativeCache,
     },
     http::AppState,

@@ -17,11 +17,11 @@ use futures::channel::oneshot;
 use serde_json::{Map, Value};
 
 use super::{
+    feed::{FeedState, FeedStates},
     negative_cache::{Forget, ForgetAll, IsMissing, NegativeCache, RecordMissing},
     record_cache::RecordCache,
     resilience::BreakerState,
     upstream::{GetResult, Pool, SourceReport, Upstream},
-    watch::{FeedState, FeedStates},
     CacheSource, FetchError, FetchResult, Fetched, Lookup, UpstreamBudget,
 };
 use crate::{config::GunConfig, did::Did, metrics::Metrics};

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod fetcher;
 pub mod negative_cache;
 pub mod record;
