@@ -6,9 +6,11 @@
 //! reports memory. Handlers in `http` stay thin: they validate, send one message, and map the
 //! reply.
 //!
-//! The composition root is here: `start` starts the actors from a `Config`, `app` builds the
-//! application from what `start` returned, and `serve` runs it. The binary and the tests use
-//! the same three.
+//! Each feature lives in its folder with its settings, metrics, errors and routes (`gun`,
+//! `resolver`, `media`, `access` and `auth`, `monitor`, and `http`, the edge every request
+//! passes). The composition root is here: `start` starts each feature from a `Config`, `app`
+//! builds the application from what `start` returned, and `serve` runs it. The binary and the
+//! tests use the same three.
 
 #![forbid(unsafe_code)]
 
@@ -19,8 +21,6 @@ pub mod did;
 pub mod error;
 pub mod gun;
 pub mod http;
-#[cfg(feature = "leak-injection")]
-mod leak;
 pub mod media;
 pub mod metrics;
 pub mod monitor;
@@ -28,9 +28,7 @@ pub mod resolver;
 pub mod server;
 pub mod soul;
 
-use std::{sync::Arc, time::Instant};
-
-use actix::{Actor, Arbiter, SyncArbiter};
+use actix::ArbiterHandle;
 use actix_web::{
     body::MessageBody,
     dev::{ServiceFactory, ServiceRequest, ServiceResponse},
@@ -38,22 +36,12 @@ use actix_web::{
 };
 
 use crate::{
-    access::{crypt::Decryptor, Callers},
-    config::{Config, GunSource},
-    gun::{
-        feed::FeedStates,
-        fetcher::Reader,
-        record_cache::RecordCache,
-        tls,
-        upstream::{Endpoint, FileStore, HttpKind, Pool, Source, Upstream},
-        watch::{Watch, WatchSetup},
-        GunFetcher, NegativeCache,
-    },
-    http::AppState,
-    media::{Media, MediaActor},
-    metrics::Metrics,
-    monitor::MemoryMonitor,
-    resolver::{AnswerCache, Resolver},
+    access::Callers,
+    config::Config,
+    http::{AnsweredHook, Compressor, Edge, Shared},
+    metrics::Registry,
+    monitor::{HeapReader, Monitor, Watched},
+    resolver::Resolvers,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +49,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    Source(#[from] gun::upstream::FileSourceError),
+    Gun(#[from] gun::StartError),
     #[error("cannot listen on {addr}: {}", bind_reason(source))]
     Bind {
         addr: std::net::SocketAddr,
@@ -73,148 +61,57 @@ pub enum StartError {
     Descriptors(String),
 }
 
-/// Starts the actors from `config` and returns what every worker's application shares. Must run
-/// inside an actix system.
-pub fn start(config: Config) -> Result<web::Data<AppState>, StartError> {
-    let store = match config.gun.source {
-        GunSource::File => Some(FileStore::load(
-            &config.gun.file,
-            config.gun.file_write_limit_bytes,
-        )?),
-        GunSource::Relay => None,
-    };
-    log_summary(&config, store.as_ref());
-
-    let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::default());
-
-    // The relay client is not `Send`: the fetcher lives on a thread of its own, with the cache it
-    // consults on every miss beside it so that their messages stay cheap and ordered.
-    let gun_thread = Arbiter::new();
-    let watching = config.gun.watching();
-    let feeds = Arc::new(FeedStates::new(config.gun.relays().len(), watching));
-    let negative = {
-        let (c, m) = (config.negative_cache.clone(), metrics.clone());
-        NegativeCache::start_in_arbiter(&gun_thread.handle(), move |_| {
-            NegativeCache::new(&c, watching, m)
-        })
-    };
-    let records = Arc::new(RecordCache::from_config(
-        &config.record_cache,
-        metrics.clone(),
-    ));
-    // Read here, not on the fetcher's thread, so that a CA file gone since validation stops
-    // start-up instead of a thread.
-    let tls_for = |key: &str, file: Option<&std::path::Path>| {
-        tls::client_config(file).map_err(|e| {
-            StartError::Config(config::ConfigError::Invalid {
-                key: key.into(),
-                message: e.to_string(),
-            })
-        })
-    };
-    // Built only for what is used: the roots are a few hundred KB, given back right away.
-    let (source, relay_tls) = match store {
-        Some(store) => (Source::File(store), None),
-        None => {
-            let tls = tls_for("gun.ca_file", config.gun.ca_file.as_deref())?;
-            (Source::Relay(tls.clone()), Some(tls))
-        }
-    };
-    let indexer = match &config.resolver.oip_api {
-        Some(base) => Some((
-            base.clone(),
-            tls_for("resolver.ca_file", config.resolver.ca_file.as_deref())?,
-        )),
-        None => None,
-    };
-    let fetcher = {
-        let gun = config.gun.clone();
-        let (m, n, r, f) = (
-            metrics.clone(),
-            negative.clone(),
-            records.clone(),
-            feeds.clone(),
-        );
-        GunFetcher::start_in_arbiter(&gun_thread.handle(), move |_| {
-            let upstream = Upstream::open(&gun, source, m.clone());
-            let indexer = indexer
-                .map(|(base, tls)| Pool::new(HttpKind::Indexer, &[&base], &gun, tls, m.clone()));
-            GunFetcher::new(upstream, indexer, n, r, &gun, f, m)
-        })
-    };
-    // The feeds on a thread of their own: reading a frame of 100,000 souls must not hold up
-    // the fetcher (or `/health`, which asks it).
-    let feed_thread = Arbiter::new();
-    if let Some(relay_tls) = relay_tls.filter(|_| watching) {
-        for (slot, url) in config.gun.relays().into_iter().enumerate() {
-            let (url, gun, tls) = (url.to_string(), config.gun.clone(), relay_tls.clone());
-            let (fetcher, negative) = (fetcher.clone(), negative.clone());
-            let (feeds, metrics) = (feeds.clone(), metrics.clone());
-            Watch::start_in_arbiter(&feed_thread.handle(), move |_| {
-                Watch::new(WatchSetup {
-                    slot,
-                    url,
-                    gun,
-                    tls,
-                    fetcher,
-                    negative,
-                    feeds,
-                    metrics,
-                })
-            });
-        }
-    }
-    let monitor = MemoryMonitor::new(config.memory_monitor.clone(), metrics.clone()).start();
-    let media_files = Arc::new(Media::new(
-        &config.media,
-        config.auth.jwt_secret.clone(),
-        metrics.clone(),
-    ));
-    let media = {
-        let shared = media_files.clone();
-        // Enough threads that a slow disk on one file does not queue every other open.
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-        SyncArbiter::start(threads.max(4), move || MediaActor::new(shared.clone()))
-    };
-
-    let indexer = config.resolver.oip_api.is_some();
-    let answers = Arc::new(AnswerCache::new(config.resolver.answer_cache_bytes));
-    let crypt = Arc::new(Decryptor::default());
-    let compressor = http::Compressor::new(config.server.compress_max_bytes);
-    let trusted_proxies =
-        http::client::Networks::parse(&config.server.trusted_proxies).map_err(|message| {
-            config::ConfigError::Invalid {
-                key: "server.trusted_proxies".into(),
-                message,
-            }
-        })?;
-    let callers = Arc::new(Callers::new(config.auth.jwt_secret.clone()));
-    Ok(web::Data::new(AppState {
-        config,
-        gun: Reader {
-            fetcher,
-            records,
-            indexer,
-        },
-        negative,
-        media,
-        media_files,
-        answers,
-        crypt,
-        callers,
-        trusted_proxies,
-        compressor,
-        monitor,
-        metrics,
-        started: Instant::now(),
-        threads: vec![gun_thread.handle(), feed_thread.handle()],
-    }))
+/// What only the binary provides: it owns the global allocator (so that tests and benches
+/// linking the library measure with their own) and the leak put in on purpose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hooks {
+    /// Bytes allocated on the heap now; without it the heap figures read unknown.
+    pub heap: Option<HeapReader>,
+    /// Told the size of every answer's body.
+    pub answered: Option<AnsweredHook>,
 }
 
-/// The application of one worker, over the shared state `start` returned.
+/// The features, started: what every worker's application shares, and the threads to stop
+/// with the server.
+pub struct Started {
+    pub shared: Shared,
+    pub threads: Vec<ArbiterHandle>,
+}
+
+/// Starts every feature from `config`, each registering its series in one registry, which the
+/// monitor, started last, exports. Must run inside an actix system.
+pub fn start(config: Config, hooks: Hooks) -> Result<Started, StartError> {
+    let mut registry = Registry::default();
+    let gun = gun::Client::start(&config, &mut registry)?;
+    log_summary(&config, &gun.source);
+    let resolvers = Resolvers::new(&config.resolver, gun.client.clone(), &mut registry);
+    let media = media::Client::start(&config, &mut registry)?;
+    let edge = Edge::new(&mut registry, hooks.answered);
+    let watched = Watched {
+        gun: gun.client.metrics().clone(),
+        media: media.metrics().clone(),
+        http: edge.metrics().clone(),
+    };
+    let monitor = Monitor::start(&config.memory_monitor, registry, hooks.heap, watched);
+    let shared = Shared {
+        compressor: web::Data::new(Compressor::new(config.server.compress_max_bytes)),
+        callers: web::Data::new(Callers::new(config.auth.jwt_secret.clone())),
+        config: web::Data::new(config),
+        edge: web::Data::new(edge),
+        gun: web::Data::new(gun.client),
+        resolvers,
+        media: web::Data::new(media),
+        monitor: web::Data::new(monitor),
+    };
+    Ok(Started {
+        shared,
+        threads: gun.threads,
+    })
+}
+
+/// The application of one worker, over what `start` returned.
 pub fn app(
-    state: web::Data<AppState>,
+    shared: Shared,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -225,33 +122,23 @@ pub fn app(
     >,
 > {
     // One resolver per worker: assembling answers is CPU work, spread over the cores.
-    let resolver = web::Data::new(
-        Resolver::new(
-            state.gun.clone(),
-            state.config.resolver.clone(),
-            state.answers.clone(),
-            state.crypt.clone(),
-            state.metrics.clone(),
-        )
-        .start(),
-    );
-    let app = App::new()
-        .wrap(http::cors::middleware(&state.config.cors))
+    let resolver = shared.resolvers.start_for_worker();
+    let config = shared.config.clone();
+    App::new()
+        .wrap(http::cors::middleware(&config.cors))
         // Every answer, media and JSON alike (preflights too), is read as the type it says it is.
         .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
         .wrap(middleware::Condition::new(
-            state.config.log.access,
+            config.log.access,
             http::access_log::logger(),
         ))
-        .wrap_fn(http::observe);
-    #[cfg(feature = "leak-injection")]
-    let app = app.wrap_fn(leak::hold_every_nth);
-    app.configure(move |cfg| http::configure_app(cfg, state, resolver))
+        .wrap_fn(http::observe)
+        .configure(move |cfg| http::configure_app(cfg, shared, resolver))
 }
 
 /// Binds the port, starts the actors and the HTTP server, and runs until the server stops. The
 /// port comes first: a taken one stops start-up before anything else has started.
-pub async fn serve(config: Config) -> Result<(), StartError> {
+pub async fn serve(config: Config, hooks: Hooks) -> Result<(), StartError> {
     let addr = config.bind_addr()?;
     let bind_error = |source| StartError::Bind { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
@@ -263,18 +150,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             limit.soft
         );
     }
-    let state = start(config)?;
+    let started = start(config, hooks)?;
+    let settings = server::Settings::new(&started.shared.config);
+    let shared = started.shared.clone();
     let server::Running {
         addr: bound,
         server,
-    } = server::start(listener, server::Settings::new(&state.config), {
-        let state = state.clone();
-        move || app(state.clone())
-    })
-    .map_err(bind_error)?;
+    } = server::start(listener, settings, move || app(shared.clone())).map_err(bind_error)?;
     log::info!("oip-resolver listening on http://{bound}");
     server.await.map_err(StartError::Serve)?;
-    for thread in &state.threads {
+    for thread in &started.threads {
         thread.stop();
     }
     log::info!("oip-resolver stopped");
@@ -291,23 +176,7 @@ fn bind_reason(e: &std::io::Error) -> String {
     }
 }
 
-fn log_summary(config: &Config, store: Option<&FileStore>) {
-    let source = match store {
-        Some(store) => format!(
-            "file {} ({} records)",
-            config.gun.file.display(),
-            store.len()
-        ),
-        None => {
-            let relays: Vec<String> = config
-                .gun
-                .relays()
-                .into_iter()
-                .map(|url| Endpoint::new(url).shown)
-                .collect();
-            format!("relays {}", relays.join(", "))
-        }
-    };
+fn log_summary(config: &Config, source: &str) {
     let set = |v: &Option<String>| if v.is_some() { "set" } else { "not set" };
     let auth = &config.auth;
     let writes = match (auth.open_writes, &auth.admin_token, &auth.jwt_secret) {

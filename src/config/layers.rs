@@ -2,23 +2,23 @@
 //! (`OIP_<SECTION>_<KEY>` and the old service's `PORT`, `GUN_PEERS`, `JWT_SECRET`), the command
 //! line's `--set`; and where each key's value came from.
 
+use serde::de::DeserializeOwned;
 use yaml_serde::{Mapping, Value};
 
-use super::{
-    check::{invalid, ConfigError},
-    Config,
-};
+use super::check::{invalid, ConfigError};
 
 /// The settings as a tree of sections while layers are applied, and the origin of each key set.
 pub(super) struct Layered {
     tree: Value,
     /// `(section.key, origin)`: `file`, a variable's name, or `--set`.
     origins: Vec<(String, String)>,
+    /// Every section and key with its default: what may be set, and how a value is read.
+    defaults: Value,
 }
 
 impl Layered {
-    /// The file's `text` over the defaults.
-    pub fn file(text: &str) -> Result<Self, ConfigError> {
+    /// The file's `text` over `defaults`.
+    pub fn file(text: &str, defaults: Value) -> Result<Self, ConfigError> {
         let tree = parse(text)?;
         let mut origins = Vec::new();
         for (section, keys) in sections(&tree) {
@@ -26,7 +26,11 @@ impl Layered {
                 origins.push((format!("{section}.{key}"), "file".into()));
             }
         }
-        Ok(Self { tree, origins })
+        Ok(Self {
+            tree,
+            origins,
+            defaults,
+        })
     }
 
     fn set(&mut self, key: &str, value: Value, from: &str) {
@@ -66,7 +70,7 @@ impl Layered {
         if let Some(secret) = env("JWT_SECRET").filter(|s| !s.is_empty()) {
             self.set("auth.jwt_secret", Value::String(secret), "JWT_SECRET");
         }
-        for var in env_variables() {
+        for var in env_variables(&self.defaults) {
             if let Some(raw) = env(&var.name) {
                 self.set(&var.key, var.value(&raw), &var.name);
             }
@@ -75,7 +79,7 @@ impl Layered {
 
     /// The command line's `section.key=value` items.
     pub fn command_line(&mut self, items: &[String]) -> Result<(), ConfigError> {
-        let variables = env_variables();
+        let variables = env_variables(&self.defaults);
         for item in items {
             let (key, raw) = item
                 .split_once('=')
@@ -91,24 +95,24 @@ impl Layered {
 
     /// The typed settings, with where each key not at its default came from (what the shipped
     /// config.yaml restates at its default is not news in the summary).
-    pub fn into_config(mut self) -> Result<Config, ConfigError> {
-        let defaults = yaml_serde::to_value(Config::default()).expect("the defaults serialise");
+    pub fn into_typed<T: DeserializeOwned>(
+        mut self,
+    ) -> Result<(T, Vec<(String, String)>), ConfigError> {
         let at = |tree: &Value, key: &str| {
             let (section, name) = key.split_once('.')?;
             tree.get(section)?.get(name).cloned()
         };
-        let tree = &self.tree;
+        let (tree, defaults) = (&self.tree, &self.defaults);
         self.origins
-            .retain(|(key, _)| at(tree, key) != at(&defaults, key));
-        let mut config = typed(self.tree, &self.origins)?;
-        config.origins = self.origins;
-        Ok(config)
+            .retain(|(key, _)| at(tree, key) != at(defaults, key));
+        let typed = typed(self.tree, &self.origins)?;
+        Ok((typed, self.origins))
     }
 }
 
-/// The names of the `OIP_` variables a setting could be set by.
-pub(super) fn variable_names() -> Vec<(String, String)> {
-    env_variables()
+/// The names of the `OIP_` variables a setting of `defaults` could be set by.
+pub(super) fn variable_names(defaults: &Value) -> Vec<(String, String)> {
+    env_variables(defaults)
         .into_iter()
         .map(|v| (v.name, v.key))
         .collect()
@@ -133,9 +137,9 @@ fn parse(text: &str) -> Result<Value, ConfigError> {
     }
 }
 
-/// The tree as a `Config`. An invalid value names its key, and the variable that set it when
-/// one did.
-fn typed(tree: Value, origins: &[(String, String)]) -> Result<Config, ConfigError> {
+/// The tree as typed settings. An invalid value names its key, and the variable that set it
+/// when one did.
+fn typed<T: DeserializeOwned>(tree: Value, origins: &[(String, String)]) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(tree).map_err(|e| {
         let key = e.path().to_string();
         let mut message = e.into_inner().to_string();
@@ -201,8 +205,7 @@ fn comma_list(raw: &str) -> impl Iterator<Item = &str> {
 }
 
 /// One variable per key of the defaults: every key a file may set.
-fn env_variables() -> Vec<EnvVariable> {
-    let defaults = yaml_serde::to_value(Config::default()).expect("the defaults serialise");
+fn env_variables(defaults: &Value) -> Vec<EnvVariable> {
     let Value::Mapping(sections) = defaults else {
         return Vec::new();
     };
@@ -216,7 +219,7 @@ fn env_variables() -> Vec<EnvVariable> {
             out.push(EnvVariable {
                 name: format!("OIP_{}_{}", section, key).to_ascii_uppercase(),
                 key: format!("{section}.{key}"),
-                default,
+                default: default.clone(),
             });
         }
     }

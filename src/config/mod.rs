@@ -50,6 +50,11 @@ pub struct Config {
     pub origins: Vec<(String, String)>,
 }
 
+/// Every section and key with its default, as the layers see them.
+fn defaults() -> yaml_serde::Value {
+    yaml_serde::to_value(Config::default()).expect("the defaults serialise")
+}
+
 impl Config {
     /// Reads `path`, applies the environment (through `env`, so tests need not touch the
     /// process environment), then the command line's `--set section.key=value` items, and
@@ -87,10 +92,11 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
         set: &[String],
     ) -> Result<Self, ConfigError> {
-        let mut layered = Layered::file(text)?;
+        let mut layered = Layered::file(text, defaults())?;
         layered.environment(env);
         layered.command_line(set)?;
-        let mut config = layered.into_config()?;
+        let (mut config, origins) = layered.into_typed::<Config>()?;
+        config.origins = origins;
         config.gun.resolve_paths(base);
         config.resolver.resolve_paths(base);
         config.media.resolve_paths(base);
@@ -101,7 +107,7 @@ impl Config {
     /// Stops start-up on a variable named like a setting that does not exist (a typo would
     /// otherwise fall back to the default without a word).
     pub fn check_variable_names(names: impl Iterator<Item = String>) -> Result<(), ConfigError> {
-        let known: Vec<String> = layers::variable_names()
+        let known: Vec<String> = layers::variable_names(&defaults())
             .into_iter()
             .map(|(n, _)| n)
             .collect();
@@ -122,7 +128,7 @@ impl Config {
         let mut out = String::from(
             "Every key of config.yaml can be set from the environment (defaults < file < environment < --set):\n",
         );
-        for (name, key) in layers::variable_names() {
+        for (name, key) in layers::variable_names(&defaults()) {
             out.push_str(&format!("  {name:<44} {key}\n"));
         }
         out.push_str("  PORT                                         binds 0.0.0.0:PORT\n");

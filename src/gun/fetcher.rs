@@ -2,7 +2,7 @@
 //! most one request per soul is on its way to the relay at any time: every caller that asks for a
 //! soul while it is being fetched waits for that same request and shares its outcome, a failure
 //! included. A soul the negative cache knows missing never reaches the relay. Callers look in the
-//! record cache first, through `Reader`, so a cached record costs no message.
+//! record cache first, through `gun::Client`, so a cached record costs no message.
 
 use std::{
     collections::{hash_map::Entry, HashMap},
@@ -16,15 +16,19 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use serde_json::{Map, Value};
 
+use super::metrics::GunMetrics;
 use super::{
+    error::FetchError,
     feed::{FeedState, FeedStates},
+    http_source::SourceReport,
+    lookup::GetResult,
+    lookup::{CacheSource, FetchResult, Fetched, Lookup, UpstreamBudget},
     negative_cache::{Forget, ForgetAll, IsMissing, NegativeCache, RecordMissing},
     record_cache::RecordCache,
     resilience::BreakerState,
-    upstream::{GetResult, Pool, SourceReport, Upstream},
-    CacheSource, FetchError, FetchResult, Fetched, Lookup, UpstreamBudget,
+    upstream::{Pool, Upstream},
 };
-use crate::{config::GunConfig, did::Did, metrics::Metrics};
+use crate::{config::GunConfig, did::Did};
 
 /// Unreadable records remembered at once; past this the oldest are asked again sooner.
 const MALFORMED_CAPACITY: usize = 1024;
@@ -61,11 +65,11 @@ pub struct GunFetcher {
     coalescing: HashMap<Did, bool>,
     failure_log_interval: Duration,
     feeds: Arc<FeedStates>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<GunMetrics>,
 }
 
 /// Read one record past the record cache: a soul from the relay (`Did::Gun`), or another
-/// method's DID from the indexer. `Reader::fetch` is how callers send it.
+/// method's DID from the indexer. `Client::fetch` is how callers send it.
 #[derive(Message)]
 #[rtype(result = "FetchResult")]
 pub struct Fetch {
@@ -204,7 +208,7 @@ impl GunFetcher {
         records: Arc<RecordCache>,
         gun: &GunConfig,
         feeds: Arc<FeedStates>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<GunMetrics>,
     ) -> Self {
         Self {
             upstream: Rc::new(upstream),
@@ -535,46 +539,5 @@ impl Handler<RelayStatus> for GunFetcher {
             self.upstream.reports(),
             &self.feeds,
         ))
-    }
-}
-
-/// How handlers and resolvers read a record: the shared record cache on the caller's own thread,
-/// then, on a miss, the fetcher.
-#[derive(Clone)]
-pub struct Reader {
-    pub fetcher: Addr<GunFetcher>,
-    pub records: Arc<RecordCache>,
-    /// `resolver.oip_api` is set: DIDs of other methods have a source. Without one they are
-    /// answered here, not by a message to the fetcher's thread on every resolution.
-    pub indexer: bool,
-}
-
-impl Reader {
-    /// `fresh` goes past the record and negative caches (`forceRefresh`), except for what was
-    /// fetched too lately for that (`record_cache.refresh_after_secs`,
-    /// `negative_cache.refresh_after_secs`).
-    pub async fn fetch(
-        &self,
-        did: Did,
-        budget: Option<UpstreamBudget>,
-        fresh: bool,
-    ) -> FetchResult {
-        if matches!(did, Did::Other(_)) && !self.indexer {
-            return Err(FetchError::Unsupported);
-        }
-        let cached = match fresh {
-            false => self.records.get(&did),
-            true => self.records.refreshed_lately(&did),
-        };
-        if let Some(found) = cached {
-            return Ok(Fetched {
-                lookup: Lookup::Found(found),
-                source: CacheSource::Hit,
-            });
-        }
-        self.fetcher
-            .send(Fetch { did, budget, fresh })
-            .await
-            .unwrap_or(Err(FetchError::Cancelled))
     }
 }

@@ -11,7 +11,8 @@ use std::{
 use actix::prelude::*;
 use quick_cache::unsync::Cache;
 
-use crate::{config::NegativeCacheConfig, did::Did, metrics::Metrics};
+use super::metrics::GunMetrics;
+use crate::{config::NegativeCacheConfig, did::Did};
 
 /// When an entry was recorded and when it expires: its TTL depends on whether a write feed was
 /// live at the time.
@@ -34,7 +35,7 @@ pub struct NegativeCache {
     log_every: u64,
     lookups: u64,
     hits: u64,
-    metrics: Arc<Metrics>,
+    metrics: Arc<GunMetrics>,
 }
 
 /// "Is this soul known missing?" Counted as one lookup. With `refresh` (a `forceRefresh`
@@ -88,7 +89,7 @@ pub struct Forget(pub Did);
 impl NegativeCache {
     /// `watching`: write feeds will be listened to; until one proves live, entries get
     /// `ttl_without_watch_secs`.
-    pub fn new(config: &NegativeCacheConfig, watching: bool, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: &NegativeCacheConfig, watching: bool, metrics: Arc<GunMetrics>) -> Self {
         Self {
             souls: Cache::new(config.capacity),
             ttl: Duration::from_secs(config.ttl_secs),
@@ -239,7 +240,8 @@ mod tests {
 
     #[actix_web::test]
     async fn remembers_forgets_and_counts() {
-        let metrics = Arc::new(Metrics::default());
+        let mut registry = crate::metrics::Registry::default();
+        let metrics = GunMetrics::register(&mut registry);
         let cache = NegativeCache::new(&config(60), false, metrics.clone()).start();
         let soul = || Did::Gun("a:1".into());
         assert!(!cache
@@ -265,7 +267,7 @@ mod tests {
             })
             .await
             .unwrap());
-        let text = metrics.render(&Default::default());
+        let text = crate::metrics::render(&registry);
         for sample in [
             "oip_negative_cache_lookups_total 3\n",
             "oip_negative_cache_hits_total 1\n",

@@ -14,8 +14,9 @@ use std::{
 
 use quick_cache::{sync::Cache, Weighter};
 
+use super::metrics::GunMetrics;
 use super::record::FoundRecord;
-use crate::{config::RecordCacheConfig, did::Did, metrics::Metrics};
+use crate::{config::RecordCacheConfig, did::Did};
 
 #[derive(Clone)]
 struct Entry {
@@ -75,12 +76,17 @@ pub struct RecordCache {
     stale: Duration,
     /// A forced refresh goes to the relay only for a record fetched at least this long ago.
     refresh_after: Duration,
-    metrics: Arc<Metrics>,
+    metrics: Arc<GunMetrics>,
 }
 
 impl RecordCache {
     /// `ttl` zero turns the cache off; records are kept `stale` past it.
-    pub fn new(ttl: Duration, stale: Duration, capacity_bytes: u64, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        ttl: Duration,
+        stale: Duration,
+        capacity_bytes: u64,
+        metrics: Arc<GunMetrics>,
+    ) -> Self {
         Self::with_refresh_floor(ttl, stale, Duration::ZERO, capacity_bytes, metrics)
     }
 
@@ -91,7 +97,7 @@ impl RecordCache {
         stale: Duration,
         refresh_after: Duration,
         capacity_bytes: u64,
-        metrics: Arc<Metrics>,
+        metrics: Arc<GunMetrics>,
     ) -> Self {
         let epoch = Arc::new(AtomicU64::new(0));
         let cache = (!ttl.is_zero()).then(|| {
@@ -201,7 +207,7 @@ impl RecordCache {
     }
 
     /// The cache the fetcher fills and the resolvers read, as `record_cache.*` configures it.
-    pub fn from_config(config: &RecordCacheConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn from_config(config: &RecordCacheConfig, metrics: Arc<GunMetrics>) -> Self {
         Self::with_refresh_floor(
             Duration::from_secs(config.ttl_secs),
             Duration::from_secs(config.stale_secs),
@@ -236,7 +242,7 @@ mod tests {
 
     #[test]
     fn serves_until_ttl_then_forgets() {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(GunMetrics::default());
         let c = RecordCache::new(
             Duration::from_millis(30),
             Duration::ZERO,
@@ -245,9 +251,7 @@ mod tests {
         );
         c.insert(soul("a:1"), record("A"));
         assert!(c.get(&soul("a:1")).is_some());
-        assert!(metrics
-            .render(&Default::default())
-            .contains("oip_record_cache_hits_total 1\n"));
+        assert_eq!(metrics.record_cache_hits(), 1);
         std::thread::sleep(Duration::from_millis(40));
         assert!(c.get(&soul("a:1")).is_none());
         assert_eq!(c.weight(), 0);

@@ -28,14 +28,15 @@ use serde::{de::IgnoredAny, Deserialize};
 
 use super::{
     feed::{FeedState, FeedStates},
+    fetcher::GunFetcher,
     fetcher::{Invalidate, InvalidateAll},
+    http_source::{self, Endpoint},
     negative_cache::FeedChanged,
-    upstream::{self, Endpoint},
-    GunFetcher, NegativeCache,
+    negative_cache::NegativeCache,
 };
 use crate::{
     config::GunConfig,
-    metrics::{Metrics, RelayStats},
+    gun::metrics::{GunMetrics, RelayStats},
 };
 
 /// The relay sends `[]` every 20 s; a socket silent for this long is taken for dead.
@@ -61,7 +62,7 @@ pub struct Watch {
     fetcher: Addr<GunFetcher>,
     negative: Addr<NegativeCache>,
     feeds: Arc<FeedStates>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<GunMetrics>,
     stats: Arc<RelayStats>,
     sink: Option<WsSink>,
     stream: Option<SpawnHandle>,
@@ -88,7 +89,7 @@ pub struct WatchSetup {
     pub fetcher: Addr<GunFetcher>,
     pub negative: Addr<NegativeCache>,
     pub feeds: Arc<FeedStates>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<GunMetrics>,
 }
 
 impl Watch {
@@ -100,7 +101,7 @@ impl Watch {
             slot: setup.slot,
             base,
             shown,
-            client: upstream::client(&setup.gun, setup.tls),
+            client: http_source::client(&setup.gun, setup.tls),
             canary_soul: setup.gun.watch_canary_soul,
             max_frame: setup.gun.max_response_bytes,
             fetcher: setup.fetcher,

@@ -23,8 +23,6 @@ use actix_web::{
 use bytes::Bytes;
 use quick_cache::{sync::Cache, Weighter};
 
-use super::AppState;
-
 /// Under this, compression saves next to nothing.
 const MIN_BYTES: u64 = 1024;
 /// Compressed bodies kept at most, in bytes.
@@ -138,7 +136,7 @@ impl Compressor {
     }
 }
 
-/// The middleware of JSON and text resources (see `super::compressed`).
+/// The middleware of JSON and text resources (see `request::compressed`).
 pub fn compress<S, B>(
     req: ServiceRequest,
     srv: &S,
@@ -153,22 +151,21 @@ where
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .and_then(negotiate);
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let compressor = req.app_data::<web::Data<Compressor>>().cloned();
     let call = srv.call(req);
-    async move { finish(call.await?, encoding, state).await }
+    async move { finish(call.await?, encoding, compressor).await }
 }
 
 async fn finish<B: MessageBody + 'static>(
     mut res: ServiceResponse<B>,
     encoding: Option<Encoding>,
-    state: Option<web::Data<AppState>>,
+    compressor: Option<web::Data<Compressor>>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     res.headers_mut()
         .append(header::VARY, HeaderValue::from_static("accept-encoding"));
-    let (Some(encoding), Some(state)) = (encoding, state) else {
+    let (Some(encoding), Some(compressor)) = (encoding, compressor) else {
         return Ok(res.map_into_boxed_body());
     };
-    let compressor = &state.compressor;
     if res.headers().contains_key(header::CONTENT_ENCODING)
         || !compressor.worth_it(res.response().body().size())
     {

@@ -26,6 +26,9 @@ pub enum MediaError {
     RangeNotSatisfiable(u64),
     #[error("the file has changed (If-Match)")]
     PreconditionFailed,
+    /// The media threads are gone: the service is shutting down.
+    #[error("the service is shutting down or overloaded")]
+    Unavailable,
 }
 
 impl Coded for MediaError {
@@ -35,9 +38,9 @@ impl Coded for MediaError {
             MediaError::Path(PathError::BadMediaId | PathError::BadPath) => S::BAD_REQUEST,
             MediaError::Path(PathError::NotFound | PathError::Unreadable)
             | MediaError::NoManifest => S::NOT_FOUND,
-            MediaError::Path(PathError::NoDescriptors) | MediaError::TooManyStreams(_) => {
-                S::SERVICE_UNAVAILABLE
-            }
+            MediaError::Path(PathError::NoDescriptors)
+            | MediaError::TooManyStreams(_)
+            | MediaError::Unavailable => S::SERVICE_UNAVAILABLE,
             MediaError::Access(AccessError::NoValidToken) => S::UNAUTHORIZED,
             MediaError::Access(AccessError::NotTheOwner | AccessError::NoSecret) => S::FORBIDDEN,
             MediaError::Io => S::INTERNAL_SERVER_ERROR,
@@ -64,6 +67,7 @@ impl Coded for MediaError {
             MediaError::TooManyStreamsForClient(_) => "too_many_streams_for_client",
             MediaError::RangeNotSatisfiable(_) => "range_not_satisfiable",
             MediaError::PreconditionFailed => "precondition_failed",
+            MediaError::Unavailable => "unavailable",
         }
     }
 

@@ -13,7 +13,10 @@ use std::{sync::Arc, time::Instant};
 use bytes::Bytes;
 use quick_cache::{sync::Cache, Weighter};
 
-use super::{Options, Reason, Resolution, Summary};
+use super::{
+    options::Options,
+    resolution::{Reason, Resolution, Summary},
+};
 use crate::{access::Caller, did::Did};
 
 pub struct Kept {

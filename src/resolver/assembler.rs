@@ -5,7 +5,13 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{as_reference, Options, Reason, Resolution, ResolveError, State, Summary, Unresolved};
+use super::{
+    error::ResolveError,
+    options::Options,
+    references::as_reference,
+    resolution::{Reason, Resolution, Summary, Unresolved},
+    state::State,
+};
 use crate::{did::Did, gun::FetchError, gun::FoundRecord};
 
 /// Builds the answer from what was gathered, writing JSON straight into one buffer: going
@@ -305,67 +311,6 @@ impl<'a> Assembler<'a> {
             creator.remove("publicKey");
         }
         self.value(&fields);
-    }
-}
-
-impl Resolution {
-    /// `count` records, already serialised as one JSON array, with their summary.
-    pub(super) fn new(records: bytes::Bytes, count: usize, summary: Summary) -> Self {
-        Self {
-            records,
-            count,
-            summary,
-            envelope: None,
-            fresh_until: None,
-            answered_whole: false,
-        }
-    }
-
-    /// A listing that listed nothing.
-    pub(super) fn empty(depth: u32) -> Self {
-        let summary = Summary {
-            depth,
-            ..Summary::default()
-        };
-        Self::new(bytes::Bytes::from_static(b"[]"), 0, summary)
-    }
-
-    /// Whether this answer was kept whole from an earlier request (`X-Cache: HIT`).
-    pub fn answered_whole(&self) -> bool {
-        self.answered_whole
-    }
-
-    /// The response body: the records, how many there are, and the resolution summary. The
-    /// records are already serialised; the envelope is written around them, as pieces, so that
-    /// the records (shared with the answer cache) are never copied into a body of their own. A
-    /// listing keeps the indexer's envelope as it sent it (`searchResults` and the pages counted
-    /// by the indexer), with the resolved records in place of its own.
-    pub fn into_body(self, auth: &Value) -> [bytes::Bytes; 3] {
-        let mut head = Vec::with_capacity(512);
-        head.push(b'{');
-        match &self.envelope {
-            Some(envelope) => {
-                for (key, value) in envelope {
-                    serde_json::to_writer(&mut head, key).expect("writing to a Vec");
-                    head.push(b':');
-                    serde_json::to_writer(&mut head, value).expect("writing to a Vec");
-                    head.push(b',');
-                }
-            }
-            None => {
-                head.extend_from_slice(b"\"searchResults\":");
-                head.extend_from_slice(self.count.to_string().as_bytes());
-                head.push(b',');
-            }
-        }
-        head.extend_from_slice(b"\"records\":");
-        let mut tail = Vec::with_capacity(256);
-        tail.extend_from_slice(b",\"auth\":");
-        serde_json::to_writer(&mut tail, auth).expect("writing JSON to a Vec cannot fail");
-        tail.extend_from_slice(b",\"resolution\":");
-        serde_json::to_writer(&mut tail, &self.summary).expect("writing JSON to a Vec cannot fail");
-        tail.push(b'}');
-        [head.into(), self.records, tail.into()]
     }
 }
 

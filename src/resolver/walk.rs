@@ -6,12 +6,19 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use futures::{stream, StreamExt};
 
-use super::{for_each_reference, Options, Reason, State};
+use super::{
+    assembler,
+    error::ResolveError,
+    options::Options,
+    references::for_each_reference,
+    resolution::{Reason, Resolution},
+    state::State,
+};
 use crate::{
     access::{
         crypt::{self, Decryptor},
@@ -21,8 +28,7 @@ use crate::{
     config::ResolverConfig,
     did::Did,
     gun::{
-        fetcher::Reader, record::Unread, CacheSource, FetchError, FoundRecord, Lookup, Record,
-        UpstreamBudget,
+        self, record::Unread, CacheSource, FetchError, FoundRecord, Lookup, Record, UpstreamBudget,
     },
 };
 
@@ -57,9 +63,47 @@ pub(super) struct Gathered {
 
 /// What every request of one resolver gathers with.
 pub(super) struct Walk {
-    pub reader: Reader,
+    pub gun: gun::Client,
     pub config: ResolverConfig,
     pub crypt: Arc<Decryptor>,
+}
+
+impl Walk {
+    fn limits(&self) -> assembler::Limits {
+        assembler::Limits {
+            records: self.config.max_records,
+            bytes: self.config.max_answer_bytes,
+        }
+    }
+
+    /// Gathers and assembles `roots`, of which `known` are known already.
+    pub(super) async fn resolve(
+        &self,
+        roots: &[Did],
+        known: HashMap<Did, State>,
+        options: &Options,
+        caller: &Caller,
+        started: Instant,
+    ) -> Result<Resolution, ResolveError> {
+        let deadline = started + Duration::from_millis(self.config.deadline_ms);
+        let known_found: Vec<Did> = known.keys().cloned().collect();
+        let gathered = self.gather(roots, known, options, caller, deadline).await;
+        let mut resolution = assembler::assemble(roots, options, &gathered.states, self.limits())?;
+        resolution.fresh_until = known_found
+            .iter()
+            .chain(&gathered.read)
+            .try_fold(None, |earliest: Option<Instant>, did| {
+                let expiry = self.gun.expiry(did)?;
+                Some(Some(earliest.map_or(expiry, |e| e.min(expiry))))
+            })
+            .flatten();
+        let figures = gathered.figures();
+        resolution.summary.fetched = figures.fetched;
+        resolution.summary.from_cache = figures.from_cache;
+        resolution.summary.stale = figures.stale;
+        resolution.summary.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(resolution)
+    }
 }
 
 /// What a resolution tells the caller it cost: `fetched`, `fromCache`, `stale`.
@@ -367,7 +411,7 @@ impl Walk {
         options: &Options,
     ) -> (Did, State, Cost) {
         let (state, cost) = match self
-            .reader
+            .gun
             .fetch(did.clone(), Some(budget), options.force_refresh)
             .await
         {

@@ -511,19 +511,21 @@ impl TestApp {
         let thread = std::thread::spawn(move || {
             let sys = actix_web::rt::System::new();
             sys.block_on(async move {
-                let state = oip_resolver::start(config).expect("the actors start");
-                let mut settings = oip_resolver::server::Settings::new(&state.config);
+                let started =
+                    oip_resolver::start(config, Default::default()).expect("the features start");
+                let config = &started.shared.config;
+                let mut settings = oip_resolver::server::Settings::new(config);
                 settings.handle_signals = false;
-                let bind = state.config.bind_addr().expect("a valid bind address");
+                let bind = config.bind_addr().expect("a valid bind address");
                 let listener = std::net::TcpListener::bind(bind).expect("a free port");
                 let running = oip_resolver::server::start(listener, settings, {
-                    let state = state.clone();
-                    move || oip_resolver::app(state.clone())
+                    let shared = started.shared.clone();
+                    move || oip_resolver::app(shared.clone())
                 })
                 .expect("the test app binds");
                 tx.send((running.addr, running.server.handle())).unwrap();
                 let _ = running.server.await;
-                for thread in &state.threads {
+                for thread in &started.threads {
                     thread.stop();
                 }
             });

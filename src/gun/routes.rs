@@ -1,23 +1,29 @@
-//! `/gun-relay/*`: the relay's own API, passed through the fetcher so that reads are coalesced
-//! and cached and writes invalidate the caches.
+//! The gun feature's routes: `/gun-relay/*`, the relay's own API passed through the fetcher
+//! (reads coalesced and cached, writes checked and invalidating the caches), and the operator's
+//! `DELETE /api/cache/negative/{soul}`, behind `auth.admin_token`.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{bearer, compressed, read_body, AppState, StrictQuery};
+use super::{client::Client, lookup::Lookup, write::check_node};
 use crate::{
-    auth::{may_write, WriteError},
+    auth::{may_write, same_secret, WriteError},
+    config::Config,
     did::Did,
     error::ApiError,
-    gun::{write::check_node, Lookup, Put},
-    http::error::RequestError,
+    http::{
+        error::RequestError,
+        query::StrictQuery,
+        request::{bearer, compressed, read_body},
+    },
     soul::validate_soul,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(compressed("/gun-relay/get").route(web::get().to(get)))
-        .service(compressed("/gun-relay/put").route(web::post().to(put)));
+        .service(compressed("/gun-relay/put").route(web::post().to(put)))
+        .service(compressed("/api/cache/negative/{soul}").route(web::delete().to(forget_missing)));
 }
 
 #[derive(Deserialize)]
@@ -26,7 +32,7 @@ struct SoulQuery {
 }
 
 async fn get(
-    state: web::Data<AppState>,
+    gun: web::Data<Client>,
     query: StrictQuery<SoulQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let soul = query
@@ -35,7 +41,7 @@ async fn get(
         .filter(|s| !s.is_empty())
         .ok_or(RequestError::MissingParameter("soul"))?;
     validate_soul(&soul)?;
-    let fetched = state.gun.fetch(Did::Gun(soul), None, false).await?;
+    let fetched = gun.fetch(Did::Gun(soul), None, false).await?;
     let x_cache = ("x-cache", fetched.source.header_value());
     Ok(match fetched.lookup {
         Lookup::Found(found) => HttpResponse::Ok()
@@ -55,7 +61,8 @@ async fn get(
 }
 
 async fn put(
-    state: web::Data<AppState>,
+    gun: web::Data<Client>,
+    config: web::Data<Config>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -68,13 +75,13 @@ async fn put(
     if !is_json {
         return Err(RequestError::UnsupportedMediaType.into());
     }
-    let auth = &state.config.auth;
+    let auth = &config.auth;
     let token = bearer(&req);
     // Nobody without a token reads the body, let alone reaches the relay.
     if token.is_none() && !auth.open_writes {
         may_write("", None, auth)?;
     }
-    let body = read_body(&req, payload, state.config.server.max_body_bytes).await?;
+    let body = read_body(&req, payload, config.server.max_body_bytes).await?;
     let (soul, node) = parse_put(&body)?;
     let authority = may_write(&soul, token, auth)?;
     check_node(&node, authority.owner()).map_err(|e| {
@@ -84,7 +91,7 @@ async fn put(
             RequestError::InvalidBody(e.to_string()).into()
         }
     })?;
-    let answer = state.gun.fetcher.send(Put { soul, node }).await??;
+    let answer = gun.put(soul, node).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(answer))
@@ -108,6 +115,33 @@ fn parse_put(body: &[u8]) -> Result<(String, Map<String, Value>), ApiError> {
         Some(Value::Object(node)) => Ok((soul, node)),
         _ => Err(RequestError::InvalidBody("`data` must be an object".into()).into()),
     }
+}
+
+async fn forget_missing(
+    gun: web::Data<Client>,
+    config: web::Data<Config>,
+    req: HttpRequest,
+    soul: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(token) = config.auth.admin_token.as_deref() else {
+        return Err(RequestError::NotConfigured("the admin API (auth.admin_token)").into());
+    };
+    if !bearer(&req).is_some_and(|given| same_secret(given, token)) {
+        return Err(RequestError::Unauthorized.into());
+    }
+    let soul = soul.into_inner();
+    // A DID of another method (cached from the indexer) can be forgotten by its full name.
+    let key = if soul.starts_with("did:") {
+        Did::parse(&soul)?
+    } else {
+        validate_soul(&soul)?;
+        Did::Gun(soul.clone())
+    };
+    // Through the fetcher, as a write: out of every cache and of its memory of malformed
+    // records, and a fetch of it on its way caches nothing.
+    let forgotten = gun.forget(key).await?;
+    log::info!("[GUN 404 Cache] operator forgot {soul} (was cached: {forgotten})");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"soul": soul, "forgotten": forgotten})))
 }
 
 #[cfg(test)]

@@ -10,16 +10,12 @@ use actix_web::{http::header, web, HttpResponse};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use sha2::{Digest, Sha256};
 
-use super::{compressed, AppState};
-use crate::{
-    error::ApiError,
-    gun::RelayStatus,
-    monitor::{self, Readings},
-};
+use super::client::Monitor;
+use crate::{error::ApiError, gun, http::request::compressed};
 
-const HTML: &str = include_str!("ui/page.html");
-const STYLE: &str = include_str!("ui/page.css");
-const SCRIPT: &str = include_str!("ui/page.js");
+const HTML: &str = include_str!("page/page.html");
+const STYLE: &str = include_str!("page/page.css");
+const SCRIPT: &str = include_str!("page/page.js");
 const README: &str = include_str!("../../README.md");
 
 /// The page with its style and script in place, and the CSP that lets exactly those run.
@@ -68,11 +64,15 @@ async fn readme() -> HttpResponse {
 /// What the page draws: relays and their circuits, the caches, streams, requests so far, and
 /// memory over the monitor's window. No secrets and no paths: relay URLs are shown without
 /// credentials, as `/health` shows them.
-async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let health = state.gun.fetcher.send(RelayStatus).await?;
-    let memory = state.monitor.send(Readings).await?;
-    let totals = state.metrics.totals();
-    let now = monitor::sample();
+async fn status(
+    gun: web::Data<gun::Client>,
+    monitor: web::Data<Monitor>,
+) -> Result<HttpResponse, ApiError> {
+    let health = gun.health().await?;
+    let memory = monitor.readings().await?;
+    let caches = gun.figures();
+    let watched = monitor.watched();
+    let now = monitor.sample();
     let relays: Vec<serde_json::Value> = health
         .relays
         .iter()
@@ -85,10 +85,10 @@ async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             })
         })
         .collect();
-    let hit_rate = if totals.negative_lookups == 0 {
+    let hit_rate = if caches.negative_lookups == 0 {
         serde_json::Value::Null
     } else {
-        (totals.negative_hits as f64 / totals.negative_lookups as f64).into()
+        (caches.negative_hits as f64 / caches.negative_lookups as f64).into()
     };
     let samples: Vec<serde_json::Value> = memory
         .samples
@@ -108,20 +108,23 @@ async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "uptimeSecs": state.started.elapsed().as_secs(),
+            "uptimeSecs": monitor.uptime().as_secs(),
             "source": if health.relays.is_empty() { "file" } else { "relay" },
             "relay": health.state.as_str(),
             "watch": health.watch.as_str(),
             "relays": relays,
             "negativeCache": {
-                "entries": totals.negative_entries,
-                "lookups": totals.negative_lookups,
-                "hits": totals.negative_hits,
+                "entries": caches.negative_entries,
+                "lookups": caches.negative_lookups,
+                "hits": caches.negative_hits,
                 "hitRate": hit_rate,
             },
-            "recordCache": {"bytes": totals.record_cache_bytes, "hits": totals.record_cache_hits},
-            "media": {"activeStreams": totals.active_streams, "bytesSent": totals.media_bytes_sent},
-            "requests": {"total": totals.requests},
+            "recordCache": {"bytes": caches.record_bytes, "hits": caches.record_hits},
+            "media": {
+                "activeStreams": watched.media.active_streams(),
+                "bytesSent": watched.media.total_bytes_sent(),
+            },
+            "requests": {"total": watched.http.requests()},
             "memory": {
                 "rssBytes": now.rss_bytes,
                 "heapBytes": now.heap_bytes,

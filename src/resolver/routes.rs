@@ -4,17 +4,25 @@ use actix::Addr;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{bearer, compressed, AppState, StrictQuery};
-use crate::{
+use super::{
+    actor::{Resolve, ResolveListing, Resolver},
     config::ResolverConfig,
+    options::{FieldFilter, Options},
+};
+use crate::{
+    access::Callers,
+    config::Config,
     did::Did,
     error::ApiError,
-    http::error::RequestError,
-    resolver::{FieldFilter, Options, Resolve, ResolveListing, Resolver},
+    http::{
+        error::RequestError,
+        query::{self, StrictQuery},
+        request::{bearer, compressed},
+    },
 };
 
 /// More DIDs than this in one request is a client bug or abuse, not a use case.
-pub const MAX_DIDS: usize = 50;
+const MAX_DIDS: usize = 50;
 const MAX_FIELD_NAMES: usize = 50;
 const MAX_FIELD_NAME_LEN: usize = 128;
 
@@ -44,12 +52,13 @@ struct RecordsQuery {
 
 async fn get_records(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    config: web::Data<Config>,
+    callers: web::Data<Callers>,
     resolver: web::Data<Addr<Resolver>>,
     query: StrictQuery<RecordsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = &state.config.resolver;
-    let caller = state.callers.of(bearer(&req));
+    let config = &config.resolver;
+    let caller = callers.of(bearer(&req));
     let auth = caller.envelope();
     let resolution = match parse(query.into_inner(), config)? {
         Asked::Dids { dids, options } => {
@@ -107,7 +116,7 @@ fn indexer_query(query: &str) -> String {
         .split('&')
         .filter(|p| {
             let name = p.split('=').next().unwrap_or_default();
-            !p.is_empty() && super::query::decode(name).is_ok_and(|n| n != "resolveDepth")
+            !p.is_empty() && query::decode(name).is_ok_and(|n| n != "resolveDepth")
         })
         .chain(std::iter::once("resolveDepth=0"))
         .collect::<Vec<_>>()

@@ -2,11 +2,12 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{compressed, AppState};
+use super::client::Monitor;
 use crate::{
     error::ApiError,
-    gun::{fetcher::RelayHealth, RelayState, RelayStatus},
-    monitor,
+    gun::{self, fetcher::RelayHealth, RelayState},
+    http::request::compressed,
+    metrics::CONTENT_TYPE,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -25,8 +26,8 @@ async fn live() -> HttpResponse {
 
 /// Readiness: a relay can be used (or the file source serves). 503 while every relay's breaker
 /// is open or every relay URL is misconfigured, so a balancer sends traffic elsewhere meanwhile.
-async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let health = state.gun.fetcher.send(RelayStatus).await?;
+async fn ready(gun: web::Data<gun::Client>) -> Result<HttpResponse, ApiError> {
+    let health = gun.health().await?;
     let reason = match health.state {
         RelayState::File | RelayState::Reachable => None,
         RelayState::Unreachable => Some("no relay can be asked: every circuit breaker is open"),
@@ -46,14 +47,17 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     })
 }
 
-async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let health = state.gun.fetcher.send(RelayStatus).await?;
+async fn health(
+    gun: web::Data<gun::Client>,
+    monitor: web::Data<Monitor>,
+) -> Result<HttpResponse, ApiError> {
+    let health = gun.health().await?;
     let serving = matches!(health.state, RelayState::File | RelayState::Reachable);
     let mut body = serde_json::json!({
         "status": if serving { "ok" } else { "degraded" },
         "relay": health.state.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
-        "uptimeSecs": state.started.elapsed().as_secs(),
+        "uptimeSecs": monitor.uptime().as_secs(),
     });
     if let Some(circuit) = health.circuit {
         body["circuit"] = circuit.as_str().into();
@@ -87,9 +91,8 @@ fn relays(health: &RelayHealth) -> serde_json::Value {
         .collect()
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let text = state.metrics.render(&monitor::sample());
+async fn metrics(monitor: web::Data<Monitor>) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text)
+        .content_type(CONTENT_TYPE)
+        .body(monitor.exposition())
 }

@@ -1,4 +1,4 @@
-//! Media routes: the handlers ask the `MediaActor` for an open file, then answer with RFC 9110
+//! Media routes: the handlers ask the feature for an open file, then answer with RFC 9110
 //! ranges and conditional requests. Media bodies are never compressed.
 
 use actix_web::{
@@ -9,15 +9,21 @@ use actix_web::{
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{bearer, resource, AppState, StrictQuery};
+use super::{
+    actor::{MediaFile, Open, Target},
+    client::Client,
+    error::MediaError,
+    manifest::browser_safe,
+    range::{ByteRange, Conditions, Plan},
+    stream::{FileStream, Part},
+};
 use crate::{
     error::ApiError,
-    http::error::RequestError,
-    media::{
-        manifest::browser_safe,
-        range::{ByteRange, Conditions, Plan},
-        stream::{FileStream, Part},
-        Info, MediaError, MediaFile, Open, Target,
+    http::{
+        client::client_of,
+        error::RequestError,
+        query::StrictQuery,
+        request::{bearer, resource},
     },
 };
 
@@ -68,13 +74,13 @@ fn token(req: &HttpRequest, query: Option<String>) -> Option<String> {
 
 async fn media(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    media: web::Data<Client>,
     id: web::Path<String>,
     query: StrictQuery<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     serve(
         req,
-        state,
+        media,
         Target::Media(id.into_inner()),
         query.into_inner().token,
     )
@@ -83,7 +89,7 @@ async fn media(
 
 async fn legacy(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    media: web::Data<Client>,
     query: StrictQuery<LegacyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
@@ -91,54 +97,44 @@ async fn legacy(
         .id
         .filter(|i| !i.is_empty())
         .ok_or(RequestError::MissingParameter("id"))?;
-    serve(req, state, Target::Legacy(id), query.token).await
+    serve(req, media, Target::Legacy(id), query.token).await
 }
 
 async fn legacy_static(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    media: web::Data<Client>,
     path: web::Path<String>,
     query: StrictQuery<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let target = Target::Legacy(path.into_inner());
-    serve(req, state, target, query.into_inner().token).await
+    serve(req, media, target, query.into_inner().token).await
 }
 
 /// Every file route: answered from the open-file cache when the target was opened lately, else
 /// opened by the actor; then the plan made for it is answered.
 async fn serve(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    media: web::Data<Client>,
     target: Target,
     query_token: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let token = token(&req, query_token);
-    let open = open_message(&req, target, token);
-    let file = match state.media_files.open_cached(&open) {
-        Some(answered) => answered?,
-        None => state.media.send(open).await??,
-    };
-    respond(&req, &state, file)
+    let file = media.open(open_message(&req, target, token)).await?;
+    respond(&req, &media, file)
 }
 
 async fn info(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    media: web::Data<Client>,
     id: web::Path<String>,
     query: StrictQuery<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = token(&req, query.into_inner().token);
-    let manifest = state
-        .media
-        .send(Info {
-            id: id.into_inner(),
-            token,
-        })
-        .await??;
+    let manifest = media.info(id.into_inner(), token).await?;
     let mut res = HttpResponse::Ok();
     caching(
         &mut res,
-        &state.config.media.cache_control,
+        &media.config().cache_control,
         !manifest.is_public(),
     );
     Ok(res.json(manifest))
@@ -197,14 +193,14 @@ fn open_message(req: &HttpRequest, target: Target, token: Option<String>) -> Ope
 }
 
 /// Turns the planned answer into a response; the body streams what was not prefetched.
-fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpResponse, ApiError> {
+fn respond(req: &HttpRequest, media: &Client, file: MediaFile) -> Result<HttpResponse, ApiError> {
     let validators = &file.validators;
-    let media = &state.config.media;
+    let settings = media.config();
     // The old service sent a year of immutable caching for its static images.
     let cache_control = if file.legacy && file.content_type.starts_with("image/") {
-        &media.legacy_cache_control
+        &settings.legacy_cache_control
     } else {
-        &media.cache_control
+        &settings.cache_control
     };
     let active = !browser_safe(&file.content_type);
     let res = |status: StatusCode| {
@@ -263,8 +259,8 @@ fn respond(req: &HttpRequest, state: &AppState, file: MediaFile) -> Result<HttpR
         return Ok(builder.body(SizedStream::new(len, nothing)));
     }
     let parts = with_prefetch(parts, file.prefetched);
-    let client = super::client::client_of(req, &state.trusted_proxies);
-    let body = FileStream::new(file.file, parts, file.registry, state.media.clone(), client)?;
+    let client = client_of(req, media.trusted_proxies());
+    let body = FileStream::new(file.file, parts, file.registry, media.actor(), client)?;
     Ok(builder.body(SizedStream::new(body.content_length(), body)))
 }
 
