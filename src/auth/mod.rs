@@ -182,8 +182,14 @@ pub mod tests {
         assert!(verify_jwt(&expired, b"s", now).is_none());
         let early = sign(&json!({"publicKey": "k", "nbf": secs + 60}), "s");
         assert!(verify_jwt(&early, b"s", now).is_none());
+        // As the old API's `jwt.verify`: no leeway, and `exp` reached is expired.
+        let at_exp = sign(&json!({"publicKey": "k", "exp": secs}), "s");
+        assert!(verify_jwt(&at_exp, b"s", now).is_none());
+        // An `exp` that is not a number is refused, though a token may carry none at all.
         let odd_exp = sign(&json!({"exp": "tomorrow"}), "s");
         assert!(verify_jwt(&odd_exp, b"s", now).is_none());
+        let no_exp = sign(&json!({"publicKey": "k"}), "s");
+        assert!(verify_jwt(&no_exp, b"s", now).is_some());
         for garbage in ["", "a.b", "a.b.c", "a.b.c.d", "....", "ey.ey.ey"] {
             assert!(verify_jwt(garbage, b"s", now).is_none(), "{garbage}");
         }

@@ -13,18 +13,18 @@ use super::{
     feed::FeedStates,
     fetcher::GunFetcher,
     fetcher::{Fetch, ForgetSoul, List, Put, RelayHealth, RelayStatus},
-    file_store::{FileSourceError, FileStore},
-    http_source::{Endpoint, HttpKind},
-    lookup::{CacheSource, FetchResult, Fetched, Lookup, UpstreamBudget},
+    file_store::{FileStore, FileStoreError},
+    http_upstream::{Endpoint, HttpKind},
+    lookup::{CacheStatus, FetchResult, Fetched, Lookup, UpstreamBudget},
     metrics::GunMetrics,
     negative_cache::NegativeCache,
     record_cache::RecordCache,
     tls,
-    upstream::{Pool, Source, Upstream},
+    upstream::{Pool, Upstream, UpstreamSetup},
     watch::{Watch, WatchSetup},
 };
 use crate::{
-    config::{check::ConfigError, Config, GunSource},
+    config::{check::ConfigError, Config},
     did::Did,
     metrics::Registry,
 };
@@ -51,7 +51,7 @@ pub struct CacheFigures {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Source(#[from] FileSourceError),
+    FileStore(#[from] FileStoreError),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -69,13 +69,7 @@ impl Client {
     /// Starts the feature from `config`. Must run inside an actix system.
     pub fn start(config: &Config, registry: &mut Registry) -> Result<Started, StartError> {
         let metrics = GunMetrics::register(registry);
-        let store = match config.gun.source {
-            GunSource::File => Some(FileStore::load(
-                &config.gun.file,
-                config.gun.file_write_limit_bytes,
-            )?),
-            GunSource::Relay => None,
-        };
+        let store = FileStore::configured(&config.gun)?;
         let source = describe(config, store.as_ref());
         let watching = config.gun.watching();
         let feeds = Arc::new(FeedStates::new(config.gun.relays().len(), watching));
@@ -87,12 +81,7 @@ impl Client {
         // cache it consults on every miss beside it so that their messages stay cheap and
         // ordered.
         let gun_thread = Arbiter::new();
-        let negative = {
-            let (c, m) = (config.negative_cache.clone(), metrics.clone());
-            NegativeCache::start_in_arbiter(&gun_thread.handle(), move |_| {
-                NegativeCache::new(&c, watching, m)
-            })
-        };
+        let negative = start_negative(&gun_thread, config, watching, metrics.clone());
         let upstreams = Upstreams::from_config(config, store)?;
         let relay_tls = upstreams.relay_tls.clone();
         let fetcher = upstreams.start_fetcher(
@@ -109,19 +98,17 @@ impl Client {
         // the fetcher (or `/health`, which asks it).
         let feed_thread = Arbiter::new();
         if let Some(tls) = relay_tls.filter(|_| watching) {
-            for (slot, url) in config.gun.relays().into_iter().enumerate() {
-                let setup = WatchSetup {
-                    slot,
-                    url: url.to_string(),
-                    gun: config.gun.clone(),
-                    tls: tls.clone(),
-                    fetcher: fetcher.clone(),
-                    negative: negative.clone(),
-                    feeds: feeds.clone(),
-                    metrics: metrics.clone(),
-                };
-                Watch::start_in_arbiter(&feed_thread.handle(), move |_| Watch::new(setup));
-            }
+            let base = WatchSetup {
+                slot: 0,
+                url: String::new(),
+                gun: config.gun.clone(),
+                tls,
+                fetcher: fetcher.clone(),
+                negative,
+                feeds,
+                metrics: metrics.clone(),
+            };
+            start_watches(&feed_thread, base, &config.gun.relays());
         }
         let client = Client {
             fetcher,
@@ -156,7 +143,7 @@ impl Client {
         if let Some(found) = cached {
             return Ok(Fetched {
                 lookup: Lookup::Found(found),
-                source: CacheSource::Hit,
+                cache: CacheStatus::Hit,
             });
         }
         self.fetcher
@@ -229,7 +216,7 @@ impl Client {
 /// Where fetches go: the relays (or the file), and the indexer if one is configured, with the
 /// TLS settings each was given.
 struct Upstreams {
-    source: Source,
+    setup: UpstreamSetup,
     relay_tls: Option<Arc<rustls::ClientConfig>>,
     indexer: Option<(String, Arc<rustls::ClientConfig>)>,
 }
@@ -245,11 +232,11 @@ impl Upstreams {
                 message: e.to_string(),
             })
         };
-        let (source, relay_tls) = match store {
-            Some(store) => (Source::File(store), None),
+        let (setup, relay_tls) = match store {
+            Some(store) => (UpstreamSetup::File(store), None),
             None => {
                 let tls = tls_for("gun.ca_file", config.gun.ca_file.as_deref())?;
-                (Source::Relay(tls.clone()), Some(tls))
+                (UpstreamSetup::Relay(tls.clone()), Some(tls))
             }
         };
         let indexer = match &config.resolver.oip_api {
@@ -260,7 +247,7 @@ impl Upstreams {
             None => None,
         };
         Ok(Self {
-            source,
+            setup,
             relay_tls,
             indexer,
         })
@@ -279,16 +266,39 @@ impl Upstreams {
         ),
     ) -> Addr<GunFetcher> {
         let gun = config.gun.clone();
-        let Upstreams {
-            source, indexer, ..
-        } = self;
+        let Upstreams { setup, indexer, .. } = self;
         GunFetcher::start_in_arbiter(thread, move |_| {
-            let upstream = Upstream::open(&gun, source, metrics.clone());
+            let upstream = Upstream::open(&gun, setup, metrics.clone());
             let indexer = indexer.map(|(base, tls)| {
                 Pool::new(HttpKind::Indexer, &[&base], &gun, tls, metrics.clone())
             });
             GunFetcher::new(upstream, indexer, negative, records, &gun, feeds, metrics)
         })
+    }
+}
+
+/// The negative cache on `thread`, beside the fetcher that consults it on every miss.
+fn start_negative(
+    thread: &Arbiter,
+    config: &Config,
+    watching: bool,
+    metrics: Arc<GunMetrics>,
+) -> Addr<NegativeCache> {
+    let settings = config.negative_cache.clone();
+    NegativeCache::start_in_arbiter(&thread.handle(), move |_| {
+        NegativeCache::new(&settings, watching, metrics)
+    })
+}
+
+/// One write feed per relay, each on `thread`, each with `base` pointed at its relay.
+fn start_watches(thread: &Arbiter, base: WatchSetup, relays: &[&str]) {
+    for (slot, url) in relays.iter().enumerate() {
+        let setup = WatchSetup {
+            slot,
+            url: url.to_string(),
+            ..base.clone()
+        };
+        Watch::start_in_arbiter(&thread.handle(), move |_| Watch::new(setup));
     }
 }
 

@@ -20,9 +20,9 @@ use super::metrics::GunMetrics;
 use super::{
     error::FetchError,
     feed::{FeedState, FeedStates},
-    http_source::SourceReport,
+    http_upstream::UpstreamReport,
     lookup::GetResult,
-    lookup::{CacheSource, FetchResult, Fetched, Lookup, UpstreamBudget},
+    lookup::{CacheStatus, FetchResult, Fetched, Lookup, UpstreamBudget},
     negative_cache::{Forget, ForgetAll, IsMissing, NegativeCache, RecordMissing},
     record_cache::RecordCache,
     resilience::BreakerState,
@@ -130,7 +130,7 @@ pub struct RelayReport {
 }
 
 impl RelayHealth {
-    fn from_reports(reports: Vec<SourceReport>, feeds: &FeedStates) -> Self {
+    fn from_reports(reports: Vec<UpstreamReport>, feeds: &FeedStates) -> Self {
         let relays: Vec<RelayReport> = reports
             .into_iter()
             .enumerate()
@@ -260,21 +260,21 @@ impl GunFetcher {
                 refresh: fresh,
             };
             if negative.send(asking).await.unwrap_or(false) {
-                return (Ok(None), CacheSource::Negative);
+                return (Ok(None), CacheStatus::Negative);
             }
             let result = match route {
                 Route::Upstream(upstream, soul) => upstream.get(&soul).await,
                 Route::Indexer(indexer, did) => indexer.get(&did).await,
             };
-            (result, CacheSource::Miss)
+            (result, CacheStatus::Miss)
         };
         ctx.spawn(
             work.into_actor(self)
-                .map(move |(result, source), this, _| this.complete(key, result, source)),
+                .map(move |(result, cache), this, _| this.complete(key, result, cache)),
         );
     }
 
-    fn complete(&mut self, key: Did, result: GetResult, source: CacheSource) {
+    fn complete(&mut self, key: Did, result: GetResult, cache: CacheStatus) {
         let Some(flight) = self.in_flight.remove(&key) else {
             return;
         };
@@ -301,22 +301,22 @@ impl GunFetcher {
                 }
                 Ok(Fetched {
                     lookup: Lookup::Found(found),
-                    source,
+                    cache,
                 })
             }
             Ok(None) => {
-                if source == CacheSource::Miss && flight.cacheable {
+                if cache == CacheStatus::Miss && flight.cacheable {
                     self.negative.do_send(RecordMissing(key));
                 }
                 Ok(Fetched {
                     lookup: Lookup::NotFound,
-                    source,
+                    cache,
                 })
             }
             Err(e) if e.relay_unavailable() => match self.records.get_stale(&key) {
                 Some(found) => Ok(Fetched {
                     lookup: Lookup::Found(found),
-                    source: CacheSource::Stale,
+                    cache: CacheStatus::Stale,
                 }),
                 None => Err(e),
             },
@@ -372,7 +372,7 @@ impl Handler<Fetch> for GunFetcher {
         if let Some(found) = fresh.then(|| self.records.refreshed_lately(&key)).flatten() {
             let hit = Fetched {
                 lookup: Lookup::Found(found),
-                source: CacheSource::Hit,
+                cache: CacheStatus::Hit,
             };
             return Box::pin(futures::future::ready(Ok(hit)));
         }

@@ -5,7 +5,11 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 
 use serde_json::Value;
 
-use super::{error::FetchError, record::FoundRecord};
+use super::{
+    config::{GunConfig, GunSource},
+    error::FetchError,
+    record::FoundRecord,
+};
 
 pub struct FileStore {
     records: HashMap<String, Arc<FoundRecord>>,
@@ -16,7 +20,7 @@ pub struct FileStore {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FileSourceError {
+pub enum FileStoreError {
     #[error("cannot read gun.file {path}: {source}")]
     Read {
         path: String,
@@ -27,15 +31,23 @@ pub enum FileSourceError {
 }
 
 impl FileStore {
+    /// The file source, when `gun.source` is `file`.
+    pub fn configured(gun: &GunConfig) -> Result<Option<Self>, FileStoreError> {
+        match gun.source {
+            GunSource::File => Self::load(&gun.file, gun.file_write_limit_bytes).map(Some),
+            GunSource::Relay => Ok(None),
+        }
+    }
+
     /// Loads the nodes of `path`; writes may then add up to `write_limit` bytes (as weighed by
     /// the record cache).
-    pub fn load(path: &Path, write_limit: u64) -> Result<Self, FileSourceError> {
+    pub fn load(path: &Path, write_limit: u64) -> Result<Self, FileStoreError> {
         let shown = path.display().to_string();
-        let text = std::fs::read(path).map_err(|source| FileSourceError::Read {
+        let text = std::fs::read(path).map_err(|source| FileStoreError::Read {
             path: shown.clone(),
             source,
         })?;
-        let shape = |reason: String| FileSourceError::Shape {
+        let shape = |reason: String| FileStoreError::Shape {
             path: shown.clone(),
             reason,
         };

@@ -7,7 +7,7 @@ use super::{error::FetchError, record::FoundRecord};
 
 /// Where an answer came from; the relay proxy reports it as `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheSource {
+pub enum CacheStatus {
     /// Served from the record cache.
     Hit,
     /// Fetched from the relay (or shared with a request that did).
@@ -18,13 +18,13 @@ pub enum CacheSource {
     Stale,
 }
 
-impl CacheSource {
+impl CacheStatus {
     pub fn header_value(self) -> &'static str {
         match self {
-            CacheSource::Hit => "HIT",
-            CacheSource::Miss => "MISS",
-            CacheSource::Negative => "NEGATIVE",
-            CacheSource::Stale => "STALE",
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Negative => "NEGATIVE",
+            CacheStatus::Stale => "STALE",
         }
     }
 }
@@ -38,7 +38,7 @@ pub enum Lookup {
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub lookup: Lookup,
-    pub source: CacheSource,
+    pub cache: CacheStatus,
 }
 
 pub type FetchResult = Result<Fetched, FetchError>;

@@ -42,7 +42,7 @@ async fn get(
         .ok_or(RequestError::MissingParameter("soul"))?;
     validate_soul(&soul)?;
     let fetched = gun.fetch(Did::Gun(soul), None, false).await?;
-    let x_cache = ("x-cache", fetched.source.header_value());
+    let x_cache = ("x-cache", fetched.cache.header_value());
     Ok(match fetched.lookup {
         Lookup::Found(found) => HttpResponse::Ok()
             .insert_header(x_cache)

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::{
     error::FetchError,
     file_store::FileStore,
-    http_source::{HttpKind, HttpSource, SourceReport},
+    http_upstream::{HttpKind, HttpUpstream, UpstreamReport},
     lookup::GetResult,
     record::FoundRecord,
     resilience::{backoff, RetryBudget},
@@ -32,17 +32,17 @@ pub enum Upstream {
 
 /// What `Upstream::open` needs, made at start-up: the loaded file source, or the TLS roots for
 /// the relays.
-pub enum Source {
+pub enum UpstreamSetup {
     File(FileStore),
     Relay(Arc<rustls::ClientConfig>),
 }
 
 impl Upstream {
-    /// Must run on the thread that will use it, like `HttpSource::new`.
-    pub fn open(gun: &GunConfig, source: Source, metrics: Arc<GunMetrics>) -> Self {
-        match source {
-            Source::File(store) => Upstream::File(store.into()),
-            Source::Relay(tls) => {
+    /// Must run on the thread that will use it, like `HttpUpstream::new`.
+    pub fn open(gun: &GunConfig, setup: UpstreamSetup, metrics: Arc<GunMetrics>) -> Self {
+        match setup {
+            UpstreamSetup::File(store) => Upstream::File(store.into()),
+            UpstreamSetup::Relay(tls) => {
                 Upstream::Relay(Pool::new(HttpKind::Relay, &gun.relays(), gun, tls, metrics))
             }
         }
@@ -81,7 +81,7 @@ impl Upstream {
     }
 
     /// Each relay as it looks now; empty for the file source.
-    pub fn reports(&self) -> Vec<SourceReport> {
+    pub fn reports(&self) -> Vec<UpstreamReport> {
         match self {
             Upstream::Relay(pool) => pool.reports(),
             Upstream::File(_) => Vec::new(),
@@ -102,7 +102,7 @@ impl Upstream {
 /// to another relay adds no load to the one in trouble.
 pub struct Pool {
     kind: HttpKind,
-    sources: Vec<HttpSource>,
+    sources: Vec<HttpUpstream>,
     budget: RefCell<RetryBudget>,
     config: GunConfig,
     metrics: Arc<GunMetrics>,
@@ -120,7 +120,7 @@ impl Pool {
     ) -> Self {
         let sources = urls
             .iter()
-            .map(|url| HttpSource::new(kind, url, config, tls.clone(), metrics.clone()))
+            .map(|url| HttpUpstream::new(kind, url, config, tls.clone(), metrics.clone()))
             .collect();
         Self {
             kind,
@@ -193,7 +193,7 @@ impl Pool {
         &'a self,
         key: Option<&str>,
         attempts: &mut u32,
-        op: impl Fn(&'a HttpSource) -> LocalBoxFuture<'a, Result<T, FetchError>>,
+        op: impl Fn(&'a HttpUpstream) -> LocalBoxFuture<'a, Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
         let mut outcome = Err(FetchError::CircuitOpen);
         let mut failed = false;
@@ -225,8 +225,8 @@ impl Pool {
         outcome
     }
 
-    pub fn reports(&self) -> Vec<SourceReport> {
-        self.sources.iter().map(HttpSource::report).collect()
+    pub fn reports(&self) -> Vec<UpstreamReport> {
+        self.sources.iter().map(HttpUpstream::report).collect()
     }
 
     pub fn log_failures(&self) {

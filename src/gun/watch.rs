@@ -30,7 +30,7 @@ use super::{
     feed::{FeedState, FeedStates},
     fetcher::GunFetcher,
     fetcher::{Invalidate, InvalidateAll},
-    http_source::{self, Endpoint},
+    http_upstream::{self, Endpoint},
     negative_cache::FeedChanged,
     negative_cache::NegativeCache,
 };
@@ -81,6 +81,7 @@ pub struct Watch {
 }
 
 /// Which relay's feed to listen to (`slot` is its place in `gun.relays()`), and what it needs.
+#[derive(Clone)]
 pub struct WatchSetup {
     pub slot: usize,
     pub url: String,
@@ -101,7 +102,7 @@ impl Watch {
             slot: setup.slot,
             base,
             shown,
-            client: http_source::client(&setup.gun, setup.tls),
+            client: http_upstream::client(&setup.gun, setup.tls),
             canary_soul: setup.gun.watch_canary_soul,
             max_frame: setup.gun.max_response_bytes,
             fetcher: setup.fetcher,

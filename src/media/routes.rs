@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::{
     actor::{MediaFile, Open, Target},
     client::Client,
+    config::MediaConfig,
     error::MediaError,
     manifest::browser_safe,
     range::{ByteRange, Conditions, Plan},
@@ -194,28 +195,7 @@ fn open_message(req: &HttpRequest, target: Target, token: Option<String>) -> Ope
 
 /// Turns the planned answer into a response; the body streams what was not prefetched.
 fn respond(req: &HttpRequest, media: &Client, file: MediaFile) -> Result<HttpResponse, ApiError> {
-    let validators = &file.validators;
-    let settings = media.config();
-    // The old service sent a year of immutable caching for its static images.
-    let cache_control = if file.legacy && file.content_type.starts_with("image/") {
-        &settings.legacy_cache_control
-    } else {
-        &settings.cache_control
-    };
-    let active = !browser_safe(&file.content_type);
-    let res = |status: StatusCode| {
-        let mut b = HttpResponse::build(status);
-        b.insert_header((header::ETAG, validators.etag.as_str()))
-            .insert_header((header::LAST_MODIFIED, validators.last_modified.as_str()))
-            .insert_header((header::ACCEPT_RANGES, "bytes"));
-        caching(&mut b, cache_control, file.private);
-        if active {
-            // Served from the API's origin, an uploaded page or SVG would run with its rights.
-            b.insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
-                .insert_header((header::CONTENT_DISPOSITION, "attachment"));
-        }
-        b
-    };
+    let res = |status: StatusCode| answer(status, &file, media.config());
     let (status, parts, content_type, content_range) = match &file.plan {
         Plan::PreconditionFailed => return Err(ApiError::from(MediaError::PreconditionFailed)),
         Plan::NotModified => return Ok(res(StatusCode::NOT_MODIFIED).finish()),
@@ -262,6 +242,29 @@ fn respond(req: &HttpRequest, media: &Client, file: MediaFile) -> Result<HttpRes
     let client = client_of(req, media.trusted_proxies());
     let body = FileStream::new(file.file, parts, file.registry, media.actor(), client)?;
     Ok(builder.body(SizedStream::new(body.content_length(), body)))
+}
+
+/// A response with the headers every answer about `file` carries: its validators, caching by
+/// its privacy, and a sandbox for content a browser would run.
+fn answer(status: StatusCode, file: &MediaFile, settings: &MediaConfig) -> HttpResponseBuilder {
+    let validators = &file.validators;
+    // The old service sent a year of immutable caching for its static images.
+    let cache_control = if file.legacy && file.content_type.starts_with("image/") {
+        &settings.legacy_cache_control
+    } else {
+        &settings.cache_control
+    };
+    let mut b = HttpResponse::build(status);
+    b.insert_header((header::ETAG, validators.etag.as_str()))
+        .insert_header((header::LAST_MODIFIED, validators.last_modified.as_str()))
+        .insert_header((header::ACCEPT_RANGES, "bytes"));
+    caching(&mut b, cache_control, file.private);
+    if !browser_safe(&file.content_type) {
+        // Served from the API's origin, an uploaded page or SVG would run with its rights.
+        b.insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
+            .insert_header((header::CONTENT_DISPOSITION, "attachment"));
+    }
+    b
 }
 
 /// Puts the bytes read at open time in place of the start of the first file span.

@@ -10,7 +10,7 @@ use actix_web::{http::header, web, HttpResponse};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use sha2::{Digest, Sha256};
 
-use super::client::Monitor;
+use super::{actor::MemoryView, client::Monitor, process::ProcessFigures};
 use crate::{error::ApiError, gun, http::request::compressed};
 
 const HTML: &str = include_str!("page/page.html");
@@ -90,20 +90,6 @@ async fn status(
     } else {
         (caches.negative_hits as f64 / caches.negative_lookups as f64).into()
     };
-    let samples: Vec<serde_json::Value> = memory
-        .samples
-        .iter()
-        .map(|(ago, rss, heap)| {
-            serde_json::json!({"ageSecs": (ago * 10.0).round() / 10.0, "rssBytes": rss, "heapBytes": heap})
-        })
-        .collect();
-    let trend = memory.trend.map(|t| {
-        serde_json::json!({
-            "bytesPerHour": (t.mb_per_hour * 1024.0 * 1024.0).round(),
-            "shape": t.shape.to_string(),
-            "spanSecs": t.span_secs.round(),
-        })
-    });
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({
@@ -125,13 +111,32 @@ async fn status(
                 "bytesSent": watched.media.total_bytes_sent(),
             },
             "requests": {"total": watched.http.requests()},
-            "memory": {
-                "rssBytes": now.rss_bytes,
-                "heapBytes": now.heap_bytes,
-                "windowSecs": memory.window_secs,
-                "intervalSecs": memory.interval_secs,
-                "samples": samples,
-                "trend": trend,
-            },
+            "memory": memory_json(&memory, &now),
         })))
+}
+
+/// The memory part of `/status.json`: the latest sample, the window and the trend over it.
+fn memory_json(memory: &MemoryView, now: &ProcessFigures) -> serde_json::Value {
+    let samples: Vec<serde_json::Value> = memory
+        .samples
+        .iter()
+        .map(|(ago, rss, heap)| {
+            serde_json::json!({"ageSecs": (ago * 10.0).round() / 10.0, "rssBytes": rss, "heapBytes": heap})
+        })
+        .collect();
+    let trend = memory.trend.as_ref().map(|t| {
+        serde_json::json!({
+            "bytesPerHour": (t.mb_per_hour * 1024.0 * 1024.0).round(),
+            "shape": t.shape.to_string(),
+            "spanSecs": t.span_secs.round(),
+        })
+    });
+    serde_json::json!({
+        "rssBytes": now.rss_bytes,
+        "heapBytes": now.heap_bytes,
+        "windowSecs": memory.window_secs,
+        "intervalSecs": memory.interval_secs,
+        "samples": samples,
+        "trend": trend,
+    })
 }

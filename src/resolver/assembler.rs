@@ -37,63 +37,16 @@ pub(super) fn assemble(
     let mut missing: Vec<(&Did, &State)> = Vec::new();
     asm.out.push(b'[');
     for root in roots {
-        let (found, remaining) = match states.get(root) {
-            Some(State::Found(found)) => (found, options.depth),
-            Some(State::Sealed(found)) => {
-                asm.list(root.to_string(), Reason::Encrypted);
-                (found, 0)
-            }
-            other => {
-                let state = other.unwrap_or(&State::Missing(Reason::Timeout));
-                // A root the caller may not read is as good as absent: saying `forbidden` would
-                // tell an anonymous client that it exists.
-                let reason = match state.reason() {
-                    Some(Reason::Forbidden) => Reason::NotFound,
-                    reason => reason.unwrap_or(Reason::Error),
-                };
-                asm.list(root.to_string(), reason);
-                missing.push((root, state));
-                continue;
-            }
-        };
-        if count > 0 && asm.out.len() >= asm.limits.bytes {
-            asm.list(root.to_string(), Reason::Budget);
-            continue;
+        match asm.root(root, count) {
+            Ok(true) => count += 1,
+            Ok(false) => {}
+            Err(state) => missing.push((root, state)),
         }
-        if count > 0 {
-            asm.out.push(b',');
-        }
-        count += 1;
-        asm.placed += 1;
-        let mut path = vec![root.clone()];
-        asm.record(root, found, remaining, &mut path);
     }
     asm.out.push(b']');
     if count == 0 {
-        // The answer names the gravest reason nothing came back (the first root among equals):
-        // a relay failure says more than a deadline, a deadline more than a plain miss. Roots
-        // that are not there (or not the caller's to read) are an empty answer, as the old API
-        // gave.
-        let gravity = |state: &State| match state {
-            State::Failed(_) => 4,
-            State::Missing(Reason::Timeout) => 3,
-            State::Missing(Reason::Budget) => 2,
-            State::Missing(Reason::Unsupported) => 1,
-            _ => 0,
-        };
-        if let Some((root, state)) = missing
-            .into_iter()
-            .rev()
-            .max_by_key(|(_, state)| gravity(state))
-            .filter(|(_, state)| gravity(state) > 0)
-        {
-            let did = root.to_string();
-            return Err(match state {
-                State::Failed(e) => ResolveError::Upstream(did, e.clone()),
-                State::Missing(Reason::Timeout) => ResolveError::Upstream(did, FetchError::Timeout),
-                State::Missing(Reason::Unsupported) => ResolveError::Unsupported(did),
-                _ => ResolveError::Budget(did),
-            });
+        if let Some(error) = gravest_failure(missing) {
+            return Err(error);
         }
     }
     let summary = Summary {
@@ -103,6 +56,32 @@ pub(super) fn assemble(
         ..Summary::default()
     };
     Ok(Resolution::new(asm.out.into(), count, summary))
+}
+
+/// Why nothing came back, when a root failed rather than was simply absent: the gravest reason
+/// (the first root among equals): a relay failure says more than a deadline, a deadline more
+/// than a plain miss. Roots that are not there (or not the caller's to read) are an empty
+/// answer, as the old API gave.
+fn gravest_failure(missing: Vec<(&Did, &State)>) -> Option<ResolveError> {
+    let gravity = |state: &State| match state {
+        State::Failed(_) => 4,
+        State::Missing(Reason::Timeout) => 3,
+        State::Missing(Reason::Budget) => 2,
+        State::Missing(Reason::Unsupported) => 1,
+        _ => 0,
+    };
+    let (root, state) = missing
+        .into_iter()
+        .rev()
+        .max_by_key(|(_, state)| gravity(state))
+        .filter(|(_, state)| gravity(state) > 0)?;
+    let did = root.to_string();
+    Some(match state {
+        State::Failed(e) => ResolveError::Upstream(did, e.clone()),
+        State::Missing(Reason::Timeout) => ResolveError::Upstream(did, FetchError::Timeout),
+        State::Missing(Reason::Unsupported) => ResolveError::Unsupported(did),
+        _ => ResolveError::Budget(did),
+    })
 }
 
 /// How large one answer may grow: records placed, and bytes (past either, references stay DIDs
@@ -210,58 +189,112 @@ impl<'a> Assembler<'a> {
         }
     }
 
-    /// What a reference found in a record with `remaining` levels becomes.
-    fn reference(&mut self, reference: &str, remaining: u32, path: &mut Vec<Did>) {
-        let Ok(did) = Did::parse(reference) else {
-            self.list(reference.to_string(), Reason::Error);
-            return self.value(&reference);
-        };
+    /// Writes `root` after the `placed` roots before it: `true` when its record went in, the
+    /// state that kept it out when the caller gets nothing of it.
+    fn root(&mut self, root: &Did, placed: usize) -> Result<bool, &'a State> {
         let states = self.states;
-        let found = match states.get(&did) {
-            Some(State::Found(found)) => found,
+        let (found, remaining) = match states.get(root) {
+            Some(State::Found(found)) => (found, self.options.depth),
+            Some(State::Sealed(found)) => {
+                self.list(root.to_string(), Reason::Encrypted);
+                (found, 0)
+            }
+            other => {
+                let state = other.unwrap_or(&State::Missing(Reason::Timeout));
+                // A root the caller may not read is as good as absent: saying `forbidden` would
+                // tell an anonymous client that it exists.
+                let reason = match state.reason() {
+                    Some(Reason::Forbidden) => Reason::NotFound,
+                    reason => reason.unwrap_or(Reason::Error),
+                };
+                self.list(root.to_string(), reason);
+                return Err(state);
+            }
+        };
+        if placed > 0 && self.out.len() >= self.limits.bytes {
+            self.list(root.to_string(), Reason::Budget);
+            return Ok(false);
+        }
+        if placed > 0 {
+            self.out.push(b',');
+        }
+        self.placed += 1;
+        let mut path = vec![root.clone()];
+        self.record(root, found, remaining, &mut path);
+        Ok(true)
+    }
+
+    /// The record `reference` names when the caller gets it whole; otherwise writes what stands
+    /// in for it (the DID, or the caller's own sealed record as stored) and answers `None`.
+    fn readable(
+        &mut self,
+        reference: &str,
+        did: &Did,
+        remaining: u32,
+        path: &mut Vec<Did>,
+    ) -> Option<&'a std::sync::Arc<FoundRecord>> {
+        let states = self.states;
+        match states.get(did) {
+            Some(State::Found(found)) => return Some(found),
             Some(State::Sealed(found)) if !(self.options.names_only && remaining == 1) => {
                 // The caller's own, sealed with a key that cannot be derived here: as stored.
                 self.list(reference.to_string(), Reason::Encrypted);
                 if self.placed >= self.limits.records || self.out.len() >= self.limits.bytes {
-                    return self.value(&reference);
+                    self.value(&reference);
+                } else {
+                    self.placed += 1;
+                    self.record(did, found, 0, path);
                 }
-                self.placed += 1;
-                return self.record(&did, found, 0, path);
             }
             Some(state) => {
                 self.list(
                     reference.to_string(),
                     state.reason().unwrap_or(Reason::Error),
                 );
-                return self.value(&reference);
+                self.value(&reference);
             }
             None => {
                 // Every reference of a record with levels left was asked for; only a deadline
                 // stops the walk before its answer is in.
                 self.list(reference.to_string(), Reason::Timeout);
-                return self.value(&reference);
+                self.value(&reference);
             }
+        }
+        None
+    }
+
+    /// A record already on the path from the root: its name and `oip` only, marked.
+    fn circular(&mut self, did: &Did, found: &FoundRecord) {
+        self.circular += 1;
+        self.out
+            .extend_from_slice(b"{\"_circular\":true,\"data\":{\"basic\":");
+        match found.record.data.get("basic") {
+            Some(basic) => self.value(basic),
+            None => self.out.extend_from_slice(b"{}"),
+        }
+        self.out.extend_from_slice(b"},\"oip\":");
+        self.oip(&found.record.oip, did);
+        self.out.push(b'}');
+    }
+
+    /// What a reference found in a record with `remaining` levels becomes.
+    fn reference(&mut self, reference: &str, remaining: u32, path: &mut Vec<Did>) {
+        let Ok(did) = Did::parse(reference) else {
+            self.list(reference.to_string(), Reason::Error);
+            return self.value(&reference);
+        };
+        let Some(found) = self.readable(reference, &did, remaining, path) else {
+            return;
         };
         let child_remaining = remaining - 1;
-        let basic = found.record.data.get("basic");
         if self.options.names_only && child_remaining == 0 {
-            return match basic.and_then(|b| b.get("name")) {
+            return match found.record.data.get("basic").and_then(|b| b.get("name")) {
                 Some(name @ Value::String(_)) => self.value(name),
                 _ => self.value(&reference),
             };
         }
         if path.contains(&did) {
-            self.circular += 1;
-            self.out
-                .extend_from_slice(b"{\"_circular\":true,\"data\":{\"basic\":");
-            match basic {
-                Some(basic) => self.value(basic),
-                None => self.out.extend_from_slice(b"{}"),
-            }
-            self.out.extend_from_slice(b"},\"oip\":");
-            self.oip(&found.record.oip, &did);
-            self.out.push(b'}');
-            return;
+            return self.circular(&did, found);
         }
         let copy = self
             .written

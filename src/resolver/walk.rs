@@ -28,7 +28,7 @@ use crate::{
     config::ResolverConfig,
     did::Did,
     gun::{
-        self, record::Unread, CacheSource, FetchError, FoundRecord, Lookup, Record, UpstreamBudget,
+        self, record::Unread, CacheStatus, FetchError, FoundRecord, Lookup, Record, UpstreamBudget,
     },
 };
 
@@ -172,21 +172,7 @@ impl Walk {
         let mut judged: HashSet<Did> = HashSet::new();
         let mut level: Vec<(Did, u32)> = roots.iter().map(|d| (d.clone(), options.depth)).collect();
         while !level.is_empty() {
-            let mut wanted: Vec<Did> = Vec::new();
-            let mut seen: HashSet<&Did> = HashSet::new();
-            for (did, _) in &level {
-                if out.states.contains_key(did) || !seen.insert(did) {
-                    continue;
-                }
-                // `<soul>/<key>` is where GUN keeps a part of the record at `<soul>`: read as a
-                // record of its own it would skip that record's access rules.
-                if matches!(did, Did::Gun(soul) if soul.contains('/')) {
-                    out.states
-                        .insert(did.clone(), State::Missing(Reason::NotFound));
-                    continue;
-                }
-                wanted.push(did.clone());
-            }
+            let mut wanted = unasked(&level, &mut out.states);
             let room = self.config.max_records.saturating_sub(out.fetched);
             for over in wanted.split_off(room.min(wanted.len())) {
                 out.states.insert(over, State::Missing(Reason::Budget));
@@ -209,19 +195,7 @@ impl Walk {
                 break;
             }
             self.judge(&found, caller, &mut out).await;
-            let mut next = Vec::new();
-            for (did, remaining) in level {
-                if remaining == 0 || !expanded.insert(did.clone()) {
-                    continue;
-                }
-                if let Some(State::Found(found)) = out.states.get(&did) {
-                    for_each_reference(&found.record.data, &options.fields, |reference| {
-                        if let Ok(child) = Did::parse(reference) {
-                            next.push((child, remaining - 1));
-                        }
-                    });
-                }
-            }
+            let next = next_level(level, &mut expanded, &out.states, options);
             level = next;
         }
         out
@@ -252,31 +226,9 @@ impl Walk {
         if with_parts.is_empty() {
             return true;
         }
-        let node_of = |states: &HashMap<Did, State>, soul: &str| match states
-            .get(&Did::Gun(soul.to_string()))
-        {
-            Some(State::Found(part)) => part.node(),
-            _ => None,
-        };
         let mut finished = true;
         for _ in 0..LINK_ROUNDS {
-            let mut wanted: Vec<Did> = Vec::new();
-            for (did, soul) in &with_parts {
-                let Some(State::Found(found)) = out.states.get(did) else {
-                    continue;
-                };
-                let so_far = found
-                    .record
-                    .filled(soul, &|s| node_of(&out.states, s), Unread::Keep);
-                let mut pending = found.record.links(soul);
-                pending.extend(so_far.links(soul));
-                for link in pending {
-                    let link = Did::Gun(link);
-                    if !out.states.contains_key(&link) && !wanted.contains(&link) {
-                        wanted.push(link);
-                    }
-                }
-            }
+            let wanted = unread_parts(&with_parts, &out.states);
             if wanted.is_empty() {
                 break;
             }
@@ -288,34 +240,9 @@ impl Walk {
             }
         }
         for (did, soul) in with_parts {
-            let Some(State::Found(found)) = out.states.get(&did) else {
-                continue;
-            };
-            let nodes = |s: &str| node_of(&out.states, s);
-            // A record is judged whole or not at all: a part not read (the budget, the
-            // deadline, a failure, a part not on the relay yet) may be the one that makes it
-            // private.
-            let mut parts = found.record.links(&soul);
-            parts.extend(
-                found
-                    .record
-                    .filled(&soul, &nodes, Unread::Keep)
-                    .links(&soul),
-            );
-            let unread = parts
-                .into_iter()
-                .map(|l| out.states.get(&Did::Gun(l)))
-                .find(|state| !matches!(state, Some(State::Found(_))));
-            let state = match unread {
-                None => {
-                    let whole = found.record.filled(&soul, &nodes, Unread::Drop);
-                    State::Found(Arc::new(FoundRecord::made(whole)))
-                }
-                Some(Some(State::Failed(e))) => State::Failed(e.clone()),
-                Some(Some(State::Missing(reason))) => State::Missing(*reason),
-                Some(_) => State::Missing(Reason::Timeout),
-            };
-            out.states.insert(did, state);
+            if let Some(state) = assembled(&did, &soul, &out.states) {
+                out.states.insert(did, state);
+            }
         }
         finished
     }
@@ -416,10 +343,10 @@ impl Walk {
             .await
         {
             Ok(fetched) => {
-                let cost = match fetched.source {
-                    CacheSource::Miss => Cost::Upstream,
-                    CacheSource::Stale => Cost::Stale,
-                    CacheSource::Hit | CacheSource::Negative => Cost::Cached,
+                let cost = match fetched.cache {
+                    CacheStatus::Miss => Cost::Upstream,
+                    CacheStatus::Stale => Cost::Stale,
+                    CacheStatus::Hit | CacheStatus::Negative => Cost::Cached,
                 };
                 let state = match fetched.lookup {
                     Lookup::Found(found) => State::Found(found),
@@ -435,4 +362,100 @@ impl Walk {
         };
         (did, state, cost)
     }
+}
+
+/// The DIDs of `level` not asked for yet, each once. `<soul>/<key>` is where GUN keeps a part of
+/// the record at `<soul>`: read as a record of its own it would skip that record's access rules,
+/// so it is missing.
+fn unasked(level: &[(Did, u32)], states: &mut HashMap<Did, State>) -> Vec<Did> {
+    let mut wanted: Vec<Did> = Vec::new();
+    let mut seen: HashSet<&Did> = HashSet::new();
+    for (did, _) in level {
+        if states.contains_key(did) || !seen.insert(did) {
+            continue;
+        }
+        if matches!(did, Did::Gun(soul) if soul.contains('/')) {
+            states.insert(did.clone(), State::Missing(Reason::NotFound));
+            continue;
+        }
+        wanted.push(did.clone());
+    }
+    wanted
+}
+
+/// The references of `level`'s readable records with levels left, each record expanded once.
+fn next_level(
+    level: Vec<(Did, u32)>,
+    expanded: &mut HashSet<Did>,
+    states: &HashMap<Did, State>,
+    options: &Options,
+) -> Vec<(Did, u32)> {
+    let mut next = Vec::new();
+    for (did, remaining) in level {
+        if remaining == 0 || !expanded.insert(did.clone()) {
+            continue;
+        }
+        if let Some(State::Found(found)) = states.get(&did) {
+            for_each_reference(&found.record.data, &options.fields, |reference| {
+                if let Ok(child) = Did::parse(reference) {
+                    next.push((child, remaining - 1));
+                }
+            });
+        }
+    }
+    next
+}
+
+fn part_node(states: &HashMap<Did, State>, soul: &str) -> Option<serde_json::Value> {
+    match states.get(&Did::Gun(soul.to_string())) {
+        Some(State::Found(part)) => part.node(),
+        _ => None,
+    }
+}
+
+/// The linked parts of `with_parts`' records, and of the parts read so far, not yet fetched.
+fn unread_parts(with_parts: &[(Did, String)], states: &HashMap<Did, State>) -> Vec<Did> {
+    let mut wanted: Vec<Did> = Vec::new();
+    for (did, soul) in with_parts {
+        let Some(State::Found(found)) = states.get(did) else {
+            continue;
+        };
+        let so_far = found
+            .record
+            .filled(soul, &|s| part_node(states, s), Unread::Keep);
+        let mut pending = found.record.links(soul);
+        pending.extend(so_far.links(soul));
+        for link in pending {
+            let link = Did::Gun(link);
+            if !states.contains_key(&link) && !wanted.contains(&link) {
+                wanted.push(link);
+            }
+        }
+    }
+    wanted
+}
+
+/// The record at `did` with its parts filled in, or why it cannot be. A record is judged whole
+/// or not at all: a part not read (the budget, the deadline, a failure, a part not on the relay
+/// yet) may be the one that makes it private.
+fn assembled(did: &Did, soul: &str, states: &HashMap<Did, State>) -> Option<State> {
+    let Some(State::Found(found)) = states.get(did) else {
+        return None;
+    };
+    let nodes = |s: &str| part_node(states, s);
+    let mut parts = found.record.links(soul);
+    parts.extend(found.record.filled(soul, &nodes, Unread::Keep).links(soul));
+    let unread = parts
+        .into_iter()
+        .map(|l| states.get(&Did::Gun(l)))
+        .find(|state| !matches!(state, Some(State::Found(_))));
+    Some(match unread {
+        None => {
+            let whole = found.record.filled(soul, &nodes, Unread::Drop);
+            State::Found(Arc::new(FoundRecord::made(whole)))
+        }
+        Some(Some(State::Failed(e))) => State::Failed(e.clone()),
+        Some(Some(State::Missing(reason))) => State::Missing(*reason),
+        Some(_) => State::Missing(Reason::Timeout),
+    })
 }

@@ -16,7 +16,7 @@ use std::{
 };
 
 use actix_http::{HttpService, KeepAlive};
-use actix_server::{Server, ServerHandle};
+use actix_server::{Server, ServerBuilder, ServerHandle};
 use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_web::{
     body::MessageBody,
@@ -93,18 +93,7 @@ where
     let stopping: Shared<oneshot::Receiver<()>> = stopping_rx.shared();
     let stall = settings.stall_timeout;
     let max_pipelined = settings.max_pipelined;
-    let mut builder = Server::build()
-        .shutdown_timeout(settings.shutdown_timeout.as_secs())
-        .disable_signals();
-    let workers = match settings.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    // actix-server counts connections per worker.
-    builder = builder
-        .workers(workers)
-        .max_concurrent_connections(settings.max_connections.div_ceil(workers));
-    let server = builder
+    let server = server_builder(&settings)
         .listen("oip-resolver", listener, move || {
             let stopping = stopping.clone();
             let h1 = HttpService::build()
@@ -120,28 +109,14 @@ where
                     data.insert(io.pipeline());
                 })
                 .local_addr(local)
-                // Only a sent signal means shutdown: a dropped sender (no signal handling, as
-                // in the in-process tests) must not close every connection at once.
-                .graceful_shutdown_signal(move || {
-                    let stopping = stopping.clone();
-                    async move {
-                        if stopping.await.is_err() {
-                            futures::future::pending::<()>().await;
-                        }
-                    }
-                })
-                // The app learns its real address (for `ConnectionInfo` of requests without a
-                // Host header). actix-web keeps `AppConfig::new` crate-private; this is the same
-                // constructor under the name actix-test uses, and Cargo.lock pins the version.
-                .h1(map_config(factory().into_factory(), move |_| {
-                    AppConfig::__priv_test_new(false, local.to_string(), local)
+                .graceful_shutdown_signal(move || until_sent(stopping.clone()))
+                // actix-web keeps the constructor that takes the real address crate-private;
+                // the app only uses it for `ConnectionInfo` of requests without a Host header,
+                // which nothing here reads, so the public default serves.
+                .h1(map_config(factory().into_factory(), |_| {
+                    AppConfig::default()
                 }));
-            fn_service(move |io: TcpStream| {
-                let peer = io.peer_addr().ok();
-                let _ = io.set_nodelay(true);
-                futures::future::ready(Ok((Guard::new(io, stall, max_pipelined), peer)))
-            })
-            .and_then(h1)
+            fn_service(move |io| accept(io, stall, max_pipelined)).and_then(h1)
         })?
         .run();
     if settings.handle_signals {
@@ -155,6 +130,39 @@ where
         addr: local,
         server,
     })
+}
+
+/// Each connection in its `Guard`, with its peer's address for the app.
+async fn accept(
+    io: TcpStream,
+    stall: Duration,
+    max_pipelined: usize,
+) -> Result<(Guard, Option<SocketAddr>), actix_http::error::DispatchError> {
+    let peer = io.peer_addr().ok();
+    let _ = io.set_nodelay(true);
+    Ok((Guard::new(io, stall, max_pipelined), peer))
+}
+
+/// actix-server with the service's worker count and connection bound (counted per worker),
+/// and no signal handling of its own.
+fn server_builder(settings: &Settings) -> ServerBuilder {
+    let workers = match settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    Server::build()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .disable_signals()
+        .workers(workers)
+        .max_concurrent_connections(settings.max_connections.div_ceil(workers))
+}
+
+/// Resolves when shutdown was signalled. Only a sent signal means shutdown: a dropped sender (no
+/// signal handling, as in the in-process tests) must not close every connection at once.
+async fn until_sent(stopping: Shared<oneshot::Receiver<()>>) {
+    if stopping.await.is_err() {
+        futures::future::pending::<()>().await;
+    }
 }
 
 async fn handle_signals(server: ServerHandle, stopping: oneshot::Sender<()>, grace: Duration) {

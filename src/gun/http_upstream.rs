@@ -28,7 +28,7 @@ use crate::{
 
 /// One relay (or indexer) as the breaker and the last answers see it: asking sends nothing.
 #[derive(Debug, Clone)]
-pub struct SourceReport {
+pub struct UpstreamReport {
     pub url: String,
     pub circuit: BreakerState,
     /// Why the last answers say this URL is not usable as configured (a wrong path, a
@@ -55,7 +55,7 @@ impl HttpKind {
 }
 
 /// One HTTP upstream with its own circuit breaker; what it counts is its own too.
-pub struct HttpSource {
+pub struct HttpUpstream {
     kind: HttpKind,
     client: Client,
     base: String,
@@ -107,7 +107,7 @@ impl FailureTally {
     }
 }
 
-impl HttpSource {
+impl HttpUpstream {
     pub(super) fn new(
         kind: HttpKind,
         base: &str,
@@ -240,8 +240,14 @@ impl HttpSource {
             // It answered as what it is configured to be.
             self.misconfigured.take();
         }
+        self.record_outcome(key, &result);
+        result
+    }
+
+    /// Tells the breaker, the failure tally, the log and the relay's figures how an attempt went.
+    fn record_outcome<T>(&self, key: Option<&str>, result: &Result<T, FetchError>) {
         let mut breaker = self.breaker.borrow_mut();
-        let transition = match &result {
+        let transition = match result {
             Err(e @ FetchError::Misconfigured(_)) => {
                 self.failures.borrow_mut().count(e);
                 Transition::None
@@ -256,7 +262,7 @@ impl HttpSource {
             }
             _ => breaker.on_success(),
         };
-        match (transition, &result) {
+        match (transition, result) {
             (Transition::Opened, Err(e)) => log::warn!(
                 "[GUN Relay] {} {}: circuit open after {} failures across souls and connections (last: {e}); failing fast for {} ms",
                 self.kind.name(),
@@ -273,17 +279,16 @@ impl HttpSource {
         }
         if let Some(stats) = &self.stats {
             let open = breaker.state(Instant::now()) != BreakerState::Closed;
-            stats.attempt(matches!(&result, Err(e) if e.fails_over()), open);
+            stats.attempt(matches!(result, Err(e) if e.fails_over()), open);
         }
-        result
     }
 
     pub(super) fn circuit_closed(&self, now: Instant) -> bool {
         self.breaker.borrow().state(now) == BreakerState::Closed
     }
 
-    pub(super) fn report(&self) -> SourceReport {
-        SourceReport {
+    pub(super) fn report(&self) -> UpstreamReport {
+        UpstreamReport {
             url: self.shown.clone(),
             circuit: self.breaker.borrow().state(Instant::now()),
             misconfigured: self.misconfigured.borrow().map(String::from),
