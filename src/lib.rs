@@ -1,10 +1,10 @@
 //! oip-resolver: resolves OIP records from a GUN relay to a chosen depth, and streams media.
 //!
-//! One actor per concern (see DESIGN.md): `GunFetcher` talks to the relay, `NegativeCache` holds
-//! the souls known missing, `RecordCache` (shared, not an actor) the records found, `Resolver`
-//! walks references, `MediaActor` opens files and keeps the stream registry, `MemoryMonitor`
-//! reports memory. Handlers in `http` stay thin: they validate, send one message, and map the
-//! reply.
+//! One actor per concern (see docs/DESIGN.md): `GunFetcher` talks to the relay, `NegativeCache`
+//! holds the souls known missing, `RecordCache` (shared, not an actor) the records found,
+//! `Resolver` walks references, `MediaActor` opens files and keeps the stream registry,
+//! `MemoryMonitor` reports memory. Handlers stay thin: they validate, call one feature's client,
+//! and map the reply.
 //!
 //! Each feature lives in its folder with its settings, metrics, errors and routes (`gun`,
 //! `resolver`, `media`, `access` and `auth`, `monitor`, and `http`, the edge every request

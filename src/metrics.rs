@@ -6,6 +6,13 @@
 //! Help texts are given without their final period: the registry adds it.
 
 pub use prometheus_client::registry::Registry;
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder},
+    metrics::{
+        family::{Family, MetricConstructor},
+        MetricType, TypedMetric,
+    },
+};
 
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -47,3 +54,55 @@ pub(crate) use series;
 pub type Count = prometheus_client::metrics::counter::Counter<u64>;
 /// A gauge of a quantity that is never negative.
 pub type Level = prometheus_client::metrics::gauge::Gauge<u64, std::sync::atomic::AtomicU64>;
+
+/// A labelled family that is listed (its `# HELP` and `# TYPE`) before its first sample, as the
+/// contract's names always were: the registry leaves out empty families, and a scraper or an
+/// alert looking for a name must find it on a process that has not yet needed the series.
+pub struct Listed<S, M, C = fn() -> M>(Family<S, M, C>);
+
+impl<S: Clone + std::hash::Hash + Eq, M: Default> Default for Listed<S, M> {
+    fn default() -> Self {
+        Self(Family::default())
+    }
+}
+
+impl<S, M, C> From<Family<S, M, C>> for Listed<S, M, C> {
+    fn from(family: Family<S, M, C>) -> Self {
+        Self(family)
+    }
+}
+
+impl<S, M, C: Clone> Clone for Listed<S, M, C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S, M, C> std::ops::Deref for Listed<S, M, C> {
+    type Target = Family<S, M, C>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S, M, C> EncodeMetric for Listed<S, M, C>
+where
+    S: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug,
+    M: EncodeMetric + TypedMetric + std::fmt::Debug,
+    C: MetricConstructor<M>,
+{
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+}
+
+impl<S, M, C> std::fmt::Debug for Listed<S, M, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listed")
+    }
+}

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use prometheus_client::{encoding::EncodeLabelSet, metrics::family::Family};
+use prometheus_client::encoding::EncodeLabelSet;
 
-use crate::metrics::{series, Count, Level, Registry};
+use crate::metrics::{series, Count, Level, Listed, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
@@ -20,17 +20,17 @@ struct RelayLabel {
 
 series! {
     pub struct GunMetrics {
-        upstream: Family<StatusLabel, Count> => "oip_gun_upstream_requests",
+        upstream: Listed<StatusLabel, Count> => "oip_gun_upstream_requests",
             "Requests actually sent to the GUN relay, by HTTP status (error: no response)";
-        indexer: Family<StatusLabel, Count> => "oip_indexer_requests",
+        indexer: Listed<StatusLabel, Count> => "oip_indexer_requests",
             "Requests actually sent to the OIP indexer, by HTTP status (error: no response)";
-        relay_requests: Family<RelayLabel, Count> => "oip_gun_relay_requests",
+        relay_requests: Listed<RelayLabel, Count> => "oip_gun_relay_requests",
             "Requests sent to each relay";
-        relay_failures: Family<RelayLabel, Count> => "oip_gun_relay_failures",
+        relay_failures: Listed<RelayLabel, Count> => "oip_gun_relay_failures",
             "Requests to each relay that failed there (no answer, 5xx, unreadable, misconfigured)";
-        relay_circuit_open: Family<RelayLabel, Level> => "oip_gun_relay_circuit_open",
+        relay_circuit_open: Listed<RelayLabel, Level> => "oip_gun_relay_circuit_open",
             "1 while this relay's circuit breaker is open or probing";
-        watch_live: Family<RelayLabel, Level> => "oip_gun_watch_live",
+        watch_live: Listed<RelayLabel, Level> => "oip_gun_watch_live",
             "1 while this relay's write feed is live (its canary write came back)";
         retries: Count => "oip_gun_retries",
             "Relay requests that were retries of a failed attempt";

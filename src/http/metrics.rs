@@ -8,7 +8,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
 };
 
-use crate::metrics::Registry;
+use crate::metrics::{Listed, Registry};
 
 /// Upper bounds of the request-duration buckets, in seconds: from a cached answer (well under a
 /// millisecond) to the relay's ~3 s miss and the resolver's deadline.
@@ -29,16 +29,16 @@ struct VersionLabel {
 }
 
 pub struct HttpMetrics {
-    durations: Family<RequestLabels, Histogram>,
+    durations: Listed<RequestLabels, Histogram>,
     /// Every request answered, for the status page (the histogram's own counts are per series).
     answered: Counter,
 }
 
 impl HttpMetrics {
     pub fn register(registry: &mut Registry) -> Arc<Self> {
-        let durations = Family::new_with_constructor(
+        let durations = Listed::from(Family::new_with_constructor(
             (|| Histogram::new(DURATION_BUCKETS)) as fn() -> Histogram,
-        );
+        ));
         registry.register(
             "oip_http_request_duration_seconds",
             "HTTP request duration by route template and status class",
