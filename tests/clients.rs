@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use serde_json::json;
 
 const APP: &str = "http://localhost:5173";
 
@@ -208,14 +209,39 @@ async fn the_old_query_forms_are_understood() {
     let by_did_tx = records(format!("didTx={WORKOUT}&resolveDepth=1")).await;
     assert_eq!(by_did_tx.status, 200);
     assert_eq!(by_did_tx.json()["records"], by_did.json()["records"]);
-    let both = records(format!("did={WORKOUT}&didTx={WORKOUT}")).await;
-    assert_eq!(both.status, 400);
-    // A listing's parameters are ignored when a DID is given, as the old API did.
-    let with_listing = records(format!(
-        "did={WORKOUT}&resolveDepth=1&limit=10&sortBy=date:desc&page=2"
+    // `did` wins over `didTx`, as the old API's query used `did || didTx`.
+    let both = records(format!(
+        "did={WORKOUT}&didTx=did:gun:f3a9c2e1b7d4:workout-full-body&resolveDepth=1"
     ))
     .await;
-    assert_eq!(with_listing.json()["records"], by_did.json()["records"]);
+    assert_eq!(both.status, 200);
+    assert_eq!(both.json()["records"], by_did.json()["records"]);
+    // Parameters that did nothing to a query by DID are ignored; `limit` and `page` page it.
+    let sorted = records(format!(
+        "did={WORKOUT}&resolveDepth=1&limit=10&sortBy=date:desc&page=1"
+    ))
+    .await;
+    assert_eq!(sorted.json()["records"], by_did.json()["records"]);
+    let envelope = sorted.json();
+    assert_eq!(
+        (
+            envelope["pageSize"].clone(),
+            envelope["currentPage"].clone()
+        ),
+        (json!(10), json!(1))
+    );
+    assert_eq!(envelope["totalPages"], 1);
+    let past_the_end = records(format!("did={WORKOUT}&limit=10&page=2"))
+        .await
+        .json();
+    assert_eq!(past_the_end["records"], json!([]));
+    assert_eq!(
+        (
+            past_the_end["searchResults"].clone(),
+            past_the_end["totalPages"].clone()
+        ),
+        (json!(0), json!(0))
+    );
 
     let keys = by_did.json().to_string();
     assert!(

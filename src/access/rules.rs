@@ -79,6 +79,37 @@ pub fn is_encrypted(data: &Map<String, Value>, meta: &Value) -> bool {
             && data.get("iv").is_some_and(Value::is_string))
 }
 
+/// Replaces each record resolved inside `record` (by an indexer that resolved without regard
+/// to who asks, as the old API did) that `caller` may not read by its DID, as this service's own
+/// resolution leaves such a reference. Readable ones are looked into in turn.
+pub fn redact_embedded(record: &mut Value, caller: Option<&str>) {
+    let Some(Value::Object(categories)) = record.get_mut("data") else {
+        return;
+    };
+    for fields in categories.values_mut().filter_map(Value::as_object_mut) {
+        for value in fields.values_mut() {
+            match value {
+                Value::Array(items) => items.iter_mut().for_each(|i| redact_one(i, caller)),
+                other => redact_one(other, caller),
+            }
+        }
+    }
+}
+
+fn redact_one(value: &mut Value, caller: Option<&str>) {
+    let (Some(Value::Object(data)), Some(oip)) = (value.get("data"), value.get("oip")) else {
+        return;
+    };
+    let did = ["did", "didTx"]
+        .iter()
+        .find_map(|k| oip.get(*k)?.as_str())
+        .map(String::from);
+    match judge(data, &Value::Null, caller) {
+        Verdict::Public | Verdict::Owner => redact_embedded(value, caller),
+        Verdict::Decrypt | Verdict::Forbidden => *value = did.map_or(Value::Null, Value::String),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -185,5 +216,40 @@ mod tests {
         );
         let org = json!({"encrypted": true, "encryptionType": "organization"});
         assert_eq!(verdict(json!({}), org, Some("o")), Verdict::Forbidden);
+    }
+
+    #[test]
+    fn records_resolved_by_the_indexer_that_the_caller_may_not_read_become_their_dids() {
+        let private = |owner: &str, did: &str| {
+            json!({"data": {"accessControl": {"access_level": "private", "owner_public_key": owner},
+                            "basic": {"name": "secret"}},
+                   "oip": {"did": did}})
+        };
+        let public_with_private_inside = json!({
+            "data": {"basic": {"name": "p"}, "notes": {"ref": private("alice", "did:gun:a:2")}},
+            "oip": {"did": "did:gun:a:3"}
+        });
+        let mut note = json!({
+            "data": {"notes": {
+                "transcript": private("alice", "did:gun:a:1"),
+                "list": [private("bob", "did:gun:b:1"), "did:gun:c:1", public_with_private_inside]
+            }},
+            "oip": {"did": "did:gun:a:0"}
+        });
+        let mut for_alice = note.clone();
+        redact_embedded(&mut note, None);
+        assert_eq!(note["data"]["notes"]["transcript"], "did:gun:a:1");
+        assert_eq!(note["data"]["notes"]["list"][0], "did:gun:b:1");
+        assert_eq!(note["data"]["notes"]["list"][1], "did:gun:c:1");
+        assert_eq!(
+            note["data"]["notes"]["list"][2]["data"]["notes"]["ref"],
+            "did:gun:a:2"
+        );
+        redact_embedded(&mut for_alice, Some("alice"));
+        assert_eq!(
+            for_alice["data"]["notes"]["transcript"]["data"]["basic"]["name"],
+            "secret"
+        );
+        assert_eq!(for_alice["data"]["notes"]["list"][0], "did:gun:b:1");
     }
 }

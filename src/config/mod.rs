@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(c.server.bind, "127.0.0.1:3005");
         assert_eq!(c.gun.source, GunSource::File);
         assert_eq!(c.negative_cache.ttl_secs, 3600);
-        assert_eq!(c.resolver.default_depth, 2);
+        assert_eq!(c.resolver.default_depth, 0);
         assert_eq!(c.gun.file, Path::new("/srv/oip/data/demo/records.json"));
     }
 

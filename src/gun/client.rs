@@ -152,15 +152,16 @@ impl Client {
             .unwrap_or(Err(FetchError::Cancelled))
     }
 
-    /// The indexer's listing for `query`, asked with the caller's `Authorization`.
+    /// The indexer's answer at `target` (`/api/records?...`, `/api/records/recordTypes`),
+    /// asked with the caller's `Authorization`; the same asked at once is asked once.
     pub async fn list(
         &self,
-        query: String,
+        target: String,
         authorization: Option<String>,
     ) -> Result<Bytes, FetchError> {
         self.fetcher
             .send(List {
-                query,
+                target,
                 authorization,
             })
             .await

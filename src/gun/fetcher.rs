@@ -86,7 +86,8 @@ pub struct Fetch {
 #[derive(Message)]
 #[rtype(result = "Result<Bytes, FetchError>")]
 pub struct List {
-    pub query: String,
+    /// The path and query asked of the indexer: `/api/records?...`.
+    pub target: String,
     pub authorization: Option<String>,
 }
 
@@ -421,7 +422,7 @@ impl Handler<List> for GunFetcher {
             return Box::pin(futures::future::ready(Err(FetchError::Unsupported)));
         };
         let (tx, rx) = oneshot::channel();
-        let key = (list.query, list.authorization);
+        let key = (list.target, list.authorization);
         match self.listings.entry(key.clone()) {
             Entry::Occupied(mut waiting) => {
                 waiting.get_mut().push(tx);
@@ -429,8 +430,8 @@ impl Handler<List> for GunFetcher {
             }
             Entry::Vacant(slot) => {
                 slot.insert(vec![tx]);
-                let (query, authorization) = key.clone();
-                let work = async move { indexer.list(&query, authorization).await };
+                let (target, authorization) = key.clone();
+                let work = async move { indexer.list(&target, authorization).await };
                 ctx.spawn(work.into_actor(self).map(move |answer, this, _| {
                     for waiter in this.listings.remove(&key).unwrap_or_default() {
                         let _ = waiter.send(answer.clone());

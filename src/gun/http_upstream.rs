@@ -139,12 +139,10 @@ impl HttpUpstream {
 
     pub(super) async fn list(
         &self,
-        query: &str,
+        target: &str,
         authorization: Option<&str>,
     ) -> Result<Bytes, FetchError> {
-        let mut request = self
-            .client
-            .get(format!("{}/api/records?{query}", self.base));
+        let mut request = self.client.get(format!("{}{target}", self.base));
         if let Some(value) = authorization {
             request = request.insert_header((awc::http::header::AUTHORIZATION, value));
         }

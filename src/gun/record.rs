@@ -18,6 +18,9 @@ pub struct Record {
     /// The node has `oip` but no `data`: a record GUN answered before its links were written.
     /// It is answered as missing, and not cached as if complete.
     pub partial: bool,
+    /// What an indexer's listing adds beside `data` and `oip` (the old API's scores): kept on
+    /// the records it lists, nothing for a relay's.
+    pub extra: Map<String, Value>,
 }
 
 /// A record as the relay answered it: the raw answer (passed through byte for byte by the relay
@@ -58,8 +61,24 @@ impl FoundRecord {
 
     /// A record as an indexer's listing holds it (the records of `{"records": [...]}`): its
     /// text and its parsed `node`.
-    pub fn from_listed(raw: Bytes, node: Value) -> Result<Self, RecordError> {
-        Record::from_node(node).map(|record| Self { raw, record })
+    pub fn from_listed(raw: Bytes, mut node: Value) -> Result<Self, RecordError> {
+        let extra = match node.as_object_mut() {
+            Some(fields) => {
+                let added: Vec<String> = fields
+                    .keys()
+                    .filter(|k| !["data", "oip", "meta"].contains(&k.as_str()))
+                    .cloned()
+                    .collect();
+                added
+                    .into_iter()
+                    .filter_map(|k| fields.remove_entry(&k))
+                    .collect()
+            }
+            None => Map::new(),
+        };
+        let mut record = Record::from_node(node)?;
+        record.extra = extra;
+        Ok(Self { raw, record })
     }
 
     /// Decodes a relay `/get` answer `{"success":true,"data":{node}}`.
@@ -137,7 +156,8 @@ impl Record {
             _ => Map::new(),
         };
         decode_data(&mut data);
-        let oip = object_field(node.remove("oip"), "oip")?;
+        let mut oip = object_field(node.remove("oip"), "oip")?;
+        decode_creator(&mut oip);
         let meta = node
             .remove("meta")
             .unwrap_or_else(|| Value::Object(Map::new()));
@@ -146,6 +166,7 @@ impl Record {
             oip,
             meta,
             partial,
+            extra: Map::new(),
         })
     }
 
@@ -193,8 +214,10 @@ impl Record {
             oip,
             meta,
             partial: self.partial,
+            extra: self.extra.clone(),
         };
         filled.decode_data();
+        decode_creator(&mut filled.oip);
         filled
     }
 
@@ -294,32 +317,34 @@ fn object_field(value: Option<Value>, field: &'static str) -> Result<Value, Reco
     }
 }
 
-/// Arrays the publisher stored as strings, decoded in every category.
-fn decode_data(data: &mut Map<String, Value>) {
-    for category in data.values_mut() {
-        decode_category_arrays(category);
-    }
-}
-
-/// Replaces every string value of a category that holds a JSON array by that array.
-pub fn decode_category_arrays(category: &mut Value) {
-    if let Value::Object(fields) = category {
-        for value in fields.values_mut() {
-            if let Some(array) = decode_array_string(value) {
-                *value = array;
-            }
+/// `oip.creator` as an object: publishers that wrote `oip` as a node of its own wrote the
+/// creator in it as a JSON string, and the old indexer read it back into an object.
+fn decode_creator(oip: &mut Value) {
+    if let Some(creator) = oip.get_mut("creator") {
+        if let Some(Ok(object @ Value::Object(_))) = creator.as_str().map(serde_json::from_str) {
+            *creator = object;
         }
     }
 }
 
-fn decode_array_string(value: &Value) -> Option<Value> {
-    let s = value.as_str()?.trim();
-    if !(s.starts_with('[') && s.ends_with(']')) {
-        return None;
-    }
-    match serde_json::from_str::<Value>(s) {
-        Ok(array @ Value::Array(_)) => Some(array),
-        _ => None,
+/// Arrays the publisher stored as strings, decoded wherever they are in `data`.
+fn decode_data(data: &mut Map<String, Value>) {
+    data.values_mut().for_each(decode_arrays);
+}
+
+/// The old indexer's rule, at any depth of objects and arrays: a string that starts with `[` and
+/// ends with `]` (untrimmed) and parses as JSON to an array becomes that array. The publisher
+/// stringified every array whole, so a decoded array is not looked into again.
+fn decode_arrays(value: &mut Value) {
+    match value {
+        Value::String(s) if s.starts_with('[') && s.ends_with(']') => {
+            if let Ok(array @ Value::Array(_)) = serde_json::from_str::<Value>(s) {
+                *value = array;
+            }
+        }
+        Value::Object(fields) => fields.values_mut().for_each(decode_arrays),
+        Value::Array(items) => items.iter_mut().for_each(decode_arrays),
+        _ => {}
     }
 }
 
@@ -375,6 +400,17 @@ mod tests {
         let whole = r.filled("s:1", &nodes, Unread::Drop);
         assert_eq!(whole.data["basic"], json!({"name": "n", "tags": ["a"]}));
         assert_eq!(whole.oip, json!({"recordType": "post"}));
+        let legacy = |oip| {
+            Record::from_node(json!({"data": "{}", "oip": oip}))
+                .unwrap()
+                .oip
+        };
+        assert_eq!(
+            legacy(json!({"creator": "{\"publicKey\":\"k\"}"})),
+            json!({"creator": {"publicKey": "k"}}),
+            "a creator written as a string is read as the object it holds"
+        );
+        assert_eq!(legacy(json!({"creator": "k"})), json!({"creator": "k"}));
         assert_eq!(
             whole.meta,
             json!({}),
@@ -396,13 +432,45 @@ mod tests {
     }
 
     #[test]
-    fn strings_that_only_look_like_arrays_stay_strings() {
-        let mut cat = json!({"a": "[not json", "b": "[1] and more", "c": "{\"x\":1}", "d": "[]"});
-        decode_category_arrays(&mut cat);
-        assert_eq!(cat["a"], json!("[not json"));
-        assert_eq!(cat["b"], json!("[1] and more"));
-        assert_eq!(cat["c"], json!("{\"x\":1}"));
-        assert_eq!(cat["d"], json!([]));
+    fn arrays_stored_as_strings_are_decoded_at_any_depth_by_the_old_rule() {
+        let mut data = json!({
+            "media": {
+                "transport": {"http": "[\"https://a/v.mp4\"]", "bittorrent": {"trackers": "[\"udp://t\"]"}},
+                "renditions": "[{\"h\":720,\"codecs\":[\"avc1\"]}]",
+                "chapters": [["[1]"], "[2]"],
+                "channels": "[1,2]",
+                "label": "[1080p]",
+                "padded": " [1]",
+                "nested": "[\"[3]\"]",
+                "a": "[not json", "b": "[1] and more", "c": "{\"x\":1}", "d": "[]"
+            }
+        });
+        decode_data(data.as_object_mut().unwrap());
+        let m = &data["media"];
+        assert_eq!(m["transport"]["http"], json!(["https://a/v.mp4"]));
+        assert_eq!(m["transport"]["bittorrent"]["trackers"], json!(["udp://t"]));
+        assert_eq!(m["renditions"], json!([{"h": 720, "codecs": ["avc1"]}]));
+        assert_eq!(
+            m["chapters"],
+            json!([[[1]], [2]]),
+            "strings inside arrays too"
+        );
+        assert_eq!(
+            m["channels"],
+            json!([1, 2]),
+            "a user's string that parses is an array, as before"
+        );
+        assert_eq!(m["label"], json!("[1080p]"));
+        assert_eq!(m["padded"], json!(" [1]"), "no trimming");
+        assert_eq!(
+            m["nested"],
+            json!(["[3]"]),
+            "a decoded array is not decoded again"
+        );
+        assert_eq!(m["a"], json!("[not json"));
+        assert_eq!(m["b"], json!("[1] and more"));
+        assert_eq!(m["c"], json!("{\"x\":1}"));
+        assert_eq!(m["d"], json!([]));
     }
 
     #[test]

@@ -174,14 +174,14 @@ impl Pool {
     /// `authorization`: its answer as it came.
     pub async fn list(
         &self,
-        query: &str,
+        target: &str,
         authorization: Option<String>,
     ) -> Result<Bytes, FetchError> {
         let mut attempts = 0;
         // A listing failing counts against the indexer each time: listings are not one soul
         // whose own trouble could be mistaken for the indexer's.
         self.pass(None, &mut attempts, |s| {
-            Box::pin(s.list(query, authorization.as_deref()))
+            Box::pin(s.list(target, authorization.as_deref()))
         })
         .await
     }

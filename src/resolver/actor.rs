@@ -11,7 +11,7 @@ use super::{
     metrics::ResolverMetrics, options::Options, resolution::Resolution, state::State, walk::Walk,
 };
 use crate::{
-    access::{crypt::Decryptor, Caller},
+    access::{crypt::Decryptor, rules, Caller},
     did::Did,
     gun,
     metrics::Registry,
@@ -25,12 +25,16 @@ pub struct Resolve {
     pub caller: Caller,
 }
 
-/// A listing: `GET /api/records` without `did`, passed to the indexer with this query (its own
-/// `resolveDepth` replaced by 0); the records it lists are resolved here.
+/// A listing: `GET /api/records` without `did`, passed to the indexer with this query; the
+/// records it lists are resolved here, or (`whole`) as the indexer resolved them.
 #[derive(Message)]
 #[rtype(result = "Result<Resolution, ResolveError>")]
 pub struct ResolveListing {
     pub query: String,
+    /// The indexer resolved the records itself (`resolveDepth` as asked), for filters that read
+    /// what resolution put in place: what it resolved that the caller may not read is taken
+    /// out again, and nothing more is resolved here.
+    pub whole: bool,
     pub options: Options,
     pub caller: Caller,
     /// The caller's `Authorization`, passed on so that the indexer's own access rules apply.
@@ -131,11 +135,17 @@ impl Handler<ResolveListing> for Resolver {
             let failed = |e| ResolveError::Upstream("the indexer's listing".into(), e);
             let answer = walk
                 .gun
-                .list(msg.query, msg.authorization)
+                .list(format!("/api/records?{}", msg.query), msg.authorization)
                 .await
                 .map_err(failed)?;
+            let caller = msg.caller.clone();
+            let prepare = |record: &mut serde_json::Value| {
+                if msg.whole {
+                    rules::redact_embedded(record, caller.key());
+                }
+            };
             let (envelope, listed, left_out) =
-                listed(&answer, walk.config.max_records).map_err(failed)?;
+                listed(&answer, walk.config.max_records, prepare).map_err(failed)?;
             let roots: Vec<Did> = listed.iter().map(|(did, _)| did.clone()).collect();
             let known = listed
                 .into_iter()

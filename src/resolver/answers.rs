@@ -66,14 +66,9 @@ impl AnswerCache {
         for did in dids {
             key.push_str(&format!("{did},"));
         }
-        key.push_str(&format!(
-            "|{}|{}|{}|{}|{:?}",
-            options.depth,
-            options.names_only,
-            options.include_sigs,
-            options.include_pub_keys,
-            options.fields
-        ));
+        // Every option shapes the answer, so all of them are in the key: one added later
+        // cannot be forgotten here. A forced refresh never gets this far.
+        key.push_str(&format!("|{options:?}"));
         Some(key)
     }
 
@@ -116,5 +111,73 @@ impl AnswerCache {
             epoch,
         };
         cache.insert(key, Arc::new(kept));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolver::{FieldFilter, RootFilter};
+
+    #[test]
+    fn every_option_that_shapes_an_answer_is_in_its_key() {
+        let base = Options::plain(1);
+        let variants = [
+            Options {
+                depth: 2,
+                ..base.clone()
+            },
+            Options {
+                names_only: true,
+                ..base.clone()
+            },
+            Options {
+                fields: FieldFilter::only(vec!["workout".into()]),
+                ..base.clone()
+            },
+            Options {
+                include_sigs: false,
+                ..base.clone()
+            },
+            Options {
+                include_pub_keys: false,
+                ..base.clone()
+            },
+            Options {
+                hide_nulls: true,
+                ..base.clone()
+            },
+            Options {
+                date_readable: false,
+                ..base.clone()
+            },
+            Options {
+                roots: RootFilter {
+                    record_type: Some("workout".into()),
+                    method: None,
+                },
+                ..base.clone()
+            },
+            Options {
+                roots: RootFilter {
+                    record_type: None,
+                    method: Some("gun".into()),
+                },
+                ..base.clone()
+            },
+        ];
+        let dids = [Did::parse("did:gun:a:1").unwrap()];
+        let key = |o: &Options| AnswerCache::key(&dids, o, &Caller::Anonymous).unwrap();
+        let mut keys: Vec<String> = variants.iter().map(key).collect();
+        keys.push(key(&base));
+        let count = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), count, "each option gives its own key");
+        let forced = Options {
+            force_refresh: true,
+            ..base
+        };
+        assert!(AnswerCache::key(&dids, &forced, &Caller::Anonymous).is_none());
     }
 }

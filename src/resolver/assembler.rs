@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::{
     error::ResolveError,
+    old_rules::{date_readable, merged_ingredient, truthy, NoNulls},
     options::Options,
     references::as_reference,
     resolution::{Reason, Resolution, Summary, Unresolved},
@@ -117,48 +118,116 @@ impl<'a> Assembler<'a> {
         serde_json::to_writer(&mut self.out, value).expect("writing JSON to a Vec cannot fail");
     }
 
-    /// `found` reached by `did`, with `remaining` levels of references still to resolve. Keys
-    /// are written in sorted order, as serde_json's maps hold them.
-    fn record(&mut self, did: &Did, found: &'a FoundRecord, remaining: u32, path: &mut Vec<Did>) {
+    /// A stored value, without its nulls when the request said `hideNullValues=true`.
+    fn json(&mut self, value: &Value) {
+        match self.options.hide_nulls {
+            true => self.value(&NoNulls(value)),
+            false => self.value(value),
+        }
+    }
+
+    /// `found` reached by `did`, with `remaining` levels of references still to resolve; a
+    /// `root` is one the request listed. Keys are written in sorted order, as serde_json's maps
+    /// hold them. GUN's `meta` is the relay's bookkeeping, never part of an answered record.
+    fn record(
+        &mut self,
+        did: &Did,
+        found: &'a FoundRecord,
+        remaining: u32,
+        path: &mut Vec<Did>,
+        root: bool,
+    ) {
         let record = &found.record;
         self.out.extend_from_slice(b"{\"data\":");
-        if remaining == 0 {
-            self.value(&record.data);
-        } else {
-            self.data(&record.data, remaining, path);
-        }
-        self.out.extend_from_slice(b",\"meta\":");
-        self.value(&record.meta);
+        self.data(&record.data, remaining, path, root);
         self.out.extend_from_slice(b",\"oip\":");
-        self.oip(&record.oip, did);
+        self.oip(&record.oip, did, root);
+        if root {
+            for (key, value) in &record.extra {
+                self.out.push(b',');
+                self.value(key);
+                self.out.push(b':');
+                self.json(value);
+            }
+        }
         self.out.push(b'}');
     }
 
-    /// `data` with the references of its selected fields resolved.
-    fn data(&mut self, data: &'a Map<String, Value>, remaining: u32, path: &mut Vec<Did>) {
+    /// `data` with the references of its selected fields resolved, and on a listed record the
+    /// old API's `basic.dateReadable`.
+    fn data(&mut self, data: &Map<String, Value>, remaining: u32, path: &mut Vec<Did>, root: bool) {
+        let mut readable = match root && self.options.date_readable {
+            true => date_readable(data),
+            false => None,
+        };
+        if remaining == 0 && readable.is_none() {
+            return self.json(&Value::Object(data.clone()));
+        }
         self.object(data, |asm, category, value| match value {
-            Value::Object(fields) => asm.object(fields, |asm, key, value| {
-                if asm.options.fields.selects(category, key) {
-                    asm.field(value, remaining, path);
-                } else {
-                    asm.value(value);
+            Value::Object(fields) => match readable.take_if(|_| category == "basic") {
+                Some(date) => {
+                    let mut basic = fields.clone();
+                    basic.insert("dateReadable".into(), Value::String(date));
+                    asm.fields(category, &basic, remaining, path);
                 }
-            }),
-            other => asm.value(other),
+                None => asm.fields(category, fields, remaining, path),
+            },
+            other => asm.json(other),
         });
     }
 
-    /// Writes `map` as an object, each value written by `entry`.
+    /// One category's fields, the selected ones resolved. Where names are the last level, a
+    /// recipe's ingredient names take their comments, as the old API's names-only answers did.
+    fn fields(
+        &mut self,
+        category: &str,
+        fields: &Map<String, Value>,
+        remaining: u32,
+        path: &mut Vec<Did>,
+    ) {
+        if remaining == 0 {
+            return self.json(&Value::Object(fields.clone()));
+        }
+        let comments = match fields.get("ingredient_comment") {
+            Some(Value::Array(c))
+                if category == "recipe"
+                    && self.options.names_only
+                    && remaining == 1
+                    && fields.get("ingredient").is_some_and(Value::is_array) =>
+            {
+                Some(c)
+            }
+            _ => None,
+        };
+        self.object(fields, |asm, key, value| {
+            let selected = asm.options.fields.selects(category, key);
+            match (key, comments) {
+                ("ingredient", Some(comments)) => {
+                    asm.ingredients(value, comments, selected, remaining, path)
+                }
+                _ if selected => asm.field(value, remaining, path),
+                _ => asm.json(value),
+            }
+        });
+    }
+
+    /// Writes `map` as an object, each value written by `entry` (null members left out when
+    /// the request said `hideNullValues=true`).
     fn object<'m>(
         &mut self,
         map: &'m Map<String, Value>,
         mut entry: impl FnMut(&mut Self, &'m str, &'m Value),
     ) {
         self.out.push(b'{');
-        for (i, (key, value)) in map.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for (key, value) in map {
+            if self.options.hide_nulls && value.is_null() {
+                continue;
+            }
+            if !first {
                 self.out.push(b',');
             }
+            first = false;
             self.value(key);
             self.out.push(b':');
             entry(self, key, value);
@@ -166,26 +235,66 @@ impl<'a> Assembler<'a> {
         self.out.push(b'}');
     }
 
-    /// A selected field: a reference, or an array whose references are resolved one by one.
-    fn field(&mut self, value: &Value, remaining: u32, path: &mut Vec<Did>) {
-        let Value::Array(items) = value else {
-            return self.item(value, remaining, path);
-        };
+    /// Writes `items`, each by `item` (null elements left out on `hideNullValues=true`).
+    fn array(&mut self, items: &[Value], mut item: impl FnMut(&mut Self, usize, &Value)) {
         self.out.push(b'[');
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for (i, value) in items.iter().enumerate() {
+            if self.options.hide_nulls && value.is_null() {
+                continue;
+            }
+            if !first {
                 self.out.push(b',');
             }
-            self.item(item, remaining, path);
+            first = false;
+            item(self, i, value);
         }
         self.out.push(b']');
+    }
+
+    /// A recipe's `ingredient` at names-only's last level: each name (or the DID left in its
+    /// place) merged with the comment at the same index by the old rules (`merged_ingredient`).
+    fn ingredients(
+        &mut self,
+        value: &Value,
+        comments: &[Value],
+        selected: bool,
+        remaining: u32,
+        path: &mut Vec<Did>,
+    ) {
+        let Value::Array(items) = value else {
+            return self.json(value);
+        };
+        self.array(items, |asm, i, item| {
+            let start = asm.out.len();
+            match selected {
+                true => asm.item(item, remaining, path),
+                false => asm.json(item),
+            }
+            let comment = comments.get(i).and_then(Value::as_str).unwrap_or_default();
+            let written: Option<String> = serde_json::from_slice(&asm.out[start..]).ok();
+            if let Some(merged) = written.and_then(|name| merged_ingredient(&name, comment)) {
+                asm.out.truncate(start);
+                asm.value(&merged);
+            }
+        });
+    }
+
+    /// A selected field: a reference, or an array whose references are resolved one by one.
+    fn field(&mut self, value: &Value, remaining: u32, path: &mut Vec<Did>) {
+        match value {
+            Value::Array(items) => {
+                self.array(items, |asm, _, item| asm.item(item, remaining, path))
+            }
+            _ => self.item(value, remaining, path),
+        }
     }
 
     /// A field's value or an array element: resolved when it is a reference, else as stored.
     fn item(&mut self, value: &Value, remaining: u32, path: &mut Vec<Did>) {
         match as_reference(value) {
             Some(reference) => self.reference(reference, remaining, path),
-            None => self.value(value),
+            None => self.json(value),
         }
     }
 
@@ -211,6 +320,14 @@ impl<'a> Assembler<'a> {
                 return Err(state);
             }
         };
+        if !self
+            .options
+            .roots
+            .admits(&root.to_string(), &found.record.oip)
+        {
+            self.list(root.to_string(), Reason::Filtered);
+            return Ok(false);
+        }
         if placed > 0 && self.out.len() >= self.limits.bytes {
             self.list(root.to_string(), Reason::Budget);
             return Ok(false);
@@ -220,7 +337,7 @@ impl<'a> Assembler<'a> {
         }
         self.placed += 1;
         let mut path = vec![root.clone()];
-        self.record(root, found, remaining, &mut path);
+        self.record(root, found, remaining, &mut path, true);
         Ok(true)
     }
 
@@ -243,7 +360,7 @@ impl<'a> Assembler<'a> {
                     self.value(&reference);
                 } else {
                     self.placed += 1;
-                    self.record(did, found, 0, path);
+                    self.record(did, found, 0, path, false);
                 }
             }
             Some(state) => {
@@ -269,11 +386,11 @@ impl<'a> Assembler<'a> {
         self.out
             .extend_from_slice(b"{\"_circular\":true,\"data\":{\"basic\":");
         match found.record.data.get("basic") {
-            Some(basic) => self.value(basic),
+            Some(basic) => self.json(basic),
             None => self.out.extend_from_slice(b"{}"),
         }
         self.out.extend_from_slice(b"},\"oip\":");
-        self.oip(&found.record.oip, did);
+        self.oip(&found.record.oip, did, false);
         self.out.push(b'}');
     }
 
@@ -288,8 +405,9 @@ impl<'a> Assembler<'a> {
         };
         let child_remaining = remaining - 1;
         if self.options.names_only && child_remaining == 0 {
+            // As the old API: a name that is missing or empty leaves the DID.
             return match found.record.data.get("basic").and_then(|b| b.get("name")) {
-                Some(name @ Value::String(_)) => self.value(name),
+                Some(Value::String(name)) if !name.is_empty() => self.value(name),
                 _ => self.value(&reference),
             };
         }
@@ -312,7 +430,7 @@ impl<'a> Assembler<'a> {
         }
         let start = self.out.len();
         path.push(did.clone());
-        self.record(&did, found, child_remaining, path);
+        self.record(&did, found, child_remaining, path, false);
         path.pop();
         if child_remaining == 0 {
             self.written.insert(did, start..self.out.len());
@@ -320,30 +438,38 @@ impl<'a> Assembler<'a> {
     }
 
     /// `oip` with `did` set to the DID the record was reached by, when the stored record lacks it.
-    /// Also drops the signature and the publisher's key when the request said so.
-    fn oip(&mut self, oip: &Value, did: &Did) {
-        let Value::Object(fields) = oip else {
-            return self.value(oip);
+    /// Drops the signature and the publisher's key when the request said so. A record reached
+    /// by reference has its `creator` in the shape the old API's record cache gave every
+    /// referenced record: `creatorHandle`, `didAddress`, `didTx` and `publicKey`, `""` when unset.
+    fn oip(&mut self, oip: &Value, did: &Did, root: bool) {
+        let Value::Object(stored) = oip else {
+            return self.json(oip);
         };
-        let drop_sig = !self.options.include_sigs && fields.contains_key("signature");
-        let drop_key = !self.options.include_pub_keys
-            && fields
-                .get("creator")
-                .is_some_and(|c| c.get("publicKey").is_some());
-        if fields.contains_key("did") && !drop_sig && !drop_key {
-            return self.value(oip);
-        }
-        let mut fields = fields.clone();
+        let mut fields = stored.clone();
         fields
             .entry("did")
             .or_insert_with(|| Value::String(did.to_string()));
-        if drop_sig {
+        if !self.options.include_sigs {
             fields.remove("signature");
         }
-        if let Some(Value::Object(creator)) = fields.get_mut("creator").filter(|_| drop_key) {
-            creator.remove("publicKey");
+        if let Some(Value::Object(creator)) = fields.get_mut("creator") {
+            if !root {
+                *creator = ["creatorHandle", "didAddress", "didTx", "publicKey"]
+                    .into_iter()
+                    .map(|k| {
+                        let value = creator.get(k).filter(|v| truthy(v)).cloned();
+                        (
+                            k.to_string(),
+                            value.unwrap_or_else(|| Value::String(String::new())),
+                        )
+                    })
+                    .collect();
+            }
+            if !self.options.include_pub_keys {
+                creator.remove("publicKey");
+            }
         }
-        self.value(&fields);
+        self.json(&Value::Object(fields));
     }
 }
 
@@ -403,14 +529,7 @@ mod tests {
     }
 
     fn opts(depth: u32) -> Options {
-        Options {
-            depth,
-            names_only: false,
-            fields: FieldFilter::default(),
-            force_refresh: false,
-            include_sigs: true,
-            include_pub_keys: true,
-        }
+        Options::plain(depth)
     }
 
     fn limits(records: usize) -> Limits {

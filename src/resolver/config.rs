@@ -30,7 +30,7 @@ pub struct ResolverConfig {
 impl Default for ResolverConfig {
     fn default() -> Self {
         Self {
-            default_depth: 2,
+            default_depth: 0,
             max_depth: 5,
             max_records: 1000,
             max_answer_bytes: 8 * 1024 * 1024,

@@ -22,8 +22,10 @@ mod answers;
 mod assembler;
 pub mod config;
 mod error;
+mod filters;
 mod listing;
 mod metrics;
+mod old_rules;
 mod options;
 mod references;
 mod resolution;
@@ -33,6 +35,6 @@ mod walk;
 
 pub use actor::{Resolve, ResolveListing, Resolver, Resolvers};
 pub use error::ResolveError;
-pub use options::{FieldFilter, Options};
+pub use options::{FieldFilter, Options, RootFilter};
 pub use resolution::{Reason, Resolution, Summary, Unresolved};
 pub use routes::configure;

@@ -12,6 +12,55 @@ pub struct Options {
     pub include_sigs: bool,
     /// `includePubKeys=false` drops `creator.publicKey` from every `oip` block.
     pub include_pub_keys: bool,
+    /// `hideNullValues=true`: null members and null array elements left out, at any depth.
+    pub hide_nulls: bool,
+    /// Listed records get `basic.dateReadable` (unless `hideDateReadable=true`).
+    pub date_readable: bool,
+    /// `recordType` and `source` with a DID: a listed record of another type or DID method is
+    /// not in the answer, as the old API's query filtered it.
+    pub roots: RootFilter,
+}
+
+#[cfg(test)]
+impl Options {
+    /// What a request that gives only `resolveDepth` asks for.
+    pub(super) fn plain(depth: u32) -> Self {
+        Self {
+            depth,
+            names_only: false,
+            fields: FieldFilter::default(),
+            force_refresh: false,
+            include_sigs: true,
+            include_pub_keys: true,
+            hide_nulls: false,
+            date_readable: true,
+            roots: RootFilter::default(),
+        }
+    }
+}
+
+/// What a listed record must be to be answered: of `record_type` (compared as the old index's
+/// analysed field did, without regard to case) and with a DID of method `method`.
+#[derive(Debug, Clone, Default)]
+pub struct RootFilter {
+    pub record_type: Option<String>,
+    pub method: Option<String>,
+}
+
+impl RootFilter {
+    pub fn admits(&self, did: &str, oip: &serde_json::Value) -> bool {
+        let method_ok = self.method.as_deref().is_none_or(|m| {
+            did.strip_prefix("did:")
+                .and_then(|rest| rest.strip_prefix(m))
+                .is_some_and(|rest| rest.starts_with(':'))
+        });
+        let type_ok = self.record_type.as_deref().is_none_or(|t| {
+            oip.get("recordType")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|r| r.eq_ignore_ascii_case(t))
+        });
+        method_ok && type_ok
+    }
 }
 
 /// Which fields' references are resolved (`resolveFieldNames`); `None` means all of them.

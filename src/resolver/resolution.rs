@@ -5,6 +5,8 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::filters::AfterResolution;
+
 /// Why a reference stayed a DID string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -16,6 +18,8 @@ pub enum Reason {
     /// The caller's own record, encrypted with a key this service cannot derive: returned as
     /// stored.
     Encrypted,
+    /// A listed record the query's `recordType` or `source` excludes.
+    Filtered,
     Error,
     Timeout,
     Budget,
@@ -65,6 +69,9 @@ pub struct Resolution {
     pub(super) fresh_until: Option<Instant>,
     /// Answered from the answer cache.
     pub(super) answered_whole: bool,
+    /// The records listed before the old API's filters after resolution (`totalPages` counts
+    /// these, as it did).
+    pub(super) listed: usize,
 }
 
 impl Resolution {
@@ -77,6 +84,7 @@ impl Resolution {
             envelope: None,
             fresh_until: None,
             answered_whole: false,
+            listed: count,
         }
     }
 
@@ -89,6 +97,20 @@ impl Resolution {
         Self::new(bytes::Bytes::from_static(b"[]"), 0, summary)
     }
 
+    /// The answer with the old API's filters after resolution applied to its records (parsed
+    /// back for it: such queries are few and their answers small).
+    pub fn filtered(mut self, after: &AfterResolution) -> Self {
+        let records: Vec<Value> = serde_json::from_slice(&self.records).unwrap_or_default();
+        let listed: Vec<Value> = records.into_iter().filter(|r| after.listed(r)).collect();
+        self.listed = listed.len();
+        let kept = after.apply(listed);
+        self.count = kept.len();
+        self.records = serde_json::to_vec(&kept)
+            .expect("writing JSON to a Vec cannot fail")
+            .into();
+        self
+    }
+
     /// Whether this answer was kept whole from an earlier request (`X-Cache: HIT`).
     pub fn answered_whole(&self) -> bool {
         self.answered_whole
@@ -98,8 +120,9 @@ impl Resolution {
     /// records are already serialised; the envelope is written around them, as pieces, so that
     /// the records (shared with the answer cache) are never copied into a body of their own. A
     /// listing keeps the indexer's envelope as it sent it (`searchResults` and the pages counted
-    /// by the indexer), with the resolved records in place of its own.
-    pub fn into_body(self, auth: &Value) -> [bytes::Bytes; 3] {
+    /// by the indexer), with the resolved records in place of its own; a query by DID has the
+    /// old API's envelope, its pages counted over the records listed.
+    pub fn into_body(self, auth: &Value, page: Page) -> [bytes::Bytes; 3] {
         let mut head = Vec::with_capacity(512);
         head.push(b'{');
         match &self.envelope {
@@ -112,8 +135,15 @@ impl Resolution {
                 }
             }
             None => {
-                head.extend_from_slice(b"\"searchResults\":");
-                head.extend_from_slice(self.count.to_string().as_bytes());
+                let counts = serde_json::json!({
+                    "message": "Records retrieved successfully",
+                    "pageSize": page.size,
+                    "currentPage": page.current,
+                    "searchResults": self.count,
+                    "totalPages": self.listed.div_ceil(page.size),
+                });
+                let counts = serde_json::to_vec(&counts).expect("writing to a Vec");
+                head.extend_from_slice(&counts[1..counts.len() - 1]);
                 head.push(b',');
             }
         }
@@ -125,5 +155,114 @@ impl Resolution {
         serde_json::to_writer(&mut tail, &self.summary).expect("writing JSON to a Vec cannot fail");
         tail.push(b'}');
         [head.into(), self.records, tail.into()]
+    }
+}
+
+/// Which page of the DIDs asked for an answer is (`limit`, `page`, as the old API read them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub size: usize,
+    pub current: usize,
+}
+
+impl Page {
+    /// `Math.max(1, parseInt(limit) || 20)` and `Math.max(1, parseInt(page) || 1)`.
+    pub fn from_query(limit: Option<&str>, page: Option<&str>) -> Self {
+        let read = |v: Option<&str>, default: i64| {
+            let n = v
+                .and_then(js_parse_int)
+                .filter(|n| *n != 0)
+                .unwrap_or(default);
+            n.max(1) as usize
+        };
+        Self {
+            size: read(limit, 20),
+            current: read(page, 1),
+        }
+    }
+
+    /// The part of `items` this page holds.
+    pub fn of<T>(&self, items: Vec<T>) -> Vec<T> {
+        let start = (self.current - 1).saturating_mul(self.size);
+        items.into_iter().skip(start).take(self.size).collect()
+    }
+}
+
+/// JavaScript's `parseInt(text, 10)`: leading blanks, a sign, then as many digits as there are;
+/// `None` for NaN. Saturates where JavaScript would lose precision.
+fn js_parse_int(text: &str) -> Option<i64> {
+    let t = text.trim_start();
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
+    if end == 0 {
+        return None;
+    }
+    let n = digits[..end].bytes().fold(0i64, |n, d| {
+        n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    });
+    Some(if negative { -n } else { n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_read_as_the_old_api_read_them() {
+        let page = |l, p| Page::from_query(l, p);
+        assert_eq!(
+            page(None, None),
+            Page {
+                size: 20,
+                current: 1
+            }
+        );
+        assert_eq!(
+            page(Some("abc"), Some("0")),
+            Page {
+                size: 20,
+                current: 1
+            }
+        );
+        assert_eq!(
+            page(Some("0"), Some("-3")),
+            Page {
+                size: 20,
+                current: 1
+            }
+        );
+        assert_eq!(
+            page(Some("-5"), Some("2")),
+            Page {
+                size: 1,
+                current: 2
+            }
+        );
+        assert_eq!(
+            page(Some(" 5abc"), Some("+2x")),
+            Page {
+                size: 5,
+                current: 2
+            }
+        );
+        assert_eq!(
+            page(Some("99999999999999999999"), None).size,
+            i64::MAX as usize
+        );
+        let p = Page {
+            size: 2,
+            current: 2,
+        };
+        assert_eq!(p.of(vec![1, 2, 3, 4, 5]), [3, 4]);
+        assert!(Page {
+            size: 5,
+            current: 2
+        }
+        .of(vec![1])
+        .is_empty());
     }
 }

@@ -7,13 +7,17 @@ use serde::Deserialize;
 use super::{
     actor::{Resolve, ResolveListing, Resolver},
     config::ResolverConfig,
-    options::{FieldFilter, Options},
+    error::ResolveError,
+    filters::{self, AfterResolution},
+    options::{FieldFilter, Options, RootFilter},
+    resolution::Page,
 };
 use crate::{
-    access::Callers,
+    access::{Caller, Callers},
     config::Config,
     did::Did,
     error::ApiError,
+    gun,
     http::{
         error::RequestError,
         query::{self, StrictQuery},
@@ -27,15 +31,48 @@ const MAX_FIELD_NAMES: usize = 50;
 const MAX_FIELD_NAME_LEN: usize = 128;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(compressed("/api/records").route(web::get().to(get_records)));
+    cfg.service(compressed("/api/records").route(web::get().to(get_records)))
+        .service(compressed("/api/records/recordTypes").route(web::get().to(record_types)));
+}
+
+/// The old API's count of records by type: the indexer holds every record, so it answers.
+async fn record_types(
+    req: HttpRequest,
+    config: web::Data<Config>,
+    gun: web::Data<gun::Client>,
+) -> Result<HttpResponse, ApiError> {
+    if config.resolver.oip_api.is_none() {
+        return Err(RequestError::NotConfigured(
+            "resolver.oip_api (record types come from the indexer)",
+        )
+        .into());
+    }
+    let answer = gun
+        .list("/api/records/recordTypes".into(), authorization(&req))
+        .await
+        .map_err(|e| ResolveError::Upstream("the indexer's record types".into(), e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::VARY, "Authorization"))
+        .body(answer))
+}
+
+/// The caller's `Authorization`, passed on so that the indexer's own access rules apply.
+fn authorization(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
 }
 
 /// The old API's names are accepted (`didTx`, `resolveFieldName`); parameters of its listings
-/// (`limit`, `sortBy`, ...) are ignored when a `did` is given, as it did.
-#[derive(Deserialize)]
+/// that did nothing to a query by DID (`sortBy`, ...) are ignored then, as they were.
+#[derive(Deserialize, Default)]
 struct RecordsQuery {
-    #[serde(alias = "didTx")]
     did: Option<String>,
+    /// The old name of `did`: `did` wins when both come.
+    #[serde(rename = "didTx")]
+    did_tx: Option<String>,
     #[serde(rename = "resolveDepth")]
     depth: Option<String>,
     #[serde(rename = "resolveNamesOnly")]
@@ -48,6 +85,25 @@ struct RecordsQuery {
     include_sigs: Option<String>,
     #[serde(rename = "includePubKeys")]
     include_pub_keys: Option<String>,
+    #[serde(rename = "hideNullValues")]
+    hide_null_values: Option<String>,
+    #[serde(rename = "hideDateReadable")]
+    hide_date_readable: Option<String>,
+    #[serde(rename = "recordType")]
+    record_type: Option<String>,
+    source: Option<String>,
+    limit: Option<String>,
+    page: Option<String>,
+    #[serde(rename = "exerciseNames")]
+    exercise_names: Option<String>,
+    #[serde(rename = "exerciseDIDs")]
+    exercise_dids: Option<String>,
+    #[serde(rename = "ingredientNames")]
+    ingredient_names: Option<String>,
+    #[serde(rename = "hasAudio")]
+    has_audio: Option<String>,
+    #[serde(rename = "summarizeRecipe")]
+    summarize_recipe: Option<String>,
 }
 
 async fn get_records(
@@ -60,29 +116,30 @@ async fn get_records(
     let config = &config.resolver;
     let caller = callers.of(bearer(&req));
     let auth = caller.envelope();
-    let resolution = match parse(query.into_inner(), config)? {
-        Asked::Dids { dids, options } => {
+    let query = query.into_inner();
+    let page = Page::from_query(query.limit.as_deref(), query.page.as_deref());
+    let resolution = match parse(query, config)? {
+        Asked::Dids {
+            dids,
+            options,
+            after,
+        } => {
             let resolve = Resolve {
-                dids,
+                dids: page.of(dids),
                 options,
                 caller,
             };
-            resolver.send(resolve).await??
+            let resolution = resolver.send(resolve).await??;
+            match after.is_empty() {
+                true => resolution,
+                false => resolution.filtered(&after),
+            }
         }
-        Asked::Listing(options) => {
+        Asked::Listing { options, whole } => {
             if config.oip_api.is_none() {
                 return Err(RequestError::ListingNeedsIndexer.into());
             }
-            let listing = ResolveListing {
-                query: indexer_query(req.query_string()),
-                options,
-                caller,
-                authorization: req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(String::from),
-            };
+            let listing = listing(&req, options, whole, caller);
             resolver.send(listing).await??
         }
     };
@@ -96,7 +153,7 @@ async fn get_records(
         .insert_header(("X-Cache", cache))
         // Who asked shapes the answer: a shared cache must not hand one caller's to another.
         .insert_header((header::VARY, "Authorization"))
-        .body(body(resolution.into_body(&auth))))
+        .body(body(resolution.into_body(&auth, page))))
 }
 
 /// A body of pieces, sent one after the other with their length known.
@@ -107,6 +164,28 @@ fn body(
 > {
     let len = pieces.iter().map(|p| p.len() as u64).sum();
     actix_web::body::SizedStream::new(len, futures::stream::iter(pieces.into_iter().map(Ok)))
+}
+
+/// A listing as the indexer is asked for it: with its own `resolveDepth` 0, the records it lists
+/// resolved here; or, when the query names a filter that reads resolved records (`whole`), as
+/// the caller asked it, resolved and filtered by the indexer.
+fn listing(req: &HttpRequest, mut options: Options, whole: bool, caller: Caller) -> ResolveListing {
+    // The indexer filtered its listing by these already, as the old API did.
+    options.roots = RootFilter::default();
+    let query = match whole {
+        true => {
+            options.depth = 0;
+            req.query_string().to_string()
+        }
+        false => indexer_query(req.query_string()),
+    };
+    ResolveListing {
+        query,
+        whole,
+        options,
+        caller,
+        authorization: authorization(req),
+    }
 }
 
 /// The query as the indexer gets it: the same, with its own `resolveDepth` 0, since the records
@@ -125,8 +204,14 @@ fn indexer_query(query: &str) -> String {
 
 /// What a query asks for: records by DID, or (without `did`) a listing of the indexer's.
 enum Asked {
-    Dids { dids: Vec<Did>, options: Options },
-    Listing(Options),
+    Dids {
+        dids: Vec<Did>,
+        options: Options,
+        after: AfterResolution,
+    },
+    /// `whole`: the indexer answers it resolved (`summarizeRecipe` or a filter of
+    /// `AfterResolution`: the old API computed both over what it resolved).
+    Listing { options: Options, whole: bool },
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ApiError {
@@ -149,9 +234,27 @@ fn flag(value: Option<&str>, name: &'static str, default: bool) -> Result<bool, 
 
 fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Asked, ApiError> {
     let options = options(&q, config)?;
-    let Some(raw) = q.did.filter(|d| !d.trim().is_empty()) else {
-        return Ok(Asked::Listing(options));
+    let after = AfterResolution::from_query(filters::Asked {
+        record_type: given(&q.record_type),
+        exercise_names: given(&q.exercise_names),
+        exercise_dids: given(&q.exercise_dids),
+        ingredient_names: given(&q.ingredient_names),
+        has_audio: given(&q.has_audio),
+    });
+    let summarize = flag(q.summarize_recipe.as_deref(), "summarizeRecipe", false)?;
+    let asked = [q.did, q.did_tx].into_iter().flatten();
+    let Some(raw) = asked.into_iter().find(|d| !d.trim().is_empty()) else {
+        let whole = summarize || !after.is_empty();
+        return Ok(Asked::Listing { options, whole });
     };
+    // A recipe's nutrition summary is the indexer's arithmetic (its unit conversions): with
+    // one configured, it answers such a query whole; without, the records come without it.
+    if summarize && config.oip_api.is_some() {
+        return Ok(Asked::Listing {
+            options,
+            whole: true,
+        });
+    }
     let entries: Vec<&str> = raw.split(',').map(str::trim).collect();
     if entries.len() > MAX_DIDS {
         return Err(invalid(
@@ -170,7 +273,16 @@ fn parse(q: RecordsQuery, config: &ResolverConfig) -> Result<Asked, ApiError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    Ok(Asked::Dids { dids, options })
+    Ok(Asked::Dids {
+        dids,
+        options,
+        after,
+    })
+}
+
+/// A parameter's text, when it says something.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|t| !t.is_empty())
 }
 
 fn options(q: &RecordsQuery, config: &ResolverConfig) -> Result<Options, ApiError> {
@@ -223,6 +335,14 @@ fn options(q: &RecordsQuery, config: &ResolverConfig) -> Result<Options, ApiErro
         force_refresh,
         include_sigs,
         include_pub_keys,
+        hide_nulls: flag(q.hide_null_values.as_deref(), "hideNullValues", false)?,
+        date_readable: !flag(q.hide_date_readable.as_deref(), "hideDateReadable", false)?,
+        roots: RootFilter {
+            record_type: given(&q.record_type).map(String::from),
+            method: given(&q.source)
+                .filter(|s| !s.eq_ignore_ascii_case("all"))
+                .map(String::from),
+        },
     })
 }
 
@@ -241,9 +361,7 @@ mod tests {
             depth: depth.map(String::from),
             names_only: names.map(String::from),
             fields: fields.map(String::from),
-            force_refresh: None,
-            include_sigs: None,
-            include_pub_keys: None,
+            ..Default::default()
         }
     }
 
@@ -253,8 +371,8 @@ mod tests {
 
     fn dids(asked: Asked) -> (Vec<Did>, Options) {
         match asked {
-            Asked::Dids { dids, options } => (dids, options),
-            Asked::Listing(_) => panic!("a DID was given"),
+            Asked::Dids { dids, options, .. } => (dids, options),
+            Asked::Listing { .. } => panic!("a DID was given"),
         }
     }
 
@@ -281,6 +399,29 @@ mod tests {
         assert_eq!(options.depth, 0);
         assert!(options.names_only);
         assert!(options.fields.selects("workout", "exercise"));
+    }
+
+    #[test]
+    fn did_wins_over_did_tx_and_did_tx_alone_is_a_did() {
+        let c = ResolverConfig::default();
+        let both = RecordsQuery {
+            did_tx: Some("did:gun:b:2".into()),
+            ..query("did:gun:a:1", None, None, None)
+        };
+        let (asked, _) = dids(parse(both, &c).unwrap());
+        assert_eq!(asked, [Did::parse("did:gun:a:1").unwrap()]);
+        let alone = RecordsQuery {
+            did_tx: Some("did:gun:b:2".into()),
+            ..Default::default()
+        };
+        let (asked, _) = dids(parse(alone, &c).unwrap());
+        assert_eq!(asked, [Did::parse("did:gun:b:2").unwrap()]);
+        let empty_did = RecordsQuery {
+            did: Some(" ".into()),
+            did_tx: Some("did:gun:b:2".into()),
+            ..Default::default()
+        };
+        assert_eq!(dids(parse(empty_did, &c).unwrap()).0.len(), 1);
     }
 
     #[test]
@@ -322,7 +463,7 @@ mod tests {
         let c = ResolverConfig::default();
         let mut q = query("", Some("3"), None, None);
         q.did = None;
-        assert!(matches!(parse(q, &c), Ok(Asked::Listing(o)) if o.depth == 3));
+        assert!(matches!(parse(q, &c), Ok(Asked::Listing { options: o, .. }) if o.depth == 3));
         assert_eq!(
             indexer_query("recordType=workout&resolveDepth=3&limit=10"),
             "recordType=workout&limit=10&resolveDepth=0"
