@@ -200,7 +200,7 @@ fn log_summary(config: &Config, source: &str) {
         log::info!("settings not at their defaults: {}", from.join(", "));
     }
     log::info!(
-        "oip-resolver {} starting: bind {}, source {source}, 404 cache {} souls for {}s, record cache {} bytes for {}s, media {} (legacy {}), JWT secret {}, admin token {}, writes {writes}",
+        "oip-resolver {} starting: bind {}, source {source}, 404 cache {} souls for {}s, record cache {} bytes for {}s, media {} (legacy {} and {}), JWT secret {}, admin token {}, writes {writes}",
         env!("CARGO_PKG_VERSION"),
         config.server.bind,
         config.negative_cache.capacity,
@@ -208,7 +208,8 @@ fn log_summary(config: &Config, source: &str) {
         config.record_cache.capacity_bytes,
         config.record_cache.ttl_secs,
         config.media.root.display(),
-        config.media.legacy_root.display(),
+        config.media.legacy_api_root.display(),
+        config.media.legacy_static_root.display(),
         set(&config.auth.jwt_secret),
         set(&config.auth.admin_token),
     );

@@ -93,6 +93,39 @@ fn other_origins_get_their_answer_without_cors_headers() {
     assert_eq!(lookalike.header("access-control-allow-origin"), None);
 }
 
+/// The old service let its browser-extension clients in; `chrome-extension://*` does, with the
+/// same preflight as any allowed origin, and no other scheme or lookalike gets in by it.
+#[test]
+fn extension_origins_are_allowed_by_their_scheme() {
+    let service = TestApp::start(test_config().with(|c| {
+        c.cors.allowed_origins = vec!["chrome-extension://*".into()];
+    }));
+    let extension = "chrome-extension://abcdefghijklmnopabcdefghijklmnop";
+    let r = preflight(
+        &service,
+        "/api/records?did=did:gun:f3a9c2e1b7d4:workout-legs",
+        extension,
+        "authorization",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some(extension));
+    assert!(r
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_lowercase()
+        .contains("authorization"));
+    let get = raw_request(service.addr, "GET", "/health", &[("Origin", extension)]);
+    assert_eq!(get.header("access-control-allow-origin"), Some(extension));
+    for other in [
+        "moz-extension://abc",
+        "https://chrome-extension.example",
+        "http://localhost:5173",
+    ] {
+        let r = raw_request(service.addr, "GET", "/health", &[("Origin", other)]);
+        assert_eq!(r.header("access-control-allow-origin"), None, "{other}");
+    }
+}
+
 #[test]
 fn any_origin_when_configured() {
     let any = TestApp::start(test_config().with(|c| {
@@ -659,4 +692,89 @@ async fn force_refresh_on_every_request_cannot_undo_the_negative_cache() {
         );
     }
     assert_eq!(relay.gets("a1b2c3d4e5f6:gone"), 1);
+}
+
+/// The old API filtered some listings after resolving them (`exerciseNames`, `hasAudio`, ...):
+/// such a listing is the indexer's whole, resolved as asked, and what it resolved that the
+/// caller may not read is a DID again.
+#[actix_web::test]
+async fn a_listing_filtered_over_resolved_records_is_the_indexers_whole() {
+    let relay = MockRelay::start();
+    let indexer = MockRelay::start();
+    let mut workout = listed("workout-legs");
+    let private = serde_json::json!({
+        "data": {"accessControl": {"access_level": "private", "owner_public_key": "someone"},
+                 "basic": {"name": "Secret Squat"}},
+        "oip": {"did": "did:gun:f3a9c2e1b7d4:private-squat", "recordType": "exercise"}
+    });
+    let public = listed("exercise-squat");
+    workout["data"]["workout"]["exercise"] = serde_json::json!([public, private]);
+    workout["exerciseScore"] = serde_json::json!(1.1);
+    workout["exerciseMatchedCount"] = serde_json::json!(1);
+    indexer.set_listing(200, envelope(vec![workout]));
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.resolver.oip_api = Some(indexer.url())),
+    );
+    let query = "recordType=workout&exerciseNames=Back%20Squat&resolveDepth=1";
+    let r = get(service.url(&format!("/api/records?{query}"))).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        indexer.listing_queries(),
+        [query],
+        "asked as the caller asked it"
+    );
+    let record = &r.json()["records"][0];
+    assert_eq!(record["exerciseScore"], 1.1, "the indexer's scores stay");
+    assert_eq!(record["exerciseMatchedCount"], 1);
+    let exercises = &record["data"]["workout"]["exercise"];
+    assert_eq!(exercises[0]["data"]["basic"]["name"], "Back Squat");
+    assert_eq!(exercises[1], "did:gun:f3a9c2e1b7d4:private-squat");
+    assert_eq!(relay.total_gets(), 0, "nothing more is resolved here");
+
+    let plain = get(service.url("/api/records?recordType=workout&resolveDepth=1")).await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(
+        indexer.listing_queries()[1],
+        "recordType=workout&resolveDepth=0",
+        "without such a filter the records are resolved here"
+    );
+}
+
+#[actix_web::test]
+async fn record_types_and_recipe_summaries_are_the_indexers() {
+    let relay = MockRelay::start();
+    relay.load(&repo_path("data/demo/records.json"));
+    let indexer = MockRelay::start();
+    let service = TestApp::start(
+        relay_config(&relay.url()).with(|c| c.resolver.oip_api = Some(indexer.url())),
+    );
+    let types = get(service.url("/api/records/recordTypes")).await;
+    assert_eq!(types.status, 200);
+    assert_eq!(types.json(), *RECORD_TYPES);
+
+    let did = "did:gun:f3a9c2e1b7d4:workout-legs";
+    let summary = get(service.url(&format!(
+        "/api/records?did={did}&resolveDepth=1&summarizeRecipe=true"
+    )))
+    .await;
+    assert_eq!(summary.status, 200);
+    assert_eq!(
+        indexer.did_queries(),
+        [format!("did={did}&resolveDepth=1&summarizeRecipe=true")],
+        "the indexer computes the summary over what it resolves"
+    );
+    assert_eq!(relay.total_gets(), 0);
+
+    let alone = TestApp::start(relay_config(&relay.url()));
+    let types = get(alone.url("/api/records/recordTypes")).await;
+    assert_eq!(types.status, 404);
+    assert_eq!(types.json()["code"], "not_configured");
+    let summary = get(alone.url(&format!("/api/records?did={did}&summarizeRecipe=true"))).await;
+    assert_eq!(
+        summary.status, 200,
+        "without an indexer: the records, without a summary"
+    );
+    assert!(summary.json()["records"][0]["data"]
+        .get("calculatedSummaryNutritionalInfo")
+        .is_none());
 }

@@ -135,7 +135,8 @@ impl Fixture {
     fn config(&self) -> Config {
         let root = self.dir.path().join("media");
         test_config().with(|c| {
-            c.media.legacy_root = root.join("web");
+            c.media.legacy_api_root = root.join("web");
+            c.media.legacy_static_root = root.join("web");
             c.media.root = root;
             c.media.cache_control = "public, max-age=60".into();
         })
@@ -395,6 +396,8 @@ fn content_type_and_no_compression() {
     let info = get(&service, "/api/media/clip/info", &[]);
     assert_eq!(info.status, 200);
     assert_eq!(info.json()["originalName"], "clip.mp4");
+    assert_eq!(info.json()["seeding"], false, "this service seeds nothing");
+    assert!(info.json()["seedingInfo"].is_null() && info.json().get("seedingInfo").is_some());
     let no_manifest = get(&service, "/api/media/blob/info", &[]);
     assert_eq!(no_manifest.status, 404);
     assert_eq!(no_manifest.json()["code"], "manifest_not_found");
@@ -1359,4 +1362,40 @@ fn the_open_file_cache_is_bounded_and_checks_access_every_time() {
         fds <= baseline + 8,
         "{fds} descriptors after 40 files, {baseline} before: the cache keeps at most 8"
     );
+}
+
+/// The old service served `/api/media?id=` from its API's folder and `/media/<path>` from its
+/// static one: each URL family reads its own folder, with the same path rules.
+#[actix_web::test]
+async fn each_old_url_family_reads_its_own_folder() {
+    let fixture = Fixture::new();
+    let api = fixture.dir.path().join("old-api-media");
+    std::fs::create_dir_all(&api).unwrap();
+    std::fs::write(api.join("article.txt"), b"scraped").unwrap();
+    let service = TestApp::start(
+        fixture
+            .config()
+            .with(|c| c.media.legacy_api_root = api.clone()),
+    );
+    let scraped = get(&service, "/api/media?id=article.txt", &[]);
+    assert_eq!(
+        (scraped.status, scraped.body.as_slice()),
+        (200, &b"scraped"[..])
+    );
+    assert_eq!(get(&service, "/media/article.txt", &[]).status, 404);
+    assert_eq!(get(&service, "/media?id=article.txt", &[]).status, 404);
+    let poster = get(&service, "/media/poster.jpg", &[]);
+    assert_eq!(
+        (poster.status, poster.body.as_slice()),
+        (200, &b"jpeg bytes"[..])
+    );
+    assert_eq!(get(&service, "/media?id=poster.jpg", &[]).status, 200);
+    assert_eq!(get(&service, "/api/media?id=poster.jpg", &[]).status, 404);
+    for escape in [
+        "/api/media?id=../web/poster.jpg",
+        "/api/media?id=%2e%2e/web/poster.jpg",
+    ] {
+        let r = get(&service, escape, &[]);
+        assert!(matches!(r.status, 400 | 404), "{escape}: {}", r.status);
+    }
 }

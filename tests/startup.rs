@@ -81,11 +81,11 @@ fn bad_config_stops_start_up_with_one_line_naming_the_key() {
         ("auth: { admin_token: letmein }\n", "auth.admin_token"),
         (
             "media: { root: /srv/media, legacy_root: /srv }\n",
-            "media.legacy_root",
+            "media.legacy_api_root",
         ),
         (
-            "media: { root: /srv/media, legacy_root: /srv/media }\n",
-            "media.legacy_root",
+            "media: { root: /srv/media, legacy_static_root: /srv/media }\n",
+            "media.legacy_static_root",
         ),
         (
             "gun: { source: relay, ca_file: /nowhere/ca.pem }\n",

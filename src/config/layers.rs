@@ -16,10 +16,37 @@ pub(super) struct Layered {
     defaults: Value,
 }
 
+/// Keys by an older name, still read (file, environment, `--set`) as the current one.
+const RENAMED: &[(&str, &str)] = &[("media.legacy_root", "media.legacy_api_root")];
+
+/// The current name of `key`.
+fn current(key: &str) -> &str {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == key)
+        .map_or(key, |(_, new)| new)
+}
+
+/// The tree with keys by an older name moved to the current one, unless that is set too.
+fn renamed(mut tree: Value) -> Value {
+    for (old, new) in RENAMED {
+        let ((section, old_key), (_, new_key)) = (
+            old.split_once('.').expect("a section.key"),
+            new.split_once('.').expect("a section.key"),
+        );
+        if let Some(Value::Mapping(keys)) = tree.get_mut(section) {
+            if let Some(value) = keys.remove(old_key) {
+                keys.entry(Value::String(new_key.into())).or_insert(value);
+            }
+        }
+    }
+    tree
+}
+
 impl Layered {
     /// The file's `text` over `defaults`.
     pub fn file(text: &str, defaults: Value) -> Result<Self, ConfigError> {
-        let tree = parse(text)?;
+        let tree = renamed(parse(text)?);
         let mut origins = Vec::new();
         for (section, keys) in sections(&tree) {
             for key in keys {
@@ -70,7 +97,15 @@ impl Layered {
         if let Some(secret) = env("JWT_SECRET").filter(|s| !s.is_empty()) {
             self.set("auth.jwt_secret", Value::String(secret), "JWT_SECRET");
         }
-        for var in env_variables(&self.defaults) {
+        let variables = env_variables(&self.defaults);
+        for (old, new) in RENAMED {
+            let name = format!("OIP_{}", old.replace('.', "_")).to_ascii_uppercase();
+            let var = variables.iter().find(|v| v.key == *new);
+            if let (Some(raw), Some(var)) = (env(&name), var) {
+                self.set(new, var.value(&raw), &name);
+            }
+        }
+        for var in variables {
             if let Some(raw) = env(&var.name) {
                 self.set(&var.key, var.value(&raw), &var.name);
             }
@@ -84,6 +119,7 @@ impl Layered {
             let (key, raw) = item
                 .split_once('=')
                 .ok_or_else(|| invalid(item, "--set wants section.key=value"))?;
+            let key = current(key);
             let var = variables
                 .iter()
                 .find(|v| v.key == key)

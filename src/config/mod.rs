@@ -278,10 +278,17 @@ mod tests {
             ("cors: { allowed_origins: [\"*\"] }", "cors.allowed_origins"),
             ("auth: { admin_token: \"\" }", "auth.admin_token"),
             ("auth: { admin_token: fifteen-bytes!! }", "auth.admin_token"),
-            ("media: { root: /m, legacy_root: /m }", "media.legacy_root"),
             (
-                "media: { root: /m/private, legacy_root: /m }",
-                "media.legacy_root",
+                "media: { root: /m, legacy_root: /m }",
+                "media.legacy_api_root",
+            ),
+            (
+                "media: { root: /m/private, legacy_api_root: /m }",
+                "media.legacy_api_root",
+            ),
+            (
+                "media: { root: /m/private, legacy_static_root: /m }",
+                "media.legacy_static_root",
             ),
             (
                 "gun: { source: relay, relay_urls: [\"http://a:1\", \"ftp://b\"] }",
@@ -406,9 +413,26 @@ mod tests {
     }
 
     #[test]
+    fn media_legacy_root_is_still_read_as_the_api_folder() {
+        let c = load("media: { legacy_root: /srv/old/media }\n").unwrap();
+        assert_eq!(c.media.legacy_api_root, Path::new("/srv/old/media"));
+        let env = |name: &str| (name == "OIP_MEDIA_LEGACY_ROOT").then(|| "/env/media".to_string());
+        let c = Config::from_layers("", Path::new("/srv/oip"), env, &[]).unwrap();
+        assert_eq!(c.media.legacy_api_root, Path::new("/env/media"));
+        let set = ["media.legacy_root=/set/media".to_string()];
+        let c = Config::from_layers("", Path::new("/srv/oip"), no_env, &set).unwrap();
+        assert_eq!(c.media.legacy_api_root, Path::new("/set/media"));
+        let both = "media: { legacy_root: /old, legacy_api_root: /new }\n";
+        assert_eq!(load(both).unwrap().media.legacy_api_root, Path::new("/new"));
+    }
+
+    #[test]
     fn absolute_paths_stay() {
         let c = load("media:\n  root: /var/media\n").unwrap();
         assert_eq!(c.media.root, Path::new("/var/media"));
-        assert_eq!(c.media.legacy_root, Path::new("/srv/oip/data/media/web"));
+        assert_eq!(
+            c.media.legacy_static_root,
+            Path::new("/srv/oip/data/media/web")
+        );
     }
 }

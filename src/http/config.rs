@@ -33,7 +33,7 @@ impl CorsConfig {
         {
             return Err(invalid(
                 "cors.allowed_origins",
-                format!("{bad:?} is not an origin (http(s)://host[:port], http(s)://host:* or *)"),
+                format!("{bad:?} is not an origin (http(s)://host[:port], http(s)://host:*, chrome-extension://<id or *>, or *)"),
             ));
         }
         if self.allow_credentials && self.allowed_origins.iter().any(|o| o == "*") {

@@ -1,5 +1,6 @@
 //! CORS for the web apps and players of other origins: `cors.allowed_origins` (exact origins,
-//! `scheme://host:*` for any port of a host, or `*`), credentials and max-age as configured. A
+//! `scheme://host:*` for any port of a host, `<scheme>://*` for every origin of a browser
+//! extension's scheme, as the old service let its extension clients in, or `*`), credentials and max-age as configured. A
 //! request from an origin not allowed is served as usual without CORS headers, so the browser
 //! keeps its answer from the page: blocking it here would break nothing a browser allows.
 
@@ -31,6 +32,9 @@ const EXPOSED_HEADERS: [&str; 8] = [
     "last-modified",
 ];
 
+/// Schemes of browser extensions' pages, whose origins are `<scheme>://<extension id>`.
+const EXTENSION_SCHEMES: [&str; 3] = ["chrome-extension", "moz-extension", "safari-web-extension"];
+
 pub fn middleware(config: &CorsConfig) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "HEAD", "POST", "DELETE"])
@@ -56,8 +60,15 @@ pub fn middleware(config: &CorsConfig) -> Cors {
     cors
 }
 
-/// `pattern` is an exact origin, or `scheme://host:*` for that host on any port (or none).
+/// `pattern` is an exact origin, `scheme://host:*` for that host on any port (or none), or
+/// `<scheme>://*` for any origin of that (extension) scheme.
 pub fn origin_matches(pattern: &str, origin: &str) -> bool {
+    if let Some(scheme) = pattern.strip_suffix("://*") {
+        return origin
+            .strip_prefix(scheme)
+            .and_then(|rest| rest.strip_prefix("://"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    }
     match pattern.strip_suffix(":*") {
         Some(host) => {
             origin == host
@@ -72,10 +83,18 @@ pub fn origin_matches(pattern: &str, origin: &str) -> bool {
     }
 }
 
-/// A pattern the config may hold: `*`, or `http(s)://host[:port|:*]` with no path.
+/// A pattern the config may hold: `*`, `http(s)://host[:port|:*]` with no path, or an
+/// extension scheme's origin (`chrome-extension://<id>`) or all of them (`chrome-extension://*`).
+/// `http(s)://*` is not one: it would be `*` by another name, credentials and all.
 pub fn valid_pattern(pattern: &str) -> bool {
     if pattern == "*" {
         return true;
+    }
+    if let Some((scheme, rest)) = pattern.split_once("://") {
+        let extension = EXTENSION_SCHEMES.contains(&scheme);
+        if extension {
+            return !rest.is_empty() && !rest.contains('/');
+        }
     }
     let Some(rest) = pattern
         .strip_prefix("http://")
@@ -83,7 +102,7 @@ pub fn valid_pattern(pattern: &str) -> bool {
     else {
         return false;
     };
-    !rest.is_empty() && !rest.contains('/') && !rest.starts_with(':')
+    !rest.is_empty() && !rest.contains('/') && !rest.starts_with(':') && !rest.starts_with('*')
 }
 
 #[cfg(test)]
@@ -117,6 +136,21 @@ mod tests {
             "https://app.example.com",
             "https://app.example.com.evil"
         ));
+        let any_extension = "chrome-extension://*";
+        assert!(origin_matches(
+            any_extension,
+            "chrome-extension://abcdefghijklmnop"
+        ));
+        assert!(!origin_matches(any_extension, "chrome-extension://"));
+        assert!(!origin_matches(
+            any_extension,
+            "moz-extension://abcdefghijklmnop"
+        ));
+        assert!(!origin_matches(
+            any_extension,
+            "https://chrome-extension.evil"
+        ));
+        assert!(!origin_matches(any_extension, "chrome-extension://a/b"));
     }
 
     #[test]
@@ -126,6 +160,9 @@ mod tests {
             "http://localhost:*",
             "https://app.example.com",
             "http://10.0.0.1:3000",
+            "chrome-extension://*",
+            "chrome-extension://abcdefghijklmnop",
+            "moz-extension://*",
         ] {
             assert!(valid_pattern(ok), "{ok}");
         }
@@ -136,6 +173,11 @@ mod tests {
             "https://a.com/path",
             "ftp://a.com",
             "http://:80",
+            "http://*",
+            "https://*",
+            "chrome-extension://",
+            "chrome-extension://a/b",
+            "ftp://*",
         ] {
             assert!(!valid_pattern(bad), "{bad}");
         }

@@ -36,8 +36,17 @@ use super::{
 pub enum Target {
     /// `/api/media/{mediaId}`: `media.root/<mediaId>/original`.
     Media(String),
-    /// `/media?id=<relative path>`: a file under `media.legacy_root`.
-    Legacy(String),
+    /// One of the old service's URLs: a relative path under one of its two folders.
+    Legacy(Folder, String),
+}
+
+/// The old service's two media folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Folder {
+    /// `/api/media?id=`: its API's media folder, `media.legacy_api_root`.
+    Api,
+    /// `/media/<path>`: its static files, `media.legacy_static_root`.
+    Static,
 }
 
 /// An open file and how to answer with it.
@@ -48,7 +57,7 @@ pub struct MediaFile {
     pub content_type: String,
     /// Reading it needed a token: the answer must not be kept by shared caches.
     pub private: bool,
-    /// Served from `media.legacy_root`, by one of the old service's URLs.
+    /// Served from one of the old service's folders, by one of its URLs.
     pub legacy: bool,
     pub plan: Plan,
     /// The first chunk of the first range, read while the file was opened: a small range is
@@ -90,7 +99,8 @@ pub struct ReadChunk {
 #[derive(Debug, Clone)]
 struct Roots {
     media: Option<PathBuf>,
-    legacy: Option<PathBuf>,
+    legacy_api: Option<PathBuf>,
+    legacy_static: Option<PathBuf>,
 }
 
 /// A target as opening it found it: kept in the open-file cache for `media.open_cache_secs`, so
@@ -153,7 +163,8 @@ impl Media {
         Self {
             roots: Roots {
                 media: canonical(&config.root, "media.root"),
-                legacy: canonical(&config.legacy_root, "media.legacy_root"),
+                legacy_api: canonical(&config.legacy_api_root, "media.legacy_api_root"),
+                legacy_static: canonical(&config.legacy_static_root, "media.legacy_static_root"),
             },
             jwt_secret,
             registry: Arc::new(StreamRegistry::new(
@@ -271,9 +282,13 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
             // under this id's manifest.
             (open_under(&root.join(id), Path::new("original"))?, manifest)
         }
-        Target::Legacy(rel) => {
+        Target::Legacy(folder, rel) => {
             check_relative_path(rel)?;
-            let root = roots.legacy.as_deref().ok_or(PathError::NotFound)?;
+            let root = match folder {
+                Folder::Api => &roots.legacy_api,
+                Folder::Static => &roots.legacy_static,
+            };
+            let root = root.as_deref().ok_or(PathError::NotFound)?;
             (open_under(root, Path::new(rel))?, None)
         }
     };
@@ -288,7 +303,7 @@ fn open(media: &Media, msg: Open) -> Result<MediaFile, MediaError> {
         validators: Validators::new(len, modified),
         content_type: content_type(manifest.as_ref(), &path),
         manifest,
-        legacy: matches!(msg.target, Target::Legacy(_)),
+        legacy: matches!(msg.target, Target::Legacy(..)),
         until: Instant::now() + media.open_valid,
     });
     if let Some(cache) = &media.opened {

@@ -10,7 +10,11 @@ use crate::config::check::{invalid, positive, resolve, ConfigError};
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
     pub root: PathBuf,
-    pub legacy_root: PathBuf,
+    /// The old service's API media folder (`/api/media?id=`); `media.legacy_root` is its old
+    /// name, still read.
+    pub legacy_api_root: PathBuf,
+    /// The old service's static folder (`/media/<path>`: the exercise GIFs, narrations).
+    pub legacy_static_root: PathBuf,
     pub cache_control: String,
     pub stall_timeout_secs: u64,
     /// Media streams open at once; past it a new one is 503 `too_many_streams`.
@@ -18,7 +22,7 @@ pub struct MediaConfig {
     /// Media streams one client (peer address, or its `X-Forwarded-For` behind
     /// `server.trusted_proxies`) may have open; past it 429 `too_many_streams_for_client`.
     pub max_streams_per_client: usize,
-    /// `Cache-Control` of images under `legacy_root` (the exercise GIFs).
+    /// `Cache-Control` of images under the legacy folders (the exercise GIFs).
     pub legacy_cache_control: String,
     /// How long an opened file (its handle, length, validators, manifest) is reused without
     /// looking at the disk again, like nginx's `open_file_cache_valid`; 0 turns it off. A file
@@ -32,7 +36,8 @@ impl Default for MediaConfig {
     fn default() -> Self {
         Self {
             root: PathBuf::from("data/media"),
-            legacy_root: PathBuf::from("data/media/web"),
+            legacy_api_root: PathBuf::from("media"),
+            legacy_static_root: PathBuf::from("data/media/web"),
             cache_control: "public, max-age=3600".into(),
             stall_timeout_secs: 60,
             max_streams: 4096,
@@ -56,21 +61,27 @@ impl MediaConfig {
         // A legacy root that is (or holds) the media root would serve private media by path,
         // with no token.
         let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-        if real(&self.root).starts_with(real(&self.legacy_root)) {
-            return Err(invalid(
-                "media.legacy_root",
-                format!(
-                    "{} is or contains media.root {}: private media would be served without a token",
-                    self.legacy_root.display(),
-                    self.root.display()
-                ),
-            ));
+        for (key, legacy) in [
+            ("media.legacy_api_root", &self.legacy_api_root),
+            ("media.legacy_static_root", &self.legacy_static_root),
+        ] {
+            if real(&self.root).starts_with(real(legacy)) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{} is or contains media.root {}: private media would be served without a token",
+                        legacy.display(),
+                        self.root.display()
+                    ),
+                ));
+            }
         }
         Ok(())
     }
 
     pub fn resolve_paths(&mut self, base: &Path) {
         resolve(&mut self.root, base);
-        resolve(&mut self.legacy_root, base);
+        resolve(&mut self.legacy_api_root, base);
+        resolve(&mut self.legacy_static_root, base);
     }
 }

@@ -1,5 +1,5 @@
 //! Media: files by id (`media.root/<id>/original`, with its manifest's access rules) and by
-//! the old service's paths (`media.legacy_root`), streamed with byte ranges.
+//! the old service's paths (`media.legacy_api_root`, `media.legacy_static_root`), streamed with byte ranges.
 //!
 //! - `actor`: `MediaActor`, which opens files on threads of its own, and `Media`, what its
 //!   threads and the HTTP workers share (roots, secret, open-file cache);

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{
-    actor::{MediaFile, Open, Target},
+    actor::{Folder, MediaFile, Open, Target},
     client::Client,
     config::MediaConfig,
     error::MediaError,
@@ -98,7 +98,13 @@ async fn legacy(
         .id
         .filter(|i| !i.is_empty())
         .ok_or(RequestError::MissingParameter("id"))?;
-    serve(req, media, Target::Legacy(id), query.token).await
+    // `/api/media?id=` was the old API's media folder; `/media?id=` names what `/media/<path>`
+    // serves, its static folder.
+    let folder = match req.path() {
+        "/api/media" => Folder::Api,
+        _ => Folder::Static,
+    };
+    serve(req, media, Target::Legacy(folder, id), query.token).await
 }
 
 async fn legacy_static(
@@ -107,7 +113,7 @@ async fn legacy_static(
     path: web::Path<String>,
     query: StrictQuery<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let target = Target::Legacy(path.into_inner());
+    let target = Target::Legacy(Folder::Static, path.into_inner());
     serve(req, media, target, query.into_inner().token).await
 }
 
@@ -138,7 +144,13 @@ async fn info(
         &media.config().cache_control,
         !manifest.is_public(),
     );
-    Ok(res.json(manifest))
+    // The old service added whether its torrent seeder held the file; this one seeds nothing.
+    let mut body = serde_json::to_value(&manifest).unwrap_or_default();
+    if let serde_json::Value::Object(fields) = &mut body {
+        fields.insert("seeding".into(), false.into());
+        fields.insert("seedingInfo".into(), serde_json::Value::Null);
+    }
+    Ok(res.json(body))
 }
 
 /// `Cache-Control` from `media.cache_control`; an answer that needed a token is `private` (with

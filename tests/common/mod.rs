@@ -62,6 +62,8 @@ pub struct RelayState {
     pub listing_queries: Mutex<Vec<String>>,
     /// The `Authorization` header of every listing asked for.
     pub listing_authorizations: Mutex<Vec<Option<String>>>,
+    /// The query string of every request by DID the indexer was asked.
+    pub did_queries: Mutex<Vec<String>>,
     pub mode: Mutex<Option<Mode>>,
     pub soul_modes: Mutex<HashMap<String, Mode>>,
 }
@@ -201,6 +203,11 @@ async fn mock_indexer(
         };
     };
     *state.gets.lock().unwrap().entry(did.clone()).or_default() += 1;
+    state
+        .did_queries
+        .lock()
+        .unwrap()
+        .push(req.query_string().to_string());
     if let Some(Mode::Status(code)) = state.soul_modes.lock().unwrap().get(&did) {
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(*code).unwrap()).finish();
     }
@@ -208,6 +215,21 @@ async fn mock_indexer(
     let records: Vec<Value> = node.into_iter().map(relay_view).collect();
     HttpResponse::Ok().json(json!({"records": records}))
 }
+
+/// The old indexer's count of records by type.
+async fn mock_record_types(state: web::Data<Arc<RelayState>>) -> HttpResponse {
+    state
+        .listing_queries
+        .lock()
+        .unwrap()
+        .push("recordTypes".into());
+    HttpResponse::Ok().json(RECORD_TYPES.clone())
+}
+
+pub static RECORD_TYPES: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    json!({"message": "Record types retrieved successfully", "totalRecords": 3, "recordTypeCount": 2,
+           "recordTypes": [{"recordType": "workout", "count": 2}, {"recordType": "recipe", "count": 1}]})
+});
 
 async fn mock_put(state: web::Data<Arc<RelayState>>, body: web::Json<Value>) -> HttpResponse {
     state.puts.fetch_add(1, SeqCst);
@@ -305,6 +327,7 @@ impl MockRelay {
                         .route("/get", web::get().to(mock_get))
                         .route("/put", web::post().to(mock_put))
                         .route("/api/records", web::get().to(mock_indexer))
+                        .route("/api/records/recordTypes", web::get().to(mock_record_types))
                 })
                 .workers(2)
                 .shutdown_timeout(0)
@@ -356,6 +379,10 @@ impl MockRelay {
 
     pub fn listing_queries(&self) -> Vec<String> {
         self.state.listing_queries.lock().unwrap().clone()
+    }
+
+    pub fn did_queries(&self) -> Vec<String> {
+        self.state.did_queries.lock().unwrap().clone()
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -459,7 +486,8 @@ pub fn test_config() -> Config {
     c.gun.backoff_base_ms = 5;
     c.gun.backoff_max_ms = 20;
     c.media.root = repo_path("data/media");
-    c.media.legacy_root = repo_path("data/media/web");
+    c.media.legacy_api_root = repo_path("data/media/web");
+    c.media.legacy_static_root = repo_path("data/media/web");
     c.log.access = false;
     c
 }
