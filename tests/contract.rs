@@ -121,3 +121,36 @@ fn nothing_points_outside_the_repository() {
         );
     }
 }
+
+#[test]
+fn every_setting_is_in_the_contract_with_its_variable_and_back() {
+    let help = oip_resolver::config::Config::variables_help();
+    let settings: BTreeMap<String, String> = help
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (name, key) = (words.next()?, words.next()?);
+            (name.starts_with("OIP_") && key.contains('.'))
+                .then(|| (key.to_string(), name.to_string()))
+        })
+        .collect();
+    assert!(
+        settings.len() > 50,
+        "the settings were read: {}",
+        settings.len()
+    );
+    let documented = table(&design(), "Configuration keys");
+    let keys = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(
+        keys(&settings),
+        keys(&documented),
+        "--help and docs/DESIGN.md name the same settings"
+    );
+    for (key, variable) in &settings {
+        assert!(
+            documented[key].contains(variable),
+            "{key}: {variable} in {}",
+            documented[key]
+        );
+    }
+}

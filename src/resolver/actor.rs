@@ -7,8 +7,9 @@ use std::{collections::HashMap, rc::Rc, sync::Arc, time::Instant};
 use actix::prelude::*;
 
 use super::{
-    answers::AnswerCache, config::ResolverConfig, error::ResolveError, listing::listed,
-    metrics::ResolverMetrics, options::Options, resolution::Resolution, state::State, walk::Walk,
+    answers::AnswerCache, config::ResolverConfig, error::ResolveError, in_flight::InFlight,
+    listing::listed, metrics::ResolverMetrics, options::Options, resolution::Resolution,
+    state::State, walk::Walk,
 };
 use crate::{
     access::{crypt::Decryptor, rules, Caller},
@@ -49,6 +50,7 @@ pub struct Resolvers {
     config: ResolverConfig,
     answers: Arc<AnswerCache>,
     crypt: Arc<Decryptor>,
+    in_flight: InFlight,
     metrics: Arc<ResolverMetrics>,
 }
 
@@ -59,6 +61,7 @@ impl Resolvers {
             config: config.clone(),
             answers: Arc::new(AnswerCache::new(config.answer_cache_bytes)),
             crypt: Arc::new(Decryptor::default()),
+            in_flight: InFlight::new(config.answers_in_flight_bytes),
             metrics: ResolverMetrics::register(registry),
         }
     }
@@ -71,6 +74,7 @@ impl Resolvers {
                 gun: self.gun.clone(),
                 config: self.config.clone(),
                 crypt: self.crypt.clone(),
+                in_flight: self.in_flight.clone(),
             }),
             answers: self.answers.clone(),
             metrics: self.metrics.clone(),

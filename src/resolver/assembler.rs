@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::{
     error::ResolveError,
+    in_flight::Reservation,
     old_rules::{date_readable, merged_ingredient, truthy, NoNulls},
     options::Options,
     references::as_reference,
@@ -45,6 +46,10 @@ pub(super) fn assemble(
         }
     }
     asm.out.push(b']');
+    // What was written past the last check (one record at most) is reserved too, as far as
+    // the budget allows; the slack of the buffer's growth is given back first.
+    asm.out.shrink_to_fit();
+    asm.limits.in_flight.cover(asm.out.len());
     if count == 0 {
         if let Some(error) = gravest_failure(missing) {
             return Err(error);
@@ -56,7 +61,9 @@ pub(super) fn assemble(
         circular: asm.circular,
         ..Summary::default()
     };
-    Ok(Resolution::new(asm.out.into(), count, summary))
+    let mut resolution = Resolution::new(asm.out.into(), count, summary);
+    resolution.reservation = Some(asm.limits.in_flight);
+    Ok(resolution)
 }
 
 /// Why nothing came back, when a root failed rather than was simply absent: the gravest reason
@@ -85,12 +92,12 @@ fn gravest_failure(missing: Vec<(&Did, &State)>) -> Option<ResolveError> {
     })
 }
 
-/// How large one answer may grow: records placed, and bytes (past either, references stay DIDs
-/// with reason `budget`).
-#[derive(Debug, Clone, Copy)]
+/// How large one answer may grow: records placed, and bytes, its own and those of every answer
+/// in flight (past any, references stay DIDs with reason `budget`).
 pub(super) struct Limits {
     pub records: usize,
     pub bytes: usize,
+    pub in_flight: Reservation,
 }
 
 struct Assembler<'a> {
@@ -108,6 +115,12 @@ struct Assembler<'a> {
 }
 
 impl<'a> Assembler<'a> {
+    /// Whether `extra` more bytes fit this answer and the budget of answers in flight.
+    fn room(&mut self, extra: usize) -> bool {
+        let len = self.out.len() + extra;
+        len < self.limits.bytes && self.limits.in_flight.cover(len)
+    }
+
     fn list(&mut self, did: String, reason: Reason) {
         if self.listed.insert(did.clone()) {
             self.unresolved.push(Unresolved { did, reason });
@@ -328,7 +341,7 @@ impl<'a> Assembler<'a> {
             self.list(root.to_string(), Reason::Filtered);
             return Ok(false);
         }
-        if placed > 0 && self.out.len() >= self.limits.bytes {
+        if placed > 0 && !self.room(0) {
             self.list(root.to_string(), Reason::Budget);
             return Ok(false);
         }
@@ -356,7 +369,7 @@ impl<'a> Assembler<'a> {
             Some(State::Sealed(found)) if !(self.options.names_only && remaining == 1) => {
                 // The caller's own, sealed with a key that cannot be derived here: as stored.
                 self.list(reference.to_string(), Reason::Encrypted);
-                if self.placed >= self.limits.records || self.out.len() >= self.limits.bytes {
+                if self.placed >= self.limits.records || !self.room(0) {
                     self.value(&reference);
                 } else {
                     self.placed += 1;
@@ -420,7 +433,7 @@ impl<'a> Assembler<'a> {
             .filter(|_| child_remaining == 0)
             .cloned();
         let size = copy.as_ref().map_or(0, |range| range.len());
-        if self.placed >= self.limits.records || self.out.len() + size >= self.limits.bytes {
+        if self.placed >= self.limits.records || !self.room(size) {
             self.list(reference.to_string(), Reason::Budget);
             return self.value(&reference);
         }
@@ -480,6 +493,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::resolver::in_flight::InFlight;
     use crate::resolver::FieldFilter;
 
     /// The records of an answer, parsed back.
@@ -536,6 +550,7 @@ mod tests {
         Limits {
             records,
             bytes: 1 << 20,
+            in_flight: InFlight::new(1 << 30).reservation(),
         }
     }
 
@@ -676,11 +691,12 @@ mod tests {
             (gun("fan"), found("Fan", json!({"post": {"image": refs}}))),
             (gun("big"), found("Big", json!({"blob": {"text": big}}))),
         ]);
-        let limits = Limits {
+        let bounded = Limits {
             records: 10_000,
             bytes: 100_000,
+            ..limits(0)
         };
-        let r = assemble(&[gun("fan")], &opts(1), &states, limits).unwrap();
+        let r = assemble(&[gun("fan")], &opts(1), &states, bounded).unwrap();
         assert!(
             r.records.len() < 100_000 + 11_000,
             "{} bytes",
@@ -714,10 +730,55 @@ mod tests {
             Limits {
                 records: 10,
                 bytes: 15_000,
+                ..limits(0)
             },
         )
         .unwrap();
         assert_eq!(roots.count, 2, "roots past the limit are left out too");
+    }
+
+    #[test]
+    fn answers_in_flight_share_one_budget_until_their_bodies_go() {
+        let big = "x".repeat(60_000);
+        let refs: Vec<String> = (0..100).map(|i| format!("did:gun:big-{i}")).collect();
+        let mut states =
+            HashMap::from([(gun("fan"), found("Fan", json!({"post": {"image": refs}})))]);
+        for i in 0..100 {
+            states.insert(
+                gun(&format!("big-{i}")),
+                found("Big", json!({"blob": {"text": big}})),
+            );
+        }
+        let budget = InFlight::new(1 << 20);
+        let with_budget = || Limits {
+            records: 10_000,
+            bytes: 8 << 20,
+            in_flight: budget.reservation(),
+        };
+        let placed = |r: &Resolution| {
+            parsed(r)[0]["data"]["post"]["image"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i.is_object())
+                .count()
+        };
+        let first = assemble(&[gun("fan")], &opts(1), &states, with_budget()).unwrap();
+        assert!(
+            (15..=18).contains(&placed(&first)),
+            "1 MB holds 17 of 60 kB, one past the last check at most: {}",
+            placed(&first)
+        );
+        assert!(first
+            .summary
+            .unresolved
+            .iter()
+            .all(|u| u.reason == Reason::Budget));
+        let second = assemble(&[gun("fan")], &opts(1), &states, with_budget()).unwrap();
+        assert_eq!(placed(&second), 0, "the budget is held by the first answer");
+        drop((first, second));
+        let third = assemble(&[gun("fan")], &opts(1), &states, with_budget()).unwrap();
+        assert!(placed(&third) >= 14, "given back with the first answer");
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct ResolverConfig {
     /// Warm answers kept whole (bytes, by request): repeated resolutions answered as a copy of
     /// bytes until a record in them expires or is written. 0 turns it off.
     pub answer_cache_bytes: u64,
+    /// Bytes of fresh answers alive at once, assembled and not yet sent; past it references stay
+    /// DIDs (reason `budget`). Bounds what many clients asking large answers at once can hold.
+    pub answers_in_flight_bytes: usize,
     /// PEM certificates trusted, besides the built-in roots, for an `https://` `oip_api`.
     pub ca_file: Option<PathBuf>,
 }
@@ -39,6 +42,7 @@ impl Default for ResolverConfig {
             deadline_ms: 15_000,
             oip_api: None,
             answer_cache_bytes: 16 * 1024 * 1024,
+            answers_in_flight_bytes: 24 * 1024 * 1024,
             ca_file: None,
         }
     }
@@ -63,6 +67,15 @@ impl ResolverConfig {
             ("resolver.concurrency", self.concurrency as u64),
             ("resolver.deadline_ms", self.deadline_ms),
         ])?;
+        if self.answers_in_flight_bytes < self.max_answer_bytes {
+            return Err(invalid(
+                "resolver.answers_in_flight_bytes",
+                format!(
+                    "{} is less than resolver.max_answer_bytes {}: no answer could reach its size",
+                    self.answers_in_flight_bytes, self.max_answer_bytes
+                ),
+            ));
+        }
         if self.default_depth > self.max_depth {
             return Err(invalid(
                 "resolver.default_depth",

@@ -23,6 +23,7 @@ mod assembler;
 pub mod config;
 mod error;
 mod filters;
+mod in_flight;
 mod listing;
 mod metrics;
 mod old_rules;

@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::filters::AfterResolution;
+use super::{filters::AfterResolution, in_flight::Reservation};
 
 /// Why a reference stayed a DID string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +69,9 @@ pub struct Resolution {
     pub(super) fresh_until: Option<Instant>,
     /// Answered from the answer cache.
     pub(super) answered_whole: bool,
+    /// What this answer holds of `resolver.answers_in_flight_bytes`: kept with its body until
+    /// it is sent. `None` when answered from the answer cache.
+    pub(super) reservation: Option<Reservation>,
     /// The records listed before the old API's filters after resolution (`totalPages` counts
     /// these, as it did).
     pub(super) listed: usize,
@@ -85,6 +88,7 @@ impl Resolution {
             fresh_until: None,
             answered_whole: false,
             listed: count,
+            reservation: None,
         }
     }
 
@@ -122,7 +126,12 @@ impl Resolution {
     /// listing keeps the indexer's envelope as it sent it (`searchResults` and the pages counted
     /// by the indexer), with the resolved records in place of its own; a query by DID has the
     /// old API's envelope, its pages counted over the records listed.
-    pub fn into_body(self, auth: &Value, page: Page) -> [bytes::Bytes; 3] {
+    pub fn into_body(
+        mut self,
+        auth: &Value,
+        page: Page,
+    ) -> ([bytes::Bytes; 3], Option<Reservation>) {
+        let reservation = self.reservation.take();
         let mut head = Vec::with_capacity(512);
         head.push(b'{');
         match &self.envelope {
@@ -154,7 +163,7 @@ impl Resolution {
         tail.extend_from_slice(b",\"resolution\":");
         serde_json::to_writer(&mut tail, &self.summary).expect("writing JSON to a Vec cannot fail");
         tail.push(b'}');
-        [head.into(), self.records, tail.into()]
+        ([head.into(), self.records, tail.into()], reservation)
     }
 }
 

@@ -9,6 +9,7 @@ use super::{
     config::ResolverConfig,
     error::ResolveError,
     filters::{self, AfterResolution},
+    in_flight::Reservation,
     options::{FieldFilter, Options, RootFilter},
     resolution::Page,
 };
@@ -156,14 +157,19 @@ async fn get_records(
         .body(body(resolution.into_body(&auth, page))))
 }
 
-/// A body of pieces, sent one after the other with their length known.
+/// A body of pieces, sent one after the other with their length known, holding the answer's
+/// share of the budget of answers in flight until it is sent or dropped.
 fn body(
-    pieces: [web::Bytes; 3],
+    (pieces, reservation): ([web::Bytes; 3], Option<Reservation>),
 ) -> actix_web::body::SizedStream<
     impl futures::Stream<Item = Result<web::Bytes, std::convert::Infallible>>,
 > {
     let len = pieces.iter().map(|p| p.len() as u64).sum();
-    actix_web::body::SizedStream::new(len, futures::stream::iter(pieces.into_iter().map(Ok)))
+    let pieces = futures::stream::iter(pieces.into_iter().map(move |piece| {
+        let _held = &reservation;
+        Ok(piece)
+    }));
+    actix_web::body::SizedStream::new(len, pieces)
 }
 
 /// A listing as the indexer is asked for it: with its own `resolveDepth` 0, the records it lists

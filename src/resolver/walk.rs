@@ -14,6 +14,7 @@ use futures::{stream, StreamExt};
 use super::{
     assembler,
     error::ResolveError,
+    in_flight::InFlight,
     options::Options,
     references::for_each_reference,
     resolution::{Reason, Resolution},
@@ -66,6 +67,7 @@ pub(super) struct Walk {
     pub gun: gun::Client,
     pub config: ResolverConfig,
     pub crypt: Arc<Decryptor>,
+    pub in_flight: InFlight,
 }
 
 impl Walk {
@@ -73,6 +75,7 @@ impl Walk {
         assembler::Limits {
             records: self.config.max_records,
             bytes: self.config.max_answer_bytes,
+            in_flight: self.in_flight.reservation(),
         }
     }
 
