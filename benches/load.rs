@@ -9,6 +9,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod hostile;
+mod stamp;
+mod table;
 mod versus;
 
 use std::{
@@ -23,7 +25,8 @@ use std::{
 use common::{env_u64, relay_config, rss_kb, test_config, ConfigExt, MockRelay, Served, Service};
 use futures::StreamExt;
 use oip_resolver::config::Config;
-use serde_json::{json, Value};
+use serde_json::json;
+use table::Row;
 
 struct Settings {
     secs: u64,
@@ -45,23 +48,6 @@ impl Settings {
             only: std::env::var("BENCH_ONLY").ok().filter(|s| !s.is_empty()),
         }
     }
-}
-
-struct Row {
-    workload: String,
-    requests: u64,
-    failures: u64,
-    per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    upstream: u64,
-    rss_before_mb: f64,
-    rss_peak_mb: f64,
-    rss_after_mb: f64,
-    /// Promises of the README this run broke, each said in a sentence.
-    broken: Vec<String>,
-    notes: String,
 }
 
 /// Samples the service's resident memory in the background and keeps the peak.
@@ -98,7 +84,8 @@ impl Drop for RssWatch {
 
 struct Load {
     requests: u64,
-    failures: u64,
+    /// Requests that failed, where the workload counts them.
+    failures: Option<u64>,
     bytes: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
@@ -220,7 +207,7 @@ fn drive<R: Into<Target>>(
         latencies.sort_unstable();
         Load {
             requests: latencies.len() as u64,
-            failures: failures.load(Relaxed),
+            failures: Some(failures.load(Relaxed)),
             bytes: bytes.load(Relaxed),
             elapsed: started.elapsed(),
             latencies,
@@ -236,25 +223,35 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-fn row(workload: &str, load: &Load, upstream: u64, rss: (f64, f64, f64), notes: String) -> Row {
+/// A row of a timed load: its rate and latencies when it timed requests, `upstream` when the
+/// workload counts the relay's requests, and resident memory before, at the peak and after.
+fn row(
+    workload: &str,
+    load: &Load,
+    upstream: Option<u64>,
+    rss: [Option<f64>; 3],
+    notes: String,
+) -> Row {
+    let timed = !load.latencies.is_empty();
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     Row {
         workload: workload.to_string(),
         requests: load.requests,
         failures: load.failures,
-        per_sec: load.requests as f64 / load.elapsed.as_secs_f64(),
-        p50_ms: percentile_ms(&load.latencies, 0.50),
-        p99_ms: percentile_ms(&load.latencies, 0.99),
-        max_ms: load
-            .latencies
-            .last()
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        per_sec: timed.then(|| load.requests as f64 / load.elapsed.as_secs_f64()),
+        p50_ms: timed.then(|| percentile_ms(&load.latencies, 0.50)),
+        p99_ms: timed.then(|| percentile_ms(&load.latencies, 0.99)),
+        max_ms: load.latencies.last().map(ms),
         upstream,
-        rss_before_mb: rss.0,
-        rss_peak_mb: rss.1,
-        rss_after_mb: rss.2,
+        rss_mb: rss,
         notes,
         broken: Vec::new(),
     }
+}
+
+/// Resident memory before, at the peak and after, all measured.
+fn measured(before: f64, peak: f64, after: f64) -> [Option<f64>; 3] {
+    [Some(before), Some(peak), Some(after)]
 }
 
 /// The service as an operator runs it (one worker per core, default backoff) against `relay`,
@@ -319,8 +316,8 @@ fn missing_references(s: &Settings) -> Row {
     let mut r = row(
         "missing-refs (/gun-relay/get)",
         &load,
-        upstream,
-        (before, watch.peak_mb(), after),
+        Some(upstream),
+        measured(before, watch.peak_mb(), after),
         notes,
     );
     // The negative cache's TTL (an hour) is longer than any run: one request per missing soul.
@@ -426,8 +423,8 @@ fn resolution(s: &Settings, cache_on: bool, clients: usize, workouts: usize) -> 
             if clients == 1 { "" } else { "s" }
         ),
         &load,
-        upstream,
-        (before, watch.peak_mb(), after),
+        Some(upstream),
+        measured(before, watch.peak_mb(), after),
         notes,
     )
 }
@@ -515,8 +512,8 @@ fn callers(s: &Settings) -> Vec<Row> {
         rows.push(row(
             label,
             &load,
-            0,
-            (before, watch.peak_mb(), after),
+            None,
+            measured(before, watch.peak_mb(), after),
             notes,
         ));
     }
@@ -543,6 +540,7 @@ fn compression(s: &Settings) -> Vec<Row> {
         let label = format!("resolve warm, {}", encoding.unwrap_or("no compression"));
         let url = url.clone();
         let before = rss_kb(service.pid()) as f64 / 1024.0;
+        let watch = RssWatch::start(service.pid());
         let load = drive(
             &label,
             s.concurrency,
@@ -565,7 +563,8 @@ fn compression(s: &Settings) -> Vec<Row> {
             "{per_answer:.0} bytes of body on the wire per answer; {:.2}x the uncompressed rate",
             rate / plain_rate
         );
-        rows.push(row(&label, &load, 0, (before, after, after), notes));
+        let rss = measured(before, watch.peak_mb(), after);
+        rows.push(row(&label, &load, None, rss, notes));
     }
     rows
 }
@@ -581,29 +580,34 @@ fn aborted_streams(service: &Service, path: &str, count: u64) -> Row {
         .map(|_| {
             let (addr, path, done) = (service.addr, path.to_string(), done.clone());
             std::thread::spawn(move || {
-                let mut latencies = Vec::new();
+                let (mut latencies, mut failed) = (Vec::new(), 0u64);
                 while done.fetch_add(1, Relaxed) < count {
                     let t = Instant::now();
                     let mut s = common::open_get(addr, &path);
                     let mut buf = [0u8; 16 * 1024];
-                    let _ = s.read(&mut buf);
+                    // A stream that does not start as a 200 with a body is a failure.
+                    match s.read(&mut buf) {
+                        Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200") => {}
+                        _ => failed += 1,
+                    }
                     latencies.push(t.elapsed());
                 }
-                latencies
+                (latencies, failed)
             })
         })
         .collect();
-    let mut latencies: Vec<Duration> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    for (l, f) in threads.into_iter().map(|t| t.join().unwrap()) {
+        latencies.extend(l);
+        failures += f;
+    }
     latencies.sort_unstable();
     let elapsed = started.elapsed();
     std::thread::sleep(Duration::from_secs(1));
     let after = rss_kb(pid) as f64 / 1024.0;
     let load = Load {
         requests: latencies.len() as u64,
-        failures: 0,
+        failures: Some(failures),
         bytes: 0,
         elapsed,
         latencies,
@@ -612,8 +616,8 @@ fn aborted_streams(service: &Service, path: &str, count: u64) -> Row {
     let mut r = row(
         &format!("{count} aborted streams"),
         &load,
-        0,
-        (before, watch.peak_mb(), after),
+        None,
+        measured(before, watch.peak_mb(), after),
         notes,
     );
     if after - before > ABORTED_STREAMS_RSS_LIMIT_MB {
@@ -666,11 +670,16 @@ fn stalled_readers(_: &Settings) -> Vec<Row> {
         let idle = rss_kb(pid) as f64 / 1024.0;
         let watch = RssWatch::start(pid);
         let started = Instant::now();
+        // A reader whose stream does not start as a 200 is a failure.
+        let mut failures = 0;
         let readers: Vec<std::net::TcpStream> = (0..count)
             .map(|_| {
                 let mut s = common::open_get(service.addr, "/api/media/three-mb");
                 let mut head = [0u8; 4096];
-                let _ = s.read(&mut head);
+                match s.read(&mut head) {
+                    Ok(n) if head[..n].starts_with(b"HTTP/1.1 200") => {}
+                    _ => failures += 1,
+                }
                 s
             })
             .collect();
@@ -710,7 +719,7 @@ fn stalled_readers(_: &Settings) -> Vec<Row> {
         );
         let load = Load {
             requests: count,
-            failures: 0,
+            failures: Some(failures),
             bytes: 0,
             elapsed,
             latencies: Vec::new(),
@@ -718,8 +727,8 @@ fn stalled_readers(_: &Settings) -> Vec<Row> {
         let mut r = row(
             &format!("{count} stalled readers of a 3 MB file"),
             &load,
-            0,
-            (idle, peak, after),
+            None,
+            measured(idle, peak, after),
             notes,
         );
         if per_stream_kb > STALLED_STREAM_KB {
@@ -765,7 +774,7 @@ fn main() {
         );
         rows.extend(run(&settings));
     }
-    print_table(&rows);
+    println!("\n{}", table::markdown(&rows));
     write_json(&settings, &rows);
     let broken: Vec<&String> = rows.iter().flat_map(|r| &r.broken).collect();
     if !broken.is_empty() {
@@ -776,52 +785,10 @@ fn main() {
     }
 }
 
-fn print_table(rows: &[Row]) {
-    println!(
-        "\n| workload | requests | failed | req/s | p50 ms | p99 ms | max ms | upstream | RSS before/peak/after MB | notes |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
-    for r in rows {
-        println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {:.1} / {:.1} / {:.1} | {} |",
-            r.workload,
-            r.requests,
-            r.failures,
-            r.per_sec,
-            r.p50_ms,
-            r.p99_ms,
-            r.max_ms,
-            r.upstream,
-            r.rss_before_mb,
-            r.rss_peak_mb,
-            r.rss_after_mb,
-            r.notes
-        );
-    }
-}
-
 fn write_json(s: &Settings, rows: &[Row]) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    let _ = std::fs::create_dir_all(&dir);
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "workload": r.workload, "requests": r.requests, "failures": r.failures,
-                "perSec": r.per_sec, "p50Ms": r.p50_ms, "p99Ms": r.p99_ms, "maxMs": r.max_ms,
-                "upstreamRequests": r.upstream, "rssBeforeMb": r.rss_before_mb,
-                "rssPeakMb": r.rss_peak_mb, "rssAfterMb": r.rss_after_mb, "notes": r.notes,
-            })
-        })
-        .collect();
-    let doc = json!({
-        "settings": {"secs": s.secs, "concurrency": s.concurrency, "missDelayMs": s.miss_delay_ms,
-                     "relayLatencyMs": s.latency_ms, "faultPercent": s.fault_percent},
-        "rows": rows,
-    });
-    let path = dir.join("load.json");
-    match std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()) {
-        Ok(()) => println!("\nwritten to {}", path.display()),
-        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
-    }
+    let settings = json!({"secs": s.secs, "concurrency": s.concurrency, "missDelayMs": s.miss_delay_ms,
+                          "relayLatencyMs": s.latency_ms, "faultPercent": s.fault_percent,
+                          "only": s.only});
+    let doc = json!({"settings": settings, "rows": table::json(rows)});
+    stamp::write("load", &stamp::stamped("make bench", doc));
 }

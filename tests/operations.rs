@@ -137,7 +137,19 @@ async fn a_ramp_is_told_apart_and_warned_of() {
         .filter(|l| l.contains("[Memory Monitor] RSS:") && l.contains(" over "))
         .collect();
     assert!(idle.len() >= 2, "{idle:#?}");
-    assert!(idle.iter().all(|l| l.contains("(flat)")), "{idle:#?}");
+    assert!(
+        idle.iter().all(|l| l.contains("Trend: flat (within ")),
+        "flat is said in MB, never beside a slope: {idle:#?}"
+    );
+    let first = service
+        .log()
+        .into_iter()
+        .find(|l| l.contains("[Memory Monitor] RSS:"))
+        .unwrap();
+    assert!(
+        first.contains("Trend: gathering (0s of 3s)"),
+        "no slope before the readings span three intervals: {first}"
+    );
     // Every second, 4 MB more held by the file source, for eight seconds.
     for i in 0..8 {
         let big = json!({"data": json!({"basic": {"name": "x".repeat(1 << 20)}}).to_string()});

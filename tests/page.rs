@@ -289,6 +289,9 @@ async fn status_json_has_the_figures_and_no_secrets() {
     assert!(memory["windowSecs"].as_u64().is_some());
     assert!(!memory["samples"].as_array().unwrap().is_empty(), "{s}");
     assert!(memory["samples"][0]["ageSecs"].as_f64().is_some(), "{s}");
+    // Seconds after start the readings span too little for a slope to mean anything.
+    assert_eq!(memory["trend"]["shape"], "gathering", "{s}");
+    assert!(memory["trend"].get("bytesPerHour").is_none(), "{s}");
 }
 
 #[actix_web::test]

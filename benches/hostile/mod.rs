@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::json;
 
-use super::{common, drive, row, Load, Row, RssWatch, Settings, Target};
+use super::{common, drive, measured, row, Load, Row, RssWatch, Settings, Target};
 use common::{relay_config, rss_kb, test_config, ConfigExt, MockRelay, Served, Service};
 
 /// What memory a workload may add above idle, at its peak.
@@ -22,15 +22,20 @@ fn mb(kb: u64) -> f64 {
 
 /// A row for a workload that is not a stream of timed requests: `requests` sent, RSS before,
 /// at the peak and after.
-fn memory_row(name: &str, requests: u64, rss: (f64, f64, f64), notes: String) -> Row {
+fn memory_row(
+    name: &str,
+    (requests, failures): (u64, Option<u64>),
+    rss: (f64, f64, f64),
+    notes: String,
+) -> Row {
     let load = Load {
         requests,
-        failures: 0,
+        failures,
         bytes: 0,
         elapsed: Duration::from_secs(1),
         latencies: Vec::new(),
     };
-    let mut r = row(name, &load, 0, rss, notes);
+    let mut r = row(name, &load, None, measured(rss.0, rss.1, rss.2), notes);
     if rss.1 > rss.0 + MEMORY_BOUND_MB {
         r.broken.push(format!(
             "{name}: RSS went from {:.1} MB to {:.1} MB, more than {MEMORY_BOUND_MB} MB above idle",
@@ -70,7 +75,7 @@ pub fn pipelining(_: &Settings) -> Vec<Row> {
     let notes = "100 connections x 5,000 pipelined GET /health, none read; peak sampled every 50 ms over 3 s".to_string();
     vec![memory_row(
         "pipelining, 100 connections not reading",
-        500_000,
+        (500_000, None),
         (before, peak, after),
         notes,
     )]
@@ -113,7 +118,7 @@ pub fn fan_out(_: &Settings) -> Vec<Row> {
     );
     let mut rows = vec![memory_row(
         "fan-out answer, 500 kB x 1,000 at depth 1",
-        1,
+        (1, Some(u64::from(answer.status != 200))),
         (before, peak, after),
         notes,
     )];
@@ -147,7 +152,7 @@ pub fn fan_out(_: &Settings) -> Vec<Row> {
         let cut = answers.iter().filter(|(_, cut)| *cut).count();
         rows.push(memory_row(
             &format!("fan-out answer{label}, {ASKERS} at once"),
-            ASKERS as u64,
+            (ASKERS as u64, Some((ASKERS - ok) as u64)),
             (before, peak, after),
             format!(
                 "{ok} of {ASKERS} answered 200, each cut at 8 MB (resolver.max_answer_bytes) or sooner by the 24 MB of answers in flight; {cut} of them cut"
@@ -185,6 +190,7 @@ pub fn refresh_flood(s: &Settings) -> Vec<Row> {
         service.url("/api/records?did=did:gun:a1b2c3d4e5f6:many&resolveDepth=1&forceRefresh=true");
     let secs = s.secs.min(5);
     let before = mb(rss_kb(service.pid()));
+    let watch = RssWatch::start(service.pid());
     let load = drive(
         "refresh-flood",
         4,
@@ -197,8 +203,8 @@ pub fn refresh_flood(s: &Settings) -> Vec<Row> {
     let mut r = row(
         "forceRefresh loop, 4 clients, 1,000 references",
         &load,
-        upstream,
-        (before, before, mb(rss_kb(service.pid()))),
+        Some(upstream),
+        measured(before, watch.peak_mb(), mb(rss_kb(service.pid()))),
         format!("{upstream} relay requests for {} resolutions of 1,001 souls (record_cache.refresh_after_secs 10)", load.requests),
     );
     if upstream > 1001 * periods {
@@ -261,8 +267,8 @@ pub fn miss_flood(s: &Settings) -> Vec<Row> {
     let mut r = row(
         "warm reads during a miss flood",
         &during,
-        relay.total_gets(),
-        (0.0, 0.0, 0.0),
+        Some(relay.total_gets()),
+        [None; 3],
         format!(
             "{:.0}/s alone, {:.0}/s during ({ratio:.2}x); flood: {} requests of 50 misses, {} shed at once; breaker open at the end: {open}",
             rate(&quiet),
@@ -271,11 +277,9 @@ pub fn miss_flood(s: &Settings) -> Vec<Row> {
             shed
         ),
     );
-    if during.failures > 0 {
-        r.broken.push(format!(
-            "{} warm reads failed during the flood",
-            during.failures
-        ));
+    if let Some(failed) = during.failures.filter(|f| *f > 0) {
+        r.broken
+            .push(format!("{failed} warm reads failed during the flood"));
     }
     if open > 0.0 {
         r.broken.push("a flood of misses opened the breaker".into());
@@ -319,9 +323,10 @@ pub fn big_listings(_: &Settings) -> Vec<Row> {
         "4 listings of 20,000 records (6 MB) at once, statuses {statuses:?}, {:.0} ms; 1,000 read of each (resolver.max_records)",
         elapsed.as_secs_f64() * 1000.0
     );
+    let failed = statuses.iter().filter(|s| **s != 200).count() as u64;
     vec![memory_row(
         "big listings, 4 at once",
-        4,
+        (4, Some(failed)),
         (before, peak, after),
         notes,
     )]

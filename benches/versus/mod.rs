@@ -16,8 +16,8 @@ use std::{
 };
 
 use super::{
-    aborted_streams, bench_token, common, row, store_workouts, Load, Row, Settings,
-    BENCH_JWT_SECRET,
+    aborted_streams, bench_token, common, measured, row, store_workouts, Load, Row, RssWatch,
+    Settings, BENCH_JWT_SECRET,
 };
 use common::{env_u64, relay_config, rss_kb, ConfigExt, MockRelay, Service};
 
@@ -132,6 +132,10 @@ fn present(program: &str) -> bool {
 struct Run {
     requests: u64,
     per_sec: f64,
+    /// Latency percentiles and maximum as wrk measured them, in ms.
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    max_ms: Option<f64>,
     errors: u64,
     wrk_cores: f64,
     server_cores: f64,
@@ -140,7 +144,7 @@ struct Run {
 fn wrk(url: &str, headers: &[String], secs: u64, server: &[u32]) -> Run {
     let mut command = Command::new("wrk");
     command
-        .args(["-t2", "-c64", "--timeout", "30s"])
+        .args(["-t2", "-c64", "--timeout", "30s", "--latency"])
         .arg(format!("-d{secs}s"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -184,10 +188,28 @@ fn wrk(url: &str, headers: &[String], secs: u64, server: &[u32]) -> Run {
             .and_then(|l| l.split_whitespace().next()?.parse().ok())
             .unwrap_or(0),
         per_sec: number_after("Requests/sec:").unwrap_or(0.0),
+        p50_ms: latency_after(&out, "50%", 0),
+        p99_ms: latency_after(&out, "99%", 0),
+        // "Latency   1.23ms    2.34ms  45.67ms   89.00%": average, deviation, maximum.
+        max_ms: latency_after(&out, "Latency", 2),
         errors: number_after("Non-2xx or 3xx responses:").unwrap_or(0.0) as u64 + socket_errors,
         wrk_cores: wrk_secs / elapsed,
         server_cores: server_secs / elapsed,
     }
+}
+
+/// The `nth` duration after `label` on a line of wrk's output, in ms ("635.91us", "3.11ms",
+/// "1.02s").
+fn latency_after(out: &str, label: &str, nth: usize) -> Option<f64> {
+    let text = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))?
+        .split_whitespace()
+        .nth(nth)?;
+    let (number, scale) = [("us", 0.001), ("ms", 1.0), ("m", 60_000.0), ("s", 1000.0)]
+        .iter()
+        .find_map(|(unit, scale)| Some((text.strip_suffix(unit)?, *scale)))?;
+    number.parse::<f64>().ok().map(|n| n * scale)
 }
 
 /// The bytes of a file of `len`, a pattern that no layer can compress away.
@@ -315,6 +337,7 @@ pub fn versus_nginx(_: &Settings) -> Vec<Row> {
         }
         eprintln!("  wrk: {name}");
         let before = rss_kb(pid) as f64 / 1024.0;
+        let watch = RssWatch::start(pid);
         let mut rounds = Vec::new();
         for _ in 0..2 {
             let o = wrk(&our_url, headers, secs, &[pid]);
@@ -356,7 +379,7 @@ pub fn versus_nginx(_: &Settings) -> Vec<Row> {
         let errors: u64 = rounds.iter().map(|r| r.0.errors + r.1.errors).sum();
         let load = Load {
             requests: rounds.iter().map(|r| r.0.requests).sum(),
-            failures: errors,
+            failures: Some(errors),
             bytes: 0,
             elapsed: Duration::from_secs(secs * rounds.len() as u64),
             latencies: Vec::new(),
@@ -364,11 +387,17 @@ pub fn versus_nginx(_: &Settings) -> Vec<Row> {
         let mut r = row(
             &format!("vs nginx: {name}"),
             &load,
-            0,
-            (before, after, after),
+            None,
+            measured(before, watch.peak_mb(), after),
             notes,
         );
-        r.per_sec = ours_mean;
+        // The worse of the rounds, as wrk measured our side.
+        let worst =
+            |f: fn(&Run) -> Option<f64>| rounds.iter().filter_map(|r| f(&r.0)).reduce(f64::max);
+        r.per_sec = Some(ours_mean);
+        r.p50_ms = worst(|r| r.p50_ms);
+        r.p99_ms = worst(|r| r.p99_ms);
+        r.max_ms = worst(|r| r.max_ms);
         if mean < target {
             r.broken.push(format!(
                 "{name}: {mean:.2}x nginx, under the {target} target"

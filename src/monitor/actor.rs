@@ -13,7 +13,7 @@ use super::{
     config::MemoryMonitorConfig,
     metrics::MonitorMetrics,
     process::Process,
-    trend::{self, Shape, Trend},
+    trend::{self, Shape},
 };
 use crate::{gun::metrics::GunMetrics, http::metrics::HttpMetrics, media::MediaMetrics};
 
@@ -48,7 +48,7 @@ pub struct MemoryMonitor {
     watched: Watched,
     /// The readings of the trend window.
     window: VecDeque<Reading>,
-    trend: Option<Trend>,
+    trend: trend::Reading,
 }
 
 /// The monitor's window as the status page draws it.
@@ -61,7 +61,7 @@ pub struct MemoryView {
     pub interval_secs: u64,
     /// Seconds ago, resident bytes, heap bytes (`None` when unknown): oldest first.
     pub samples: Vec<(f64, u64, Option<u64>)>,
-    pub trend: Option<Trend>,
+    pub trend: trend::Reading,
 }
 
 impl MemoryMonitor {
@@ -71,18 +71,22 @@ impl MemoryMonitor {
         metrics: Arc<MonitorMetrics>,
         watched: Watched,
     ) -> Self {
+        let needed_secs = config.min_span_secs() as f64;
         Self {
             config,
             process,
             metrics,
             watched,
             window: VecDeque::new(),
-            trend: None,
+            trend: trend::Reading::Gathering {
+                span_secs: 0.0,
+                needed_secs,
+            },
         }
     }
 
     /// Keeps `reading` and drops what fell out of the window; the trend of what is left.
-    fn keep(&mut self, reading: Reading) -> Option<Trend> {
+    fn keep(&mut self, reading: Reading) -> trend::Reading {
         let now = reading.at;
         self.window.push_back(reading);
         let window = Duration::from_secs(self.config.trend_window_secs);
@@ -93,13 +97,13 @@ impl MemoryMonitor {
         {
             self.window.pop_front();
         }
-        let first = self.window.front()?.at;
+        let first = self.window.front().map_or(now, |r| r.at);
         let samples: Vec<(f64, f64)> = self
             .window
             .iter()
             .map(|r| (r.at.duration_since(first).as_secs_f64(), r.rss_mb))
             .collect();
-        trend::classify(&samples)
+        trend::read(&samples, self.config.min_span_secs() as f64)
     }
 
     fn report(&mut self) {
@@ -121,25 +125,20 @@ impl MemoryMonitor {
             heap_bytes: figures.heap_bytes,
         });
         self.trend = trend;
-        let shown = match &trend {
-            Some(t) => format!(
-                "{:+.1}MB/h over {}m ({})",
-                t.mb_per_hour,
-                (t.span_secs / 60.0).round(),
-                t.shape
-            ),
-            None => "gathering".to_string(),
-        };
-        self.metrics
-            .set_trend(trend.map_or(0.0, |t| t.mb_per_hour * MB as f64));
+        // No slope is exported while the readings are too short to give one.
+        self.metrics.set_trend(
+            trend
+                .trend()
+                .map_or(f64::NAN, |t| t.mb_per_hour * MB as f64),
+        );
         log::info!(
-            "[Memory Monitor] RSS: {rss_mb}MB, Heap: {}, Streams: {}, 404 cache: {} souls, Record cache: {}MB, Trend: {shown}",
+            "[Memory Monitor] RSS: {rss_mb}MB, Heap: {}, Streams: {}, 404 cache: {} souls, Record cache: {}MB, Trend: {trend}",
             in_mb(figures.heap_bytes),
             self.watched.media.active_streams(),
             self.watched.gun.negative_entries(),
             self.watched.gun.record_cache_bytes() / MB,
         );
-        if let Some(t) = trend.filter(|t| t.shape == Shape::Ramp) {
+        if let Some(t) = trend.trend().filter(|t| t.shape == Shape::Ramp) {
             let critical = self.config.rss_critical_mb as f64;
             if let Some(hours) = t.hours_to(critical).filter(|h| *h < 24.0) {
                 log::warn!(

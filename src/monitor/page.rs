@@ -10,7 +10,12 @@ use actix_web::{http::header, web, HttpResponse};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use sha2::{Digest, Sha256};
 
-use super::{actor::MemoryView, client::Monitor, process::ProcessFigures};
+use super::{
+    actor::MemoryView,
+    client::Monitor,
+    process::ProcessFigures,
+    trend::{Reading, Shape},
+};
 use crate::{error::ApiError, gun, http::request::compressed};
 
 const HTML: &str = include_str!("page/page.html");
@@ -124,13 +129,24 @@ fn memory_json(memory: &MemoryView, now: &ProcessFigures) -> serde_json::Value {
             serde_json::json!({"ageSecs": (ago * 10.0).round() / 10.0, "rssBytes": rss, "heapBytes": heap})
         })
         .collect();
-    let trend = memory.trend.as_ref().map(|t| {
-        serde_json::json!({
-            "bytesPerHour": (t.mb_per_hour * 1024.0 * 1024.0).round(),
-            "shape": t.shape.to_string(),
+    let bytes = |mb: f64| (mb * 1024.0 * 1024.0).round();
+    // No slope and no shape until the readings span enough; a flat trend has a bound in bytes,
+    // not a slope, so that no "flat" sits beside a rate that would be a ramp if it held.
+    let trend = match memory.trend {
+        Reading::Gathering {
+            span_secs,
+            needed_secs,
+        } => serde_json::json!({
+            "shape": "gathering", "spanSecs": span_secs.round(), "neededSecs": needed_secs.round(),
+        }),
+        Reading::Known(t) if t.shape == Shape::Flat => serde_json::json!({
+            "shape": "flat", "withinBytes": bytes(t.tolerance_mb), "spanSecs": t.span_secs.round(),
+        }),
+        Reading::Known(t) => serde_json::json!({
+            "shape": t.shape.to_string(), "bytesPerHour": bytes(t.mb_per_hour),
             "spanSecs": t.span_secs.round(),
-        })
-    });
+        }),
+    };
     serde_json::json!({
         "rssBytes": now.rss_bytes,
         "heapBytes": now.heap_bytes,

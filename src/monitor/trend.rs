@@ -30,6 +30,8 @@ impl fmt::Display for Shape {
 pub struct Trend {
     /// Least-squares slope over the window.
     pub mb_per_hour: f64,
+    /// What is noise at this footprint: a change smaller than this over the window is not one.
+    pub tolerance_mb: f64,
     /// From the first sample to the last.
     pub span_secs: f64,
     pub min_mb: f64,
@@ -42,6 +44,72 @@ impl Trend {
     /// Hours until `limit_mb` at this slope, when it grows.
     pub fn hours_to(&self, limit_mb: f64) -> Option<f64> {
         (self.mb_per_hour > 0.0).then(|| ((limit_mb - self.last_mb) / self.mb_per_hour).max(0.0))
+    }
+}
+
+/// What the readings say so far: too short a span for a slope to mean anything, or a trend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    /// The readings span `span_secs` of the `needed_secs` a trend is read over.
+    Gathering {
+        span_secs: f64,
+        needed_secs: f64,
+    },
+    Known(Trend),
+}
+
+impl Reading {
+    pub fn trend(&self) -> Option<Trend> {
+        match self {
+            Reading::Known(t) => Some(*t),
+            Reading::Gathering { .. } => None,
+        }
+    }
+}
+
+/// The trend of `samples` once they span `min_span_secs`: before, a slope over a few seconds is
+/// noise (start-up's allocations read as hundreds of MB an hour), and nothing is said of it.
+pub fn read(samples: &[(f64, f64)], min_span_secs: f64) -> Reading {
+    let span_secs = match samples {
+        [first, .., last] => last.0 - first.0,
+        _ => 0.0,
+    };
+    match classify(samples) {
+        Some(trend) if span_secs >= min_span_secs => Reading::Known(trend),
+        _ => Reading::Gathering {
+            span_secs,
+            needed_secs: min_span_secs,
+        },
+    }
+}
+
+impl fmt::Display for Reading {
+    /// As the monitor logs it. A flat trend is said in MB (it stayed within the tolerance), never
+    /// with a slope: a few MB over minutes, drawn as MB/h, reads as a ramp it is not.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let span = |secs: f64| match secs < 120.0 {
+            true => format!("{secs:.0}s"),
+            false => format!("{:.0}m", secs / 60.0),
+        };
+        match self {
+            Reading::Gathering {
+                span_secs,
+                needed_secs,
+            } => write!(f, "gathering ({span_secs:.0}s of {needed_secs:.0}s)"),
+            Reading::Known(t) if t.shape == Shape::Flat => write!(
+                f,
+                "flat (within {:.1}MB over {})",
+                t.tolerance_mb,
+                span(t.span_secs)
+            ),
+            Reading::Known(t) => write!(
+                f,
+                "{:+.1}MB/h over {} ({})",
+                t.mb_per_hour,
+                span(t.span_secs),
+                t.shape
+            ),
+        }
     }
 }
 
@@ -103,6 +171,7 @@ pub fn classify(samples: &[(f64, f64)]) -> Option<Trend> {
     };
     Some(Trend {
         mb_per_hour,
+        tolerance_mb: tolerance,
         span_secs,
         min_mb,
         max_mb,
@@ -182,5 +251,42 @@ mod tests {
             Trend::hours_to(&classify(&hour(|_| 5.0)).unwrap(), 10.0),
             None
         );
+    }
+
+    #[test]
+    fn no_slope_and_no_shape_until_the_readings_span_enough() {
+        let ramp = hour(|m| 40.0 + m * 2.0);
+        let early = &ramp[..3];
+        assert_eq!(
+            read(early, 900.0),
+            Reading::Gathering {
+                span_secs: 600.0,
+                needed_secs: 900.0
+            }
+        );
+        assert_eq!(read(early, 900.0).to_string(), "gathering (600s of 900s)");
+        assert!(
+            read(&ramp[..1], 0.0).trend().is_none(),
+            "one reading is no trend"
+        );
+        let known = read(&ramp[..4], 900.0).trend().expect("900 s of readings");
+        assert_eq!(known.shape, Shape::Ramp);
+        assert!(read(&ramp[..4], 900.0)
+            .to_string()
+            .ends_with("over 15m (ramp)"));
+    }
+
+    #[test]
+    fn flat_is_said_in_megabytes_never_beside_a_slope() {
+        // 0.9 MB over ten minutes: within the 1 MB tolerance, though +5.4 MB/h if it held.
+        let samples: Vec<(f64, f64)> = (0..=2)
+            .map(|i| (i as f64 * 300.0, 20.0 + i as f64 * 0.45))
+            .collect();
+        let reading = read(&samples, 600.0);
+        let t = reading.trend().unwrap();
+        assert_eq!(t.shape, Shape::Flat);
+        assert!(t.mb_per_hour > 5.0, "{t:?}");
+        assert_eq!(reading.to_string(), "flat (within 1.0MB over 10m)");
+        assert!(!reading.to_string().contains("MB/h"));
     }
 }

@@ -107,12 +107,16 @@ function draw(memory, at) {
   $('rss-line').setAttribute('points', readings.map((r) => x(r.t) + ',' + y(r.rss)).join(' '));
   $('heap-line').setAttribute('points', readings.map((r) => x(r.t) + ',' + y(r.heap)).join(' '));
   const trend = $('trend');
-  if (memory.trend) {
-    trend.textContent = `${memory.trend.shape}, ${(memory.trend.bytesPerHour / 1048576).toFixed(1)} MB/h`;
-    trend.className = 'badge shape-' + memory.trend.shape;
-  } else {
-    trend.textContent = 'gathering';
+  const t = memory.trend;
+  if (t.shape === 'gathering') {
+    trend.textContent = `gathering (${duration(t.spanSecs)} of ${duration(t.neededSecs)})`;
     trend.className = 'badge';
+  } else if (t.shape === 'flat') {
+    trend.textContent = `flat, within ${(t.withinBytes / 1048576).toFixed(1)} MB over ${duration(t.spanSecs)}`;
+    trend.className = 'badge shape-flat';
+  } else {
+    trend.textContent = `${t.shape}, ${(t.bytesPerHour / 1048576).toFixed(1)} MB/h over ${duration(t.spanSecs)}`;
+    trend.className = 'badge shape-' + t.shape;
   }
   $('memory-figures').textContent = `RSS ${mb(memory.rssBytes)} (blue), heap ${mb(memory.heapBytes)} (green), ` +
     `last ${duration(Math.round(span / 1000))}; the monitor samples every ${duration(memory.intervalSecs)} over ${duration(memory.windowSecs)}`;
