@@ -420,10 +420,8 @@ fn main() {
         tally.unexpected.len()
     );
     println!(
-        "RSS trend after warm-up: {:+.2} MB/h over {:.0} s ({}), min {:.1} / max {:.1} MB; projected {:.1} MB after 24 h and {:.1} MB after 7 days (limit +{max_per_day} MB a day)",
-        trend.mb_per_hour,
-        trend.span_secs,
-        trend.shape,
+        "RSS trend after warm-up: {}, min {:.1} / max {:.1} MB; projected {:.1} MB after 24 h and {:.1} MB after 7 days (limit +{max_per_day} MB a day)",
+        oip_resolver::monitor::trend::Reading::Known(trend),
         trend.min_mb,
         trend.max_mb,
         trend.last_mb + trend.mb_per_hour.max(0.0) * 24.0,
@@ -436,6 +434,7 @@ fn main() {
         "rssBaselineMb": baseline.rss_kb as f64 / 1024.0, "rssPeakMb": peak_rss.load(Relaxed) as f64 / 1024.0,
         "rssEndMb": last.rss_kb as f64 / 1024.0, "fdsBaseline": baseline.fds, "fdsEnd": last.fds,
         "rssTrendMbPerHour": trend.mb_per_hour, "rssTrendShape": trend.shape.to_string(),
+        "rssTrendToleranceMb": trend.tolerance_mb,
         "rssTrendSpanSecs": trend.span_secs,
         "unexpectedStatuses": tally.unexpected.len(),
     });
