@@ -27,8 +27,7 @@ use std::{
 };
 
 use common::{
-    env_u64, open_fds, relay_config, rss_kb, sample_value, sockets_to_port, ConfigExt, MockRelay,
-    Mode, Service,
+    descriptors, env_u64, relay_config, rss_kb, sample_value, ConfigExt, MockRelay, Mode, Service,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -161,10 +160,15 @@ fn misbehaving_reader(addr: SocketAddr, stall: bool) -> bool {
 struct Figures {
     rss_kb: u64,
     heap: f64,
-    /// Descriptors other than the relay connection pool's: these must not grow.
+    /// Descriptors other than the relay connection pool's and the clients' connections: these
+    /// must not grow.
     fds: usize,
+    /// What those are, for a report that says which grew.
+    others: Vec<String>,
     /// The relay connection pool's, bounded by `gun.max_connections`.
     relay_fds: usize,
+    /// Connections the soak's clients opened and keep alive while paused: theirs to close.
+    client_fds: usize,
     streams: f64,
     negative: f64,
     record_bytes: f64,
@@ -175,12 +179,25 @@ fn figures(service: &Service, relay_port: u16) -> Figures {
     let text = common::raw_request(service.addr, "GET", "/metrics", &[]).body;
     let text = String::from_utf8_lossy(&text);
     let m = |name: &str| sample_value(&text, name).unwrap_or(f64::NAN);
-    let relay_fds = sockets_to_port(service.pid(), relay_port);
+    let (to_relay, from_clients) = (
+        format!(" -> {relay_port}"),
+        format!("tcp {} -> ", service.addr.port()),
+    );
+    let is_client = |d: &String| d.starts_with(&from_clients) && !d.ends_with(" -> 0");
+    let all = descriptors(service.pid());
+    let relay_fds = all.iter().filter(|d| d.ends_with(&to_relay)).count();
+    let client_fds = all.iter().filter(|d| is_client(d)).count();
+    let others: Vec<String> = all
+        .into_iter()
+        .filter(|d| !d.ends_with(&to_relay) && !is_client(d))
+        .collect();
     Figures {
         rss_kb: rss_kb(service.pid()),
         heap: m("oip_heap_allocated_bytes"),
-        fds: open_fds(service.pid()) - relay_fds,
+        fds: others.len(),
+        others,
         relay_fds,
+        client_fds,
         streams: m("oip_media_active_streams"),
         negative: m("oip_negative_cache_entries"),
         record_bytes: m("oip_record_cache_bytes"),
@@ -189,12 +206,13 @@ fn figures(service: &Service, relay_port: u16) -> Figures {
 
 fn print_figures(t: Duration, f: &Figures, requests: u64) {
     eprintln!(
-        "[soak {:>4}s] RSS {:.1} MB, heap {:.1} MB, fds {} (+{} to the relay), streams {}, 404 cache {}, record cache {:.1} MB, {requests} requests",
+        "[soak {:>4}s] RSS {:.1} MB, heap {:.1} MB, fds {} (+{} to the relay, +{} from clients), streams {}, 404 cache {}, record cache {:.1} MB, {requests} requests",
         t.as_secs(),
         f.rss_kb as f64 / 1024.0,
         f.heap / 1048576.0,
         f.fds,
         f.relay_fds,
+        f.client_fds,
         f.streams,
         f.negative,
         f.record_bytes / 1048576.0
@@ -252,7 +270,8 @@ fn main() {
     let peak_rss = Arc::new(AtomicU64::new(0));
 
     // Raw clients that abandon or stall streams, in the background.
-    let raw: Vec<_> = (0..2)
+    let raw_clients = 2;
+    let raw: Vec<_> = (0..raw_clients)
         .map(|i| {
             let (stop, paused, count, addr) = (
                 stop.clone(),
@@ -419,13 +438,21 @@ fn main() {
         last.fds,
         tally.unexpected.len()
     );
+    // A projection only means something for a ramp: a flat or sawtooth run has no slope to
+    // carry forward, and a number beside "flat" would read as growth.
+    let projection = match trend.shape {
+        oip_resolver::monitor::trend::Shape::Ramp => format!(
+            "; projected {:.1} MB after 24 h and {:.1} MB after 7 days (limit +{max_per_day} MB a day)",
+            trend.last_mb + trend.mb_per_hour.max(0.0) * 24.0,
+            trend.last_mb + trend.mb_per_hour.max(0.0) * 24.0 * 7.0,
+        ),
+        _ => String::new(),
+    };
     println!(
-        "RSS trend after warm-up: {}, min {:.1} / max {:.1} MB; projected {:.1} MB after 24 h and {:.1} MB after 7 days (limit +{max_per_day} MB a day)",
+        "RSS trend after warm-up: {}, min {:.1} / max {:.1} MB{projection}",
         oip_resolver::monitor::trend::Reading::Known(trend),
         trend.min_mb,
         trend.max_mb,
-        trend.last_mb + trend.mb_per_hour.max(0.0) * 24.0,
-        trend.last_mb + trend.mb_per_hour.max(0.0) * 24.0 * 7.0,
     );
     let figures = json!({
         "secs": secs, "concurrency": concurrency, "requests": requests.load(Relaxed),
@@ -433,6 +460,7 @@ fn main() {
         "rssStartMb": start_rss as f64 / 1024.0,
         "rssBaselineMb": baseline.rss_kb as f64 / 1024.0, "rssPeakMb": peak_rss.load(Relaxed) as f64 / 1024.0,
         "rssEndMb": last.rss_kb as f64 / 1024.0, "fdsBaseline": baseline.fds, "fdsEnd": last.fds,
+        "clientConnectionsEnd": last.client_fds, "relayConnectionsEnd": last.relay_fds,
         "rssTrendMbPerHour": trend.mb_per_hour, "rssTrendShape": trend.shape.to_string(),
         "rssTrendToleranceMb": trend.tolerance_mb,
         "rssTrendSpanSecs": trend.span_secs,
@@ -447,7 +475,27 @@ fn main() {
         ));
     }
     if last.fds > baseline.fds {
-        failed.push(format!("descriptors grew {} -> {}", baseline.fds, last.fds));
+        let mut added = last.others.clone();
+        for was in &baseline.others {
+            if let Some(i) = added.iter().position(|d| d == was) {
+                added.remove(i);
+            }
+        }
+        failed.push(format!(
+            "descriptors grew {} -> {} (added: {})",
+            baseline.fds,
+            last.fds,
+            added.join(", ")
+        ));
+    }
+    // The clients' own connections are theirs to close, but accepted sockets the service never
+    // closed would outnumber them.
+    let max_client_connections = concurrency * 2 + raw_clients;
+    if last.client_fds > max_client_connections {
+        failed.push(format!(
+            "{} client connections open, more than the soak's clients can hold ({max_client_connections})",
+            last.client_fds
+        ));
     }
     if last.relay_fds > max_relay_connections {
         failed.push(format!(

@@ -61,7 +61,10 @@ def soak():
         ("RSS", f"{doc['rssStartMb']:.1f} MB at start, {doc['rssBaselineMb']:.1f} MB after warm-up, "
                 f"{doc['rssPeakMb']:.1f} MB peak, {doc['rssEndMb']:.1f} MB at the end ({growth:+.1f}% over the baseline)"),
         ("RSS trend after warm-up", trend(doc)),
-        ("open descriptors", f"{doc['fdsBaseline']} after warm-up, {doc['fdsEnd']} at the end"),
+        ("open descriptors (the relay pool's and clients' connections apart)",
+         f"{doc['fdsBaseline']} after warm-up, {doc['fdsEnd']} at the end"
+         + (f"; then {doc['relayConnectionsEnd']} to the relay, {doc['clientConnectionsEnd']} from clients"
+            if 'clientConnectionsEnd' in doc else "")),
         ("answers with an unexpected status", f"{doc['unexpectedStatuses']}"),
     ]
     print("| figure | value |\n| --- | --- |")
@@ -70,5 +73,9 @@ def soak():
 
 
 if __name__ == "__main__":
-    bench()
-    soak()
+    for table, run in ((bench, "make bench"), (soak, "make soak")):
+        try:
+            table()
+        except FileNotFoundError as missing:
+            print(f"{missing.filename}: not there; run `{run}` first")
+        print()

@@ -924,34 +924,49 @@ pub fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// Of `pid`'s descriptors, the TCP sockets connected to `port` on this machine: a relay's
-/// connection pool, which the pool itself bounds and whose size at any moment depends on how
-/// the last requests overlapped.
-pub fn sockets_to_port(pid: u32, port: u16) -> usize {
-    let mut inodes = std::collections::HashSet::new();
+/// What each of `pid`'s descriptors is: a TCP socket as `tcp <local port> -> <remote port>`
+/// (0 when listening), any other socket as `socket`, everything else as its link (a file's
+/// path, `pipe:[…]`, `anon_inode:[eventpoll]`). Read twice, the two tell what was added.
+pub fn descriptors(pid: u32) -> Vec<String> {
+    let port_of = |address: Option<&&str>| {
+        address
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    let mut tcp = HashMap::new();
     for table in ["tcp", "tcp6"] {
         let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let remote_port = fields
-                .get(2)
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if remote_port == Some(port) {
-                if let Some(inode) = fields.get(9) {
-                    inodes.insert(format!("socket:[{inode}]"));
-                }
+            if let (Some(local), Some(remote), Some(inode)) = (
+                port_of(fields.get(1)),
+                port_of(fields.get(2)),
+                fields.get(9),
+            ) {
+                tcp.insert(
+                    format!("socket:[{inode}]"),
+                    format!("tcp {local} -> {remote}"),
+                );
             }
         }
     }
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
+    let mut all: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| {
             d.flatten()
                 .filter_map(|e| std::fs::read_link(e.path()).ok())
-                .filter(|target| inodes.contains(target.to_string_lossy().as_ref()))
-                .count()
+                .map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    match tcp.get(&target) {
+                        Some(described) => described.clone(),
+                        None if target.starts_with("socket:") => "socket".into(),
+                        None => target,
+                    }
+                })
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default();
+    all.sort();
+    all
 }
 
 pub fn rss_kb(pid: u32) -> u64 {
