@@ -1055,7 +1055,13 @@ pub fn raw_send(addr: SocketAddr, request: &[u8], head: bool) -> Raw {
     // The server may answer (and close) before reading everything: a refusal is still read.
     let _ = s.write_all(request);
     let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
+    if let Err(e) = s.read_to_end(&mut all) {
+        // A short body then says why it is short: reset, timed out, or closed by the server.
+        eprintln!(
+            "raw_send: reading the answer failed after {} bytes: {e}",
+            all.len()
+        );
+    }
     parse_raw(&all, head)
 }
 
