@@ -119,6 +119,45 @@ mod tests {
     use super::*;
     use crate::resolver::{FieldFilter, RootFilter};
 
+    fn answer(bytes: usize, elapsed_ms: u64) -> Resolution {
+        let summary = Summary {
+            elapsed_ms,
+            ..Summary::default()
+        };
+        Resolution::new(Bytes::from(vec![b' '; bytes]), 1, summary)
+    }
+
+    /// `resolver.answer_cache_bytes` bounds the bytes kept, not the number of answers: a
+    /// hundred answers of 20 KB leave at most 1 MB of them, and some are kept.
+    #[test]
+    fn kept_answers_weigh_what_their_bytes_weigh() {
+        let answers = AnswerCache::new(1 << 20);
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        for i in 0..100 {
+            answers.keep(format!("answer-{i}"), &answer(20 * 1024, 1), until, 0);
+        }
+        let kept = answers.cache.as_ref().unwrap().len();
+        assert!(
+            (1..=51).contains(&kept),
+            "{kept} answers of 20 KB kept in 1 MB"
+        );
+    }
+
+    /// An answer served whole says how long this request took, not how long it took to make.
+    #[test]
+    fn a_kept_answer_says_its_own_time() {
+        let answers = AnswerCache::new(1 << 20);
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        answers.keep("slow".into(), &answer(100, 5_000), until, 0);
+        let again = answers.get("slow", 0, Instant::now()).unwrap();
+        assert!(
+            again.summary.elapsed_ms < 5_000,
+            "{}",
+            again.summary.elapsed_ms
+        );
+        assert!(again.answered_whole);
+    }
+
     #[test]
     fn every_option_that_shapes_an_answer_is_in_its_key() {
         let base = Options::plain(1);
