@@ -986,6 +986,42 @@ async fn a_stale_copy_stands_in_for_its_window_and_no_longer() {
     assert_eq!(gone.status, 503, "{}", String::from_utf8_lossy(&gone.body));
 }
 
+/// During a miss flood, a record found before is answered stale within its window when the
+/// relay's queue is full, rather than refused with `relay_busy`.
+#[actix_web::test]
+async fn a_stale_copy_stands_in_while_requests_are_shed() {
+    let relay = MockRelay::start();
+    relay.insert(FOUND, found_node());
+    let service = TestApp::start(relay_config(&relay.url()).with(|c| {
+        c.record_cache.ttl_secs = 1;
+        c.record_cache.stale_secs = 60;
+        c.gun.max_attempts = 1;
+        c.gun.max_connections = 1;
+        c.gun.max_queued = 1;
+    }));
+    assert_eq!(get(get_soul(&service, FOUND)).await.status, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Two misses (3 s each at the relay): one holds the only connection, one waits in the queue.
+    let misses: Vec<_> = ["a1b2c3d4e5f6:gone-1", "a1b2c3d4e5f6:gone-2"]
+        .into_iter()
+        .map(|soul| actix_web::rt::spawn(get(get_soul(&service, soul))))
+        .collect();
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let shed = get(get_soul(&service, "a1b2c3d4e5f6:gone-3")).await;
+    assert_eq!(shed.status, 503, "the queue is full");
+    let stale = get(get_soul(&service, FOUND)).await;
+    assert_eq!(
+        stale.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&stale.body)
+    );
+    assert_eq!(stale.header("x-cache").as_deref(), Some("STALE"));
+    for miss in misses {
+        assert_eq!(miss.await.unwrap().status, 404);
+    }
+}
+
 /// A relay URL that answers, but not as a relay (a wrong path), passes reads to the next relay.
 #[actix_web::test]
 async fn a_misconfigured_relay_fails_over_to_the_next() {

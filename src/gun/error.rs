@@ -49,7 +49,9 @@ impl FetchError {
     /// The relay could not answer at all (as opposed to answering 404, or with a bad record):
     /// what a stale record may stand in for.
     pub fn relay_unavailable(&self) -> bool {
-        self.is_transient() || *self == FetchError::CircuitOpen
+        // Shed (`relay_busy`) is the relay unavailable too: during a miss flood, a record found
+        // before is answered stale within its window rather than refused.
+        self.is_transient() || matches!(self, FetchError::CircuitOpen | FetchError::Overloaded)
     }
 
     /// Worth asking another relay: this one could not answer, or is not a relay as configured.
