@@ -119,13 +119,13 @@ pub fn slope_per_hour(samples: &[(f64, f64)]) -> f64 {
     if n < 2.0 {
         return 0.0;
     }
-    let (mx, my) = samples
-        .iter()
-        .fold((0.0, 0.0), |(x, y), (sx, sy)| (x + sx / n, y + sy / n));
+    let mx = samples.iter().map(|s| s.0).sum::<f64>() / n;
+    // Σ(x - x̄)(y - ȳ) / Σ(x - x̄)², with the means that drop out left out (the deviations of x
+    // sum to zero): each term left changes the slope when it is wrong.
     let (mut num, mut den) = (0.0, 0.0);
     for (x, y) in samples {
-        num += (x - mx) * (y - my);
-        den += (x - mx) * (x - mx);
+        num += (x - mx) * y;
+        den += (x - mx) * x;
     }
     if den == 0.0 {
         0.0
@@ -237,6 +237,35 @@ mod tests {
     }
 
     #[test]
+    fn a_ramp_just_past_the_tolerance_is_a_ramp() {
+        // 1.6 MB over the hour on 20 MB: past the 1 MB tolerance, and each half past half of it
+        // (0.67 and 0.8 MB), though neither half alone grows by the whole tolerance.
+        let t = classify(&hour(|m| 20.0 + m * 1.6 / 60.0)).unwrap();
+        assert_eq!(t.shape, Shape::Ramp, "{t:?}");
+        // Halves that grow by exactly half of it (0.5 MB each, hourly readings) are not enough.
+        let t = classify(&[(0.0, 20.0), (3600.0, 20.5), (7200.0, 21.0), (10800.0, 21.5)]).unwrap();
+        assert_eq!(t.shape, Shape::Flat, "{t:?}");
+    }
+
+    #[test]
+    fn a_drop_of_exactly_the_tolerance_is_noise() {
+        // Swings of 1 MB on 20 MB: no larger than the tolerance, so flat; of 1.5 MB, a sawtooth.
+        let swing = |high: f64| {
+            move |m: f64| {
+                if (m / 5.0) as i64 % 2 == 0 {
+                    20.0
+                } else {
+                    high
+                }
+            }
+        };
+        let t = classify(&hour(swing(21.0))).unwrap();
+        assert_eq!(t.shape, Shape::Flat, "{t:?}");
+        let t = classify(&hour(swing(21.5))).unwrap();
+        assert_eq!(t.shape, Shape::Sawtooth, "{t:?}");
+    }
+
+    #[test]
     fn one_step_up_is_not_a_ramp() {
         // A cache filling up at minute 20, then level.
         let t = classify(&hour(|m| if m < 20.0 { 30.0 } else { 60.0 })).unwrap();
@@ -274,6 +303,47 @@ mod tests {
         assert!(read(&ramp[..4], 900.0)
             .to_string()
             .ends_with("over 15m (ramp)"));
+    }
+
+    /// The monitor's readings are stamped from its start, so the first is rarely at 0: spans
+    /// and growth are measured between readings, wherever they lie.
+    #[test]
+    fn spans_are_from_the_first_reading_to_the_last_wherever_they_start() {
+        let late = |mb: fn(f64) -> f64| -> Vec<(f64, f64)> {
+            hour(mb)
+                .into_iter()
+                .map(|(secs, mb)| (secs + 7200.0, mb))
+                .collect()
+        };
+        let ramp = late(|m| 40.0 + m * 2.0);
+        assert_eq!(
+            read(&ramp[..3], 900.0),
+            Reading::Gathering {
+                span_secs: 600.0,
+                needed_secs: 900.0
+            }
+        );
+        assert!(
+            read(&ramp, 900.0).to_string().ends_with("over 60m (ramp)"),
+            "{}",
+            read(&ramp, 900.0)
+        );
+        // 2% over the hour on 2 GB is within the tolerance, however late the hour.
+        let t = classify(&late(|m| 2000.0 + m * 0.6)).unwrap();
+        assert_eq!(t.shape, Shape::Flat, "{t:?}");
+    }
+
+    /// Spans under two minutes are said in seconds, longer ones in minutes.
+    #[test]
+    fn a_span_is_said_in_seconds_then_in_minutes() {
+        let said = |span: f64| {
+            let samples: Vec<(f64, f64)> = (0..=2).map(|i| (i as f64 * span / 2.0, 20.0)).collect();
+            read(&samples, 0.0).to_string()
+        };
+        assert_eq!(said(90.0), "flat (within 1.0MB over 90s)");
+        assert_eq!(said(119.0), "flat (within 1.0MB over 119s)");
+        assert_eq!(said(120.0), "flat (within 1.0MB over 2m)");
+        assert_eq!(said(5400.0), "flat (within 1.0MB over 90m)");
     }
 
     #[test]
