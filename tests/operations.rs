@@ -218,6 +218,10 @@ async fn start_up_summary_names_settings_but_never_secrets() {
     let summary = service
         .wait_for_line("starting: bind", Duration::from_secs(2))
         .expect("a start-up summary");
+    assert!(
+        !service.log().iter().any(|l| l.contains("no JWT secret")),
+        "a secret is set: no warning"
+    );
     for needle in [
         "source file",
         "records",
@@ -231,6 +235,23 @@ async fn start_up_summary_names_settings_but_never_secrets() {
     }
     let all = service.log().join("\n");
     assert!(!all.contains("sup3r-s3cret-value") && !all.contains("adm1n-t0ken-value"));
+}
+
+/// Without a secret, private media can never be served: an operator learns it at start-up, in
+/// the line docs/operations.md gives, not from the first owner's 403.
+#[actix_web::test]
+async fn a_missing_jwt_secret_is_said_at_start_up() {
+    let service = Service::start(&demo().with(|c| c.auth.jwt_secret = None));
+    let warning = service
+        .wait_for_line("no JWT secret", Duration::from_secs(2))
+        .expect("a start-up warning");
+    assert!(
+        warning.contains("WARN")
+            && warning.ends_with(
+                "no JWT secret (auth.jwt_secret / JWT_SECRET): private media will not be served"
+            ),
+        "{warning}"
+    );
 }
 
 #[actix_web::test]
@@ -364,9 +385,15 @@ fn sigterm_lets_a_stream_in_flight_finish_then_exits_zero() {
     let (download, first) = start_download(&service);
     std::thread::sleep(Duration::from_millis(300));
     service.signal("TERM");
-    service
+    let said = service
         .wait_for_line("SIGTERM received", Duration::from_secs(2))
         .expect("the signal is acknowledged");
+    assert!(
+        said.ends_with(
+            "SIGTERM received: no new connections; in-flight requests and streams have 10s to finish (send it again to exit now)"
+        ),
+        "{said}"
+    );
     // New connections are no longer accepted.
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -400,6 +427,13 @@ fn a_second_signal_exits_at_once() {
     let status = service
         .wait_exit(Duration::from_secs(3))
         .expect("exits at once");
+    let said = service
+        .wait_for_line("received again", Duration::from_secs(2))
+        .expect("the second signal is acknowledged");
+    assert!(
+        said.contains("WARN") && said.ends_with("SIGINT received again: exiting now"),
+        "{said}"
+    );
     eprintln!("exited {:?} after the second signal", second.elapsed());
     assert_eq!(
         status.code(),

@@ -765,6 +765,29 @@ async fn operators_can_forget_a_missing_soul_with_the_admin_token() {
     assert_eq!(relay.gets(POISON), 2, "forgotten: asked again");
 }
 
+/// What an operator's forget did is in the log, in the line docs/operations.md gives: whether
+/// the soul was cached at all.
+#[actix_web::test]
+async fn a_forget_is_logged_with_whether_the_soul_was_cached() {
+    let relay = MockRelay::start();
+    let admin = "let-me-in-please-now";
+    let service = Service::start(
+        &relay_config(&relay.url()).with(|c| c.auth.admin_token = Some(admin.into())),
+    );
+    assert_eq!(get(get_soul(&service, MISSING)).await.status, 404);
+    let url = service.url(&format!("/api/cache/negative/{MISSING}"));
+    for (forgotten, cached) in [(true, "true"), (false, "false")] {
+        let skip = service.log().len();
+        let r = send(client().delete(&url).bearer_auth(admin)).await;
+        assert_eq!(r.json()["forgotten"], forgotten);
+        let said = format!("[GUN 404 Cache] operator forgot {MISSING} (was cached: {cached})");
+        let line = service
+            .wait_for_line_after(skip, "operator forgot", Duration::from_secs(2))
+            .expect("a log line per forget");
+        assert!(line.contains("INFO") && line.ends_with(&said), "{line}");
+    }
+}
+
 #[actix_web::test]
 async fn metrics_count_exactly() {
     let relay = MockRelay::start();
