@@ -41,9 +41,10 @@ impl Weighter<Did, Entry> for BySize {
 /// Every record that leaves the cache by eviction moves the epoch, as one removed does: an
 /// answer kept whole may hold it, and would otherwise go on past a write to it that the cache,
 /// no longer holding it, cannot see. A record replaced by its own refresh is not one that left:
-/// each insert collects what it pushed out, and `insert` judges.
+/// each insert collects what it pushed out (`insert_with_lifecycle` hands it back), and
+/// `insert` judges.
 #[derive(Clone)]
-struct Evictions(Arc<AtomicU64>);
+struct Evictions;
 
 impl quick_cache::Lifecycle<Did, Entry> for Evictions {
     type RequestState = Vec<Did>;
@@ -54,12 +55,6 @@ impl quick_cache::Lifecycle<Did, Entry> for Evictions {
 
     fn on_evict(&self, pushed_out: &mut Vec<Did>, key: Did, _: Entry) {
         pushed_out.push(key);
-    }
-
-    fn end_request(&self, pushed_out: Vec<Did>) {
-        if !pushed_out.is_empty() {
-            self.0.fetch_add(1, Ordering::AcqRel);
-        }
     }
 }
 
@@ -108,7 +103,7 @@ impl RecordCache {
                 capacity_bytes,
                 BySize,
                 quick_cache::DefaultHashBuilder::default(),
-                Evictions(epoch.clone()),
+                Evictions,
             )
         });
         Self {
@@ -277,6 +272,24 @@ mod tests {
             c.insert(soul(&format!("s:{i:03}")), record("x"));
         }
         assert!(c.weight() <= one * 10, "{} > {}", c.weight(), one * 10);
+    }
+
+    /// `oip_record_cache_bytes` and the budget count what a record costs: its soul and its
+    /// bytes, no more and no less.
+    #[test]
+    fn a_record_weighs_its_soul_and_its_bytes() {
+        let metrics = Arc::new(GunMetrics::default());
+        let c = RecordCache::new(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            1 << 20,
+            metrics.clone(),
+        );
+        c.insert(soul("s:001"), record("x"));
+        c.insert(soul("s:0002"), record("yy"));
+        let expected = 5 + record("x").weight() + 6 + record("yy").weight();
+        assert_eq!(c.weight(), expected);
+        assert_eq!(metrics.record_cache_bytes(), expected);
     }
 
     #[test]
