@@ -242,9 +242,13 @@ mod tests {
         // (0.67 and 0.8 MB), though neither half alone grows by the whole tolerance.
         let t = classify(&hour(|m| 20.0 + m * 1.6 / 60.0)).unwrap();
         assert_eq!(t.shape, Shape::Ramp, "{t:?}");
-        // Halves that grow by exactly half of it (0.5 MB each, hourly readings) are not enough.
-        let t = classify(&[(0.0, 20.0), (3600.0, 20.5), (7200.0, 21.0), (10800.0, 21.5)]).unwrap();
-        assert_eq!(t.shape, Shape::Flat, "{t:?}");
+        // A half that grows by exactly half of it (0.5 MB, hourly readings) is not enough,
+        // whichever half it is.
+        for mbs in [[20.0, 20.5, 21.0, 21.75], [20.0, 20.75, 21.0, 21.5]] {
+            let hourly: Vec<(f64, f64)> = (0..4).map(|i| (i as f64 * 3600.0, mbs[i])).collect();
+            let t = classify(&hourly).unwrap();
+            assert_eq!(t.shape, Shape::Flat, "{mbs:?}: {t:?}");
+        }
     }
 
     #[test]
