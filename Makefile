@@ -9,9 +9,14 @@ run:
 test: fmt lint relay-deps browser-deps unit
 
 # The GUN relay of the interop test runs on node with the `gun` package, installed here (git-ignored).
+# Installed again only when the lockfile changed: `npm ci` deletes node_modules first, and a make
+# target run beside a test run (make mutants beside make repeat) took the relay from its tests.
+RELAY_STAMP = tests/relay/node_modules/.installed
 relay-deps:
 	@if command -v npm >/dev/null 2>&1; then \
-		npm ci --prefix tests/relay --no-audit --no-fund --loglevel=error; \
+		if [ ! -f $(RELAY_STAMP) ] || [ tests/relay/package-lock.json -nt $(RELAY_STAMP) ]; then \
+			npm ci --prefix tests/relay --no-audit --no-fund --loglevel=error && touch $(RELAY_STAMP); \
+		fi; \
 	else \
 		echo "node/npm not found: the GUN relay interop test (tests/gun_relay.rs) will be SKIPPED"; \
 	fi
