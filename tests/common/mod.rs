@@ -82,6 +82,16 @@ pub struct MockRelay {
     pub state: Arc<RelayState>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// Lives in a connection's extensions, so it drops when the worker lets the connection go.
+struct ConnectionGuard(Arc<AtomicUsize>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
 }
 
 struct InFlightGuard<'a>(&'a RelayState);
@@ -317,6 +327,8 @@ impl MockRelay {
     pub fn start_at(addr: SocketAddr, state: Arc<RelayState>) -> Self {
         let (tx, rx) = mpsc::channel();
         let shared = state.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
         let thread = std::thread::spawn(move || {
             let sys = actix_web::rt::System::new();
             sys.block_on(async move {
@@ -328,6 +340,10 @@ impl MockRelay {
                         .route("/put", web::post().to(mock_put))
                         .route("/api/records", web::get().to(mock_indexer))
                         .route("/api/records/recordTypes", web::get().to(mock_record_types))
+                })
+                .on_connect(move |_, extensions| {
+                    counted.fetch_add(1, SeqCst);
+                    extensions.insert(ConnectionGuard(counted.clone()));
                 })
                 .workers(2)
                 .shutdown_timeout(0)
@@ -346,6 +362,7 @@ impl MockRelay {
             state,
             handle,
             thread: Some(thread),
+            connections,
         }
     }
 
@@ -438,10 +455,26 @@ impl MockRelay {
         (self.addr, self.state.clone())
     }
 
+    /// A forced stop returns once the listener is closed, while each worker thread is still
+    /// dropping its connections: a keep-alive connection the service pooled could be answered
+    /// after `stop`. So this waits until the last one is gone.
     fn shutdown(&mut self) {
         if let Some(thread) = self.thread.take() {
             futures::executor::block_on(self.handle.stop(false));
             let _ = thread.join();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.connections.load(SeqCst) > 0 {
+                // A second panic while a failed test unwinds would abort the whole binary.
+                if Instant::now() > deadline {
+                    assert!(
+                        std::thread::panicking(),
+                        "the mock relay still holds {} connections 10 s after it stopped",
+                        self.connections.load(SeqCst)
+                    );
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 }
